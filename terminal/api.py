@@ -1,0 +1,135 @@
+"""The local HTTP API for the page and the HIS (CONTRACT.md "HTTP")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from terminal.events import EventBus
+from terminal.service import Verifier, error_json
+from verify.errors import InputFormatError, MissingFieldError
+
+router = APIRouter()
+HEARTBEAT_SECONDS = 15.0
+NO_RESULT = {"code": "no_result", "vi": "Chưa có kết quả tra cứu nào (hoặc đã được xóa).",
+             "en": "No verification yet (or it was purged)."}
+
+
+def _services(request: Request) -> Any:
+    return request.app.state.services
+
+
+def _verifier(request: Request) -> Verifier:
+    verifier: Verifier = _services(request).verifier
+    return verifier
+
+
+def _bus(request: Request) -> EventBus:
+    bus: EventBus = _services(request).bus
+    return bus
+
+
+VerifierDep = Annotated[Verifier, Depends(_verifier)]
+BusDep = Annotated[EventBus, Depends(_bus)]
+
+
+class VerifyRequest(BaseModel):
+    """Either ``qr`` (text as a scanner reads it) or typed numbers with name and DOB."""
+
+    model_config = ConfigDict(extra="forbid")
+    qr: str | None = Field(default=None, max_length=65536)
+    card_code: str | None = Field(default=None, max_length=64)
+    id_number: str | None = Field(default=None, max_length=64)
+    full_name: str | None = Field(default=None, max_length=200)
+    date_of_birth: str | None = Field(default=None, max_length=32)
+
+
+def _refused(error: InputFormatError, fp: str | None) -> JSONResponse:
+    return JSONResponse({"error": error_json(error, fp)}, status_code=422)
+
+
+@router.post("/api/v1/verify", tags=["verify"])
+async def verify(body: VerifyRequest, verifier: VerifierDep) -> JSONResponse:
+    """Check one credential; answers an eligibility JSON with the credential under
+    ``credential``. Input that cannot be read is refused with 422 and a staff message."""
+    fp = None
+    try:
+        if body.qr is not None:
+            if any((body.card_code, body.id_number)):
+                raise MissingFieldError("send either qr or typed numbers, not both")
+            fp = verifier.fingerprint(body.qr)
+            credential = verifier.credential_from_qr(body.qr)
+        else:
+            credential = verifier.credential_from_manual(
+                card_code=body.card_code, id_number=body.id_number,
+                full_name=body.full_name, date_of_birth=body.date_of_birth)
+            fp = credential.raw_fingerprint
+        result = await verifier.verify(credential)
+    except InputFormatError as e:
+        return _refused(e, fp)
+    return JSONResponse(result.to_json())
+
+
+@router.get("/api/v1/last", tags=["verify"])
+async def last(verifier: VerifierDep) -> JSONResponse:
+    """The latest verification; 404 when there is none or the privacy window purged it."""
+    result = verifier.last()
+    if result is None:
+        return JSONResponse({"error": NO_RESULT}, status_code=404)
+    return JSONResponse(result.to_json())
+
+
+@router.get("/api/v1/events", tags=["verify"])
+async def events(bus: BusDep) -> StreamingResponse:
+    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        with bus.subscribe() as queue:
+            yield b"retry: 2000\n: connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event is None:
+                    return
+                yield event.encode()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/api/v1/health", tags=["operations"])
+async def health(request: Request) -> dict[str, Any]:
+    """Each component ``ok`` / ``degraded`` / ``down`` with a reason."""
+    services = _services(request)
+    components: dict[str, dict[str, Any]] = {}
+    registry = services.registry
+    if registry is None:
+        components["registry"] = {"status": "down", "reason": "offline mode: no registry"}
+    else:
+        h = registry.health
+        status = {"unknown": "degraded"}.get(h.status, h.status)
+        components["registry"] = {
+            "status": status,
+            "reason": h.reason or ("not checked yet" if h.status == "unknown" else ""),
+            "last_ok": h.last_ok.isoformat() if h.last_ok else None,
+            "last_error": h.last_error.isoformat() if h.last_error else None,
+            "last_latency_ms": round(h.last_latency_ms, 1) if h.last_latency_ms else None,
+        }
+    components["cache"] = {"status": "down", "reason": "no offline snapshot installed"}
+    components.update(services.extra_health)
+    overall = "ok" if components["registry"]["status"] == "ok" else "degraded"
+    return {"status": overall, "components": components}
+
+
+@router.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+async def metrics(verifier: VerifierDep) -> PlainTextResponse:
+    return PlainTextResponse(verifier.metrics.render(),
+                             media_type="text/plain; version=0.0.4; charset=utf-8")

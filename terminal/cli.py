@@ -1,0 +1,244 @@
+"""The ``tiepdon`` command line (CONTRACT.md "Command line").
+
+Data goes to stdout as JSON; human messages to stderr. Exit 0 on success, 1 on a decided
+answer that is not "eligible" (so a script never admits a patient that needs review), 2 on bad
+input or an error — always one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from terminal.settings import Settings, SettingsError, load_settings, require_online
+
+log = logging.getLogger("tiepdon")
+EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    """A one-line error for stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_ERROR, f"tiepdon: {message}\n")
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO; the gateway protocol puts the token and the
+    # password hash in the query string, so those lines must never be written.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config) if getattr(args, "config", None) else None)
+
+
+def _cli_key(settings: Settings) -> bytes:
+    """The daemon's fingerprint key when it exists and is readable, else a one-off key.
+
+    One-shot commands never create files in the data folder.
+    """
+    from terminal.service import KEY_FILE, ephemeral_key
+
+    try:
+        key = (settings.data.dir / KEY_FILE).read_bytes()
+    except OSError:
+        return ephemeral_key()
+    return key if len(key) >= 16 else ephemeral_key()
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_qr_parse(args: argparse.Namespace) -> int:
+    from verify.fingerprint import fingerprint
+    from verify.qr import parse_qr
+
+    settings = _settings(args)
+    credential = parse_qr(args.text)
+    out = credential.to_json()
+    out["raw_fingerprint"] = fingerprint(_cli_key(settings), args.text)
+    _print_json(out)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from terminal.app import build_services
+    from verify.tables import Status
+
+    settings = _settings(args)
+    if not settings.facility.code:
+        raise SettingsError("invalid setting facility.code (TIEPDON_FACILITY_CODE): required")
+    if not args.offline:
+        require_online(settings)
+    services = build_services(settings, online=not args.offline, key=_cli_key(settings))
+    verifier = services.verifier
+
+    async def run() -> dict[str, Any]:
+        try:
+            if args.qr is not None:
+                credential = verifier.credential_from_qr(args.qr)
+                if args.name or args.dob:
+                    raise CliError("--name/--dob go with --card or --id, not with --qr")
+            else:
+                credential = verifier.credential_from_manual(
+                    card_code=args.card, id_number=args.id, full_name=args.name,
+                    date_of_birth=args.dob)
+            return (await verifier.verify(credential)).to_json()
+        finally:
+            if services.registry is not None:
+                await services.registry.aclose()
+
+    result = asyncio.run(run())
+    _print_json(result)
+    return EXIT_OK if result["status"] == Status.ELIGIBLE.value else EXIT_NEGATIVE
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from terminal.app import build_services, create_app
+    from terminal.server import bind, serve_foreground
+
+    settings = _settings(args)
+    require_online(settings)
+    try:
+        sock = bind(settings.http.host, settings.http.port)
+    except OSError as e:
+        raise CliError(f"cannot listen on {settings.http.host}:{settings.http.port}: "
+                       f"{e.strerror}") from None
+    try:
+        services = build_services(settings)
+    except OSError as e:
+        raise SettingsError(f"invalid setting data.dir (TIEPDON_DATA_DIR): {e.strerror}"
+                            ) from None
+    log.info("serving on http://%s:%d/", settings.http.host, settings.http.port)
+    serve_foreground(create_app(settings, services), sock)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from terminal.demo import run_demo
+
+    try:
+        run_demo(host=args.host, port=args.port, latency_ms=args.latency_ms)
+    except OSError as e:
+        raise CliError(f"cannot start the demo on {args.host}:{args.port}: {e.strerror} "
+                       "(try --port)") from None
+    return EXIT_OK
+
+
+def cmd_registry_sim(args: argparse.Namespace) -> int:
+    from terminal.server import bind, serve_foreground
+    from verify.model import VN_TZ
+    from verify.registry_sim import SimControl, create_sim_app, open_registry
+
+    fixed = date.fromisoformat(args.today) if args.today else None
+    seed_day = fixed or datetime.now(VN_TZ).date()
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
+    conn = open_registry(args.db, today=seed_day)
+    control = SimControl(latency_ms=args.latency_ms, failure_rate=args.failure_rate)
+    app = create_sim_app(conn, control, today=(lambda: fixed) if fixed else None, seed=args.seed)
+    print(f"http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    serve_foreground(app, sock)
+    return EXIT_OK
+
+
+# -- parser --------------------------------------------------------------------------------
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _iso_day(text: str) -> str:
+    date.fromisoformat(text)
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tiepdon", description="Tiếp Đón — reception verification terminal")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="the whole terminal on loopback with a simulator")
+    demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--latency-ms", type=float, default=300.0,
+                      help="simulated registry latency (default 300)")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="the production daemon")
+    serve.add_argument("--config", help="TOML settings file (default: $TIEPDON_CONFIG)")
+    serve.set_defaults(func=cmd_serve)
+
+    qr = sub.add_parser("qr", help="QR payloads")
+    qr_sub = qr.add_subparsers(dest="qr_command", required=True, parser_class=_Parser)
+    parse = qr_sub.add_parser("parse", help="parse a QR payload; prints a credential JSON")
+    parse.add_argument("text")
+    parse.add_argument("--config")
+    parse.set_defaults(func=cmd_qr_parse)
+
+    check = sub.add_parser("check", help="one eligibility decision; prints an eligibility JSON")
+    what = check.add_mutually_exclusive_group(required=True)
+    what.add_argument("--qr", help="QR payload text")
+    what.add_argument("--card", help="BHYT card code (15 chars) or BHXH number (10 digits)")
+    what.add_argument("--id", help="12-digit CCCD number")
+    check.add_argument("--name")
+    check.add_argument("--dob", help="dd/mm/yyyy, yyyy or yyyy-mm-dd")
+    check.add_argument("--config")
+    check.add_argument("--offline", action="store_true", help="do not call the registry")
+    check.set_defaults(func=cmd_check)
+
+    sim = sub.add_parser("registry-sim", help="a server speaking the registry gateway protocol")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8766)
+    sim.add_argument("--db", default=":memory:", help="SQLite file (created and seeded)")
+    sim.add_argument("--latency-ms", type=float, default=0.0)
+    sim.add_argument("--failure-rate", type=_fraction, default=0.0)
+    sim.add_argument("--seed", type=int, default=None, help="random seed for failures")
+    sim.add_argument("--today", type=_iso_day, help="fixed day for validity (YYYY-MM-DD)")
+    sim.set_defaults(func=cmd_registry_sim)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from verify.errors import VerifyError
+
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        code: int = args.func(args)
+        return code
+    except VerifyError as e:
+        print(f"tiepdon: {e.en} ({e.detail})" if e.detail != e.en else f"tiepdon: {e.en}",
+              file=sys.stderr)
+    except (SettingsError, CliError) as e:
+        print(f"tiepdon: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as e:  # the promise: one line, never a traceback
+        log.debug("unexpected error", exc_info=True)
+        print(f"tiepdon: internal error ({type(e).__name__}); run with -v for details",
+              file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

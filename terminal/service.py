@@ -1,0 +1,236 @@
+"""The verification service: credential in, eligibility out, events published.
+
+Loads the data tables and the terminal's fingerprint key, turns QR text or typed numbers into
+a :class:`Credential`, asks the registry within its timeout, decides, and keeps the latest
+result for the page for a limited time only. Logs name a payload by its keyed fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from terminal.events import EventBus
+from terminal.metrics import Metrics
+from verify.eligibility import DecisionContext, Eligibility, decide, undecided
+from verify.errors import (
+    IdNumberError,
+    InputFormatError,
+    MissingFieldError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryProtocolError,
+    TableError,
+    VerifyError,
+)
+from verify.fingerprint import KEY_BYTES, fingerprint
+from verify.ids import CardCodeKind, parse_card_code
+from verify.model import VN_TZ, Credential, CredentialKind, normalize_text, parse_birth_date
+from verify.qr import MAX_PAYLOAD_CHARS, parse_qr
+from verify.registry import CardQuery, RegistryAnswer
+from verify.tables import TABLE_FILES, Tables, parse_tables
+
+log = logging.getLogger(__name__)
+KEY_FILE = "fingerprint.key"
+
+
+class RegistryPort(Protocol):
+    async def check(self, query: CardQuery) -> RegistryAnswer: ...
+
+
+def load_tables(directory: Path) -> Tables:
+    texts: dict[str, str] = {}
+    for name in TABLE_FILES:
+        try:
+            texts[name] = (directory / name).read_text(encoding="utf-8")
+        except OSError as e:
+            raise TableError(f"data table {directory / name} unreadable: "
+                             f"{type(e).__name__}") from None
+    return parse_tables(texts)
+
+
+def load_or_create_key(directory: Path) -> bytes:
+    """The terminal's fingerprint key, created 0600 on first use."""
+    path = directory / KEY_FILE
+    try:
+        key = path.read_bytes()
+        if len(key) >= 16:
+            return key
+    except FileNotFoundError:
+        pass
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = secrets.token_bytes(KEY_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def ephemeral_key() -> bytes:
+    """For one-shot CLI commands that cannot reach the data folder."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    credential: Credential
+    eligibility: Eligibility
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.eligibility.to_json(), "credential": self.credential.to_json()}
+
+
+def error_json(error: VerifyError, fp: str | None = None) -> dict[str, Any]:
+    """How an input or registry error reaches the page and the API: what to do, no data."""
+    out: dict[str, Any] = {"code": error.code, "vi": error.vi, "en": error.en}
+    if fp:
+        out["raw_fingerprint"] = fp
+    return out
+
+
+class Verifier:
+    def __init__(
+        self,
+        *,
+        tables: Tables,
+        facility_code: str,
+        officer_name: str,
+        officer_id: str,
+        registry: RegistryPort | None,
+        key: bytes,
+        bus: EventBus | None = None,
+        now: Callable[[], datetime] | None = None,
+        keep_last_seconds: float = 900.0,
+    ) -> None:
+        self.tables = tables
+        self.facility_code = facility_code
+        self.officer_name = officer_name
+        self.officer_id = officer_id
+        self.registry = registry
+        self.bus = bus
+        self._key = key
+        self._now = now or (lambda: datetime.now(UTC))
+        self._keep_last = keep_last_seconds
+        self._last: tuple[float, Verification] | None = None
+        self.metrics = Metrics()
+
+    def fingerprint(self, raw: str) -> str:
+        return fingerprint(self._key, raw)
+
+    # -- credentials -------------------------------------------------------------------
+    def credential_from_qr(self, text: str) -> Credential:
+        fp = self.fingerprint(text[:MAX_PAYLOAD_CHARS * 2])
+        try:
+            credential = parse_qr(text)
+        except InputFormatError as e:
+            self.report(e, fp)
+            raise
+        return replace(credential, raw_fingerprint=fp)
+
+    def credential_from_manual(self, *, card_code: str | None, id_number: str | None,
+                               full_name: str | None, date_of_birth: str | None) -> Credential:
+        raw = "|".join(x or "" for x in (card_code, id_number, full_name, date_of_birth))
+        fp = self.fingerprint(raw)
+        try:
+            credential = self._manual(card_code, id_number, full_name, date_of_birth)
+        except InputFormatError as e:
+            self.report(e, fp)
+            raise
+        return replace(credential, raw_fingerprint=fp)
+
+    @staticmethod
+    def _manual(card_code: str | None, id_number: str | None, full_name: str | None,
+                date_of_birth: str | None) -> Credential:
+        code = (card_code or "").strip()
+        ident = (id_number or "").strip()
+        if not code and not ident:
+            raise MissingFieldError("card code or ID number required")
+        id12: str | None = None
+        if ident:
+            if not (len(ident) == 12 and ident.isdigit()):
+                raise IdNumberError("ID number is not 12 digits")
+            id12 = ident
+        card: str | None = None
+        if code:
+            parsed = parse_card_code(code)
+            if parsed.kind is CardCodeKind.CCCD:
+                id12 = id12 or parsed.code
+            else:
+                card = parsed.code
+        name = normalize_text(full_name or "") or None
+        dob = parse_birth_date(date_of_birth) if date_of_birth and date_of_birth.strip() else None
+        return Credential(kind=CredentialKind.MANUAL, id_number=id12, card_code=card,
+                          full_name=name, date_of_birth=dob)
+
+    # -- verification ------------------------------------------------------------------
+    def context(self) -> DecisionContext:
+        return DecisionContext(self.tables, self.facility_code, self._now().astimezone(VN_TZ))
+
+    def query_for(self, credential: Credential) -> CardQuery:
+        card = credential.card_code or credential.id_number
+        if not card or not credential.full_name or credential.date_of_birth is None:
+            raise MissingFieldError("registry lookups need the card, the name and the DOB")
+        return CardQuery(card, credential.full_name, credential.date_of_birth,
+                         self.officer_name, self.officer_id)
+
+    async def verify(self, credential: Credential) -> Verification:
+        """Decide for one credential. Input errors raise; registry trouble is a decided value."""
+        try:
+            query = self.query_for(credential)
+        except MissingFieldError as e:
+            self.report(e, credential.raw_fingerprint)
+            raise
+        self._publish("credential", credential.to_json())
+        started = time.perf_counter()
+        if self.registry is None:
+            eligibility = undecided(credential, self.context(), "offline")
+        else:
+            try:
+                answer = await self.registry.check(query)
+            except RegistryError as e:
+                log.warning("registry failed fp=%s error=%s", credential.raw_fingerprint,
+                            type(e).__name__)
+                reason = ("registry_auth" if isinstance(e, RegistryAuthError) else
+                          "registry_protocol" if isinstance(e, RegistryProtocolError) else
+                          "registry_unavailable")
+                eligibility = undecided(credential, self.context(), reason)
+                self._publish("device", {"device": "registry", "status": "degraded",
+                                         "reason": e.code})
+            else:
+                eligibility = decide(answer, credential, self.context())
+            self.metrics.registry_seconds_sum += time.perf_counter() - started
+            self.metrics.registry_seconds_count += 1
+        self.metrics.verifications[eligibility.status.value, eligibility.source.value] += 1
+        result = Verification(credential, eligibility)
+        log.info("verified kind=%s fp=%s status=%s code=%s source=%s ms=%.1f",
+                 credential.kind.value, credential.raw_fingerprint, eligibility.status.value,
+                 eligibility.registry_code, eligibility.source.value,
+                 (time.perf_counter() - started) * 1000)
+        self._last = (time.monotonic(), result)
+        self._publish("eligibility", result.to_json())
+        return result
+
+    def last(self) -> Verification | None:
+        """The latest result, until the privacy window purges it."""
+        if self._last is None:
+            return None
+        if time.monotonic() - self._last[0] > self._keep_last:
+            self._last = None
+            return None
+        return self._last[1]
+
+    def report(self, error: VerifyError, fp: str | None) -> None:
+        log.warning("input rejected fp=%s error=%s", fp, error.code)
+        self.metrics.input_errors[error.code] += 1
+        self._publish("error", error_json(error, fp))
+
+    def _publish(self, name: str, data: dict[str, Any]) -> None:
+        if self.bus is not None:
+            self.bus.publish(name, data)

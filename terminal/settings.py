@@ -1,0 +1,179 @@
+"""Settings: one TOML file plus ``TIEPDON_<SECTION>_<KEY>`` environment overrides.
+
+``config/tiepdon.example.toml`` documents every key. Invalid settings raise
+:class:`SettingsError` with one line naming the key (and its environment variable), which the
+CLI prints before exiting 2. No module-level settings object: callers load and pass them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "TIEPDON_"
+CONFIG_ENV = "TIEPDON_CONFIG"
+# Values copied from the example file that must never reach production (template style).
+PLACEHOLDERS = frozenset({"changeme", "change-me", "CHANGE_ME", "00000", "000000000000"})
+# The shipped data tables live beside this package in the source tree / install prefix.
+DEFAULT_TABLES_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class SettingsError(Exception):
+    """Start-up refused: the message is one line that names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FacilitySettings(_Section):
+    code: str = Field(default="", description="mã CSKCB, 5 characters")
+    name: str = ""
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        v = v.strip().upper()
+        if v and not re.fullmatch(r"[0-9A-Z]{5}", v):
+            raise ValueError("must be the 5-character facility code (mã CSKCB), e.g. 01C54")
+        return v
+
+
+class RegistrySettings(_Section):
+    url: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+
+class OfficerSettings(_Section):
+    name: str = ""
+    id: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.fullmatch(r"\d{12}", v):
+            raise ValueError("must be the officer's 12-digit CCCD number")
+        return v
+
+
+class DataSettings(_Section):
+    dir: Path = Path("/var/lib/tiepdon")
+    tables_dir: Path = DEFAULT_TABLES_DIR
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+
+
+class PrivacySettings(_Section):
+    last_result_minutes: float = Field(default=15, gt=0, le=24 * 60)
+
+
+class UiSettings(_Section):
+    language: Literal["vi", "en"] = "vi"
+
+
+class Settings(_Section):
+    facility: FacilitySettings = FacilitySettings()
+    registry: RegistrySettings = RegistrySettings()
+    officer: OfficerSettings = OfficerSettings()
+    data: DataSettings = DataSettings()
+    http: HttpSettings = HttpSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    ui: UiSettings = UiSettings()
+
+
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def _overlay_env(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``TIEPDON_<SECTION>_<KEY>`` for every key the schema knows."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items()}
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        is_section = isinstance(model, type) and issubclass(model, BaseModel)
+        keys = model.model_fields if is_section else {}  # type: ignore[union-attr]
+        for key in keys:
+            value = environ.get(env_name(section, key))
+            if value is not None:
+                target = out.setdefault(section, {})
+                if not isinstance(target, dict):
+                    raise SettingsError(f"invalid setting {section}: must be a table")
+                target[key] = value
+    return out
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join(loc)
+    where = f" ({env_name(loc[0], loc[1])})" if len(loc) == 2 else ""
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"invalid setting {key}{where}: {msg}"
+
+
+def parse_settings(doc: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    merged = _overlay_env(dict(doc), os.environ if environ is None else environ)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as e:
+        raise SettingsError(_describe(e)) from None
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (or ``$TIEPDON_CONFIG``; none at all means defaults) and the environment."""
+    env = os.environ if environ is None else environ
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    doc: dict[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError(f"config file unreadable: {path}: {type(e).__name__}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"config file {path} is not valid TOML: {e}") from None
+    return parse_settings(doc, env)
+
+
+def require_online(settings: Settings) -> None:
+    """What a daemon or an online check needs; names the first missing or placeholder key."""
+    checks: list[tuple[str, str, str]] = [
+        ("facility", "code", settings.facility.code),
+        ("registry", "url", settings.registry.url),
+        ("registry", "username", settings.registry.username),
+        ("registry", "password", settings.registry.password.get_secret_value()),
+        ("officer", "name", settings.officer.name),
+        ("officer", "id", settings.officer.id),
+    ]
+    for section, key, value in checks:
+        if not value:
+            raise SettingsError(
+                f"invalid setting {section}.{key} ({env_name(section, key)}): required")
+        if value in PLACEHOLDERS:
+            raise SettingsError(f"invalid setting {section}.{key} ({env_name(section, key)}): "
+                                "still the example's placeholder")

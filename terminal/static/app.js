@@ -1,0 +1,229 @@
+// Staff page: live results over server-sent events, QR/wedge input and manual entry.
+// Every value from a card or the registry is inserted with textContent, never as HTML.
+"use strict";
+
+const CONFIG = JSON.parse(document.getElementById("page-config").textContent);
+const L = {
+  vi: {
+    registry: "Cổng BHXH", live: "Trực tiếp", scan_title: "Quét hoặc nhập",
+    scan_label: "Mã QR (máy quét hoặc dán nội dung)", scan_placeholder: "Quét mã QR CCCD/BHYT tại đây…",
+    check: "Kiểm tra", manual_title: "Nhập tay", manual_code: "Mã thẻ BHYT hoặc số CCCD",
+    manual_name: "Họ và tên", manual_dob: "Ngày sinh (ngày/tháng/năm hoặc năm)",
+    waiting: "Chờ người bệnh", pending: "Đang tra cứu…", eligible: "ĐỦ ĐIỀU KIỆN",
+    not_eligible: "KHÔNG ĐỦ ĐIỀU KIỆN", needs_review: "CẦN KIỂM TRA",
+    card_code: "Mã thẻ", benefit: "Mức hưởng", validity: "Hạn thẻ", days_left: "còn {n} ngày",
+    facility: "Nơi ĐKKCB ban đầu", here: "đúng cơ sở này", not_here: "không phải cơ sở này",
+    area: "Mã nơi sống", five_years: "Đủ 5 năm liên tục", new_card: "Thẻ mới", id_number: "Số CCCD",
+    source_registry: "Nguồn: cổng BHXH", source_cache: "Nguồn: dữ liệu ngoại tuyến",
+    source_none: "Chưa có nguồn dữ liệu", checked_at: "lúc", male: "Nam", female: "Nữ",
+    dob: "Ngày sinh", ok: "tốt", degraded: "chập chờn", down: "mất kết nối",
+    offline_page: "Mất kết nối tới máy chủ Tiếp Đón — đang thử lại…",
+    unknown_error: "Không gửi được yêu cầu. Thử lại.",
+  },
+  en: {
+    registry: "Registry", live: "Live", scan_title: "Scan or type",
+    scan_label: "QR code (scanner or paste)", scan_placeholder: "Scan a CCCD/BHYT QR code here…",
+    check: "Check", manual_title: "Manual entry", manual_code: "BHYT card code or CCCD number",
+    manual_name: "Full name", manual_dob: "Date of birth (day/month/year or year)",
+    waiting: "Waiting for a patient", pending: "Checking…", eligible: "ELIGIBLE",
+    not_eligible: "NOT ELIGIBLE", needs_review: "NEEDS REVIEW",
+    card_code: "Card code", benefit: "Benefit level", validity: "Valid", days_left: "{n} days left",
+    facility: "Registered facility", here: "this facility", not_here: "not this facility",
+    area: "Living-area code", five_years: "Five consecutive years", new_card: "New card",
+    id_number: "CCCD number", source_registry: "Source: registry", source_cache: "Source: offline data",
+    source_none: "No data source", checked_at: "at", male: "Male", female: "Female",
+    dob: "Date of birth", ok: "ok", degraded: "degraded", down: "down",
+    offline_page: "Lost the connection to the Tiếp Đón server — retrying…",
+    unknown_error: "The request could not be sent. Try again.",
+  },
+};
+let lang = CONFIG.language === "en" ? "en" : "vi";
+let current = null;        // latest eligibility JSON shown
+let clearTimer = null;
+const $ = (id) => document.getElementById(id);
+const t = (key) => L[lang][key] || key;
+
+function dmy(iso) {
+  if (!iso) return "";
+  const p = iso.split("-");
+  return p.length === 3 ? `${p[2]}/${p[1]}/${p[0]}` : iso;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  $("lang").textContent = lang === "vi" ? "EN" : "VI";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  });
+  $("facility").textContent = [CONFIG.facility_name, CONFIG.facility_code].filter(Boolean).join(" · ");
+  if (current) render(current);
+}
+
+function fact(dl, label, value, cls) {
+  if (value === null || value === undefined || value === "") return;
+  const dt = document.createElement("dt");
+  dt.textContent = label;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  if (cls) dd.className = cls;
+  dl.append(dt, dd);
+}
+
+function showError(err) {
+  const box = $("error");
+  if (!err) { box.hidden = true; box.textContent = ""; return; }
+  box.textContent = err[lang] || err.vi || t("unknown_error");
+  box.hidden = false;
+}
+
+function setStatus(status, word) {
+  $("result").dataset.status = status;
+  $("status-word").textContent = word;
+  $("status-word").dataset.i18n = ["eligible", "not_eligible", "needs_review", "pending", "waiting"]
+    .includes(status) ? status : "waiting";
+}
+
+function clearResult() {
+  current = null;
+  setStatus("empty", t("waiting"));
+  $("name").textContent = "";
+  $("person-line").textContent = "";
+  $("facts").replaceChildren();
+  $("messages").replaceChildren();
+  $("meta").textContent = "";
+}
+
+function schedulePurge() {
+  clearTimeout(clearTimer);
+  clearTimer = setTimeout(clearResult, CONFIG.keep_last_seconds * 1000);
+}
+
+function renderPending(cred) {
+  current = null;
+  showError(null);
+  setStatus("pending", t("pending"));
+  $("name").textContent = cred.full_name || "";
+  $("person-line").textContent = [dmy(cred.date_of_birth), cred.sex ? t(cred.sex) : ""].filter(Boolean).join(" · ");
+  $("facts").replaceChildren();
+  $("messages").replaceChildren();
+  $("meta").textContent = "";
+}
+
+function render(e) {
+  current = e;
+  const cred = e.credential || {};
+  const person = e.person || {};
+  setStatus(e.status, t(e.status));
+  $("name").textContent = person.full_name || cred.full_name || "";
+  const sex = person.sex || cred.sex;
+  $("person-line").textContent = [
+    dmy(person.date_of_birth || cred.date_of_birth), sex ? t(sex) : "",
+  ].filter(Boolean).join(" · ");
+  const dl = $("facts");
+  dl.replaceChildren();
+  fact(dl, t("card_code"), e.card_code);
+  fact(dl, t("id_number"), cred.id_number);
+  if (e.benefit_level) fact(dl, t("benefit"), `${e.benefit_level} — ${e.benefit_percent}%`);
+  if (e.valid_from || e.valid_to) {
+    let v = `${dmy(e.valid_from)} – ${dmy(e.valid_to)}`;
+    if (e.days_left !== null && e.days_left !== undefined && e.days_left >= 0) {
+      v += ` (${t("days_left").replace("{n}", e.days_left)})`;
+    }
+    fact(dl, t("validity"), v);
+  }
+  if (e.registered_facility) {
+    const here = e.is_registered_here === true ? t("here") : e.is_registered_here === false ? t("not_here") : "";
+    fact(dl, t("facility"), `${e.registered_facility}${here ? " — " + here : ""}`,
+      e.is_registered_here === false ? "warn" : "");
+  }
+  fact(dl, t("area"), e.area_code);
+  fact(dl, t("five_years"), dmy(e.five_years_date));
+  if (e.new_card) fact(dl, t("new_card"), `${e.new_card.card_code || ""} (${dmy(e.new_card.valid_from)} – ${dmy(e.new_card.valid_to)})`);
+  const ul = $("messages");
+  ul.replaceChildren();
+  for (const m of e.messages || []) {
+    const li = document.createElement("li");
+    li.dataset.severity = m.severity;
+    li.dataset.code = m.code;
+    li.textContent = m[lang] || m.vi;
+    ul.append(li);
+  }
+  const when = e.checked_at ? new Date(e.checked_at).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB") : "";
+  $("meta").textContent = `${t("source_" + e.source)} · ${t("checked_at")} ${when}`;
+  schedulePurge();
+}
+
+async function post(body) {
+  showError(null);
+  try {
+    const r = await fetch("/api/v1/verify", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    const data = await r.json();
+    if (!r.ok) { showError(data.error || null); return; }
+    render(data);
+  } catch (err) {
+    showError({ vi: L.vi.unknown_error, en: L.en.unknown_error });
+  }
+}
+
+function setHealth(status) {
+  $("health").dataset.status = status;
+  $("health-text").textContent = t(status);
+}
+
+async function refreshHealth() {
+  try {
+    const r = await fetch("/api/v1/health");
+    const h = await r.json();
+    setHealth(h.components.registry.status);
+  } catch (err) { setHealth("down"); }
+}
+
+function connect() {
+  const es = new EventSource("/api/v1/events");
+  es.onopen = () => { $("stream").dataset.status = "ok"; };
+  es.onerror = () => { $("stream").dataset.status = "down"; };
+  es.addEventListener("credential", (ev) => renderPending(JSON.parse(ev.data)));
+  es.addEventListener("eligibility", (ev) => { showError(null); render(JSON.parse(ev.data)); });
+  es.addEventListener("error", (ev) => { if (ev.data) showError(JSON.parse(ev.data)); });
+  es.addEventListener("device", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (d.device === "registry") setHealth(d.status);
+  });
+}
+
+function isTyping(el) {
+  return el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  applyLanguage();
+  $("lang").addEventListener("click", () => { lang = lang === "vi" ? "en" : "vi"; applyLanguage(); });
+  $("scan-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("wedge").value;
+    $("wedge").value = "";
+    if (text.trim()) post({ qr: text });
+  });
+  $("manual-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const code = $("m-code").value.replace(/\s/g, "");
+    const body = { full_name: $("m-name").value, date_of_birth: $("m-dob").value };
+    if (/^\d{12}$/.test(code)) body.id_number = code; else body.card_code = code;
+    post(body);
+  });
+  // A keyboard-wedge scanner types wherever the focus is: send stray keystrokes to the QR field.
+  document.addEventListener("keydown", (ev) => {
+    if (isTyping(document.activeElement) || ev.ctrlKey || ev.altKey || ev.metaKey) return;
+    if (ev.key.length === 1) { $("wedge").focus(); }
+  });
+  connect();
+  refreshHealth();
+  setInterval(refreshHealth, 30000);
+  try {
+    const r = await fetch("/api/v1/last");
+    if (r.ok) render(await r.json());
+  } catch (err) { /* nothing shown yet */ }
+});

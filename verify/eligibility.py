@@ -1,0 +1,307 @@
+"""The eligibility decision: a registry answer + what was presented → an ``Eligibility`` value.
+
+Pure and deterministic: the day, the facility and the tables are passed in. The decision is a
+value even when it is negative; "could not decide" is a ``needs_review`` value with
+``source="none"`` built by :func:`undecided`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from verify.errors import CardCodeError
+from verify.ids import (
+    CardCodeKind,
+    cross_check_id,
+    normalize_facility,
+    parse_card_code,
+    parse_citizen_id,
+)
+from verify.model import BirthDate, Credential, Sex, dmy, same_name
+from verify.registry import CODE_OK, NEW_CARD_CODES, RegistryAnswer
+from verify.tables import Severity, Status, Tables
+
+EXPIRING_SOON_DAYS = 30
+# Codes whose answer describes a card (the registry sends its data with them).
+CARD_DATA_CODES = frozenset({"000", "003", "004", "010"})
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.OK: 2, Severity.INFO: 3}
+_STATUS_SEVERITY = {Status.ELIGIBLE: Severity.OK, Status.NOT_ELIGIBLE: Severity.ERROR,
+                    Status.NEEDS_REVIEW: Severity.WARNING}
+
+
+class Source(StrEnum):
+    REGISTRY = "registry"
+    CACHE = "cache"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    code: str
+    severity: Severity
+    vi: str
+    en: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "severity": self.severity.value, "vi": self.vi, "en": self.en}
+
+
+@dataclass(frozen=True, slots=True)
+class NewCard:
+    card_code: str | None
+    valid_from: date | None
+    valid_to: date | None
+    registered_facility: str | None
+    registered_facility_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    full_name: str | None
+    date_of_birth: BirthDate | None
+    sex: Sex | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    tables: Tables
+    facility_code: str
+    checked_at: datetime  # aware; its date in VN_TZ is the visit day
+
+    @property
+    def today(self) -> date:
+        return self.checked_at.date()
+
+
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    status: Status
+    source: Source
+    checked_at: datetime
+    data_as_of: datetime | None
+    messages: tuple[Message, ...]
+    registry_code: str | None = None
+    card_code: str | None = None
+    object_code: str | None = None
+    benefit_level: int | None = None
+    benefit_percent: int | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    days_left: int | None = None
+    registered_facility: str | None = None
+    is_registered_here: bool | None = None
+    area_code: str | None = None
+    five_years_date: date | None = None
+    five_years_reached: bool | None = None
+    new_card: NewCard | None = None
+    person: Person | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(d: date | None) -> str | None:
+            return d.isoformat() if d else None
+
+        return {
+            "status": self.status.value,
+            "source": self.source.value,
+            "registry_code": self.registry_code,
+            "card_code": self.card_code,
+            "object_code": self.object_code,
+            "benefit_level": self.benefit_level,
+            "benefit_percent": self.benefit_percent,
+            "valid_from": iso(self.valid_from),
+            "valid_to": iso(self.valid_to),
+            "days_left": self.days_left,
+            "registered_facility": self.registered_facility,
+            "is_registered_here": self.is_registered_here,
+            "area_code": self.area_code,
+            "five_years_date": iso(self.five_years_date),
+            "five_years_reached": self.five_years_reached,
+            "new_card": None if self.new_card is None else {
+                "card_code": self.new_card.card_code,
+                "valid_from": iso(self.new_card.valid_from),
+                "valid_to": iso(self.new_card.valid_to),
+                "registered_facility": self.new_card.registered_facility,
+                "registered_facility_name": self.new_card.registered_facility_name,
+            },
+            "person": None if self.person is None else {
+                "full_name": self.person.full_name,
+                "date_of_birth": self.person.date_of_birth.iso()
+                if self.person.date_of_birth else None,
+                "sex": self.person.sex.value if self.person.sex else None,
+            },
+            "messages": [m.to_json() for m in self.messages],
+            "checked_at": self.checked_at.isoformat(),
+            "data_as_of": self.data_as_of.isoformat() if self.data_as_of else None,
+        }
+
+
+class _Notes:
+    """Collects staff messages from the tables, filling their placeholders."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self.items: list[Message] = []
+
+    def add(self, name: str, **values: object) -> None:
+        notice = self.tables.notices[name]
+        text = {k: str(v) for k, v in values.items()}
+        self.items.append(Message(name, notice.severity, notice.vi.format(**text),
+                                  notice.en.format(**text)))
+
+    def has(self, name: str) -> bool:
+        return any(m.code == name for m in self.items)
+
+    def ordered(self, first: Message | None) -> tuple[Message, ...]:
+        rest = sorted(self.items, key=lambda m: _SEVERITY_RANK[m.severity])
+        return tuple([first, *rest] if first else rest)
+
+
+def _registry_message(code: str, tables: Tables, notes: _Notes) -> tuple[Status, Message | None]:
+    entry = tables.registry_codes.get(code)
+    if entry is None:
+        # python-fido2 style: an undocumented code is kept and shown, never mapped to a guess.
+        notes.add("unknown_registry_code", code=code)
+        return Status.NEEDS_REVIEW, None
+    return entry.status, Message(f"registry_{code}", _STATUS_SEVERITY[entry.status],
+                                 entry.vi, entry.en)
+
+
+def _cross_checks(credential: Credential, answer: RegistryAnswer | None, ctx: DecisionContext,
+                  notes: _Notes) -> None:
+    if answer is not None:
+        if credential.full_name and answer.full_name and not same_name(
+                credential.full_name, answer.full_name):
+            notes.add("name_mismatch")
+        if credential.date_of_birth and answer.date_of_birth and not (
+                credential.date_of_birth.matches(answer.date_of_birth)):
+            notes.add("dob_mismatch")
+    if credential.id_number:
+        findings = cross_check_id(
+            parse_citizen_id(credential.id_number),
+            date_of_birth=credential.date_of_birth,
+            sex=credential.sex,
+            province_names=ctx.tables.provinces,
+        )
+        for finding in findings:
+            notes.add(finding)
+
+
+def _benefit(card_code: str | None, benefit_digit: int | None, ctx: DecisionContext,
+             notes: _Notes) -> tuple[str | None, int | None, int | None]:
+    """(object code, level, percent) in force today; notes say why when unknown."""
+    try:
+        card = parse_card_code(card_code) if card_code else None
+    except CardCodeError:
+        card = None
+    if card is None or card.kind is not CardCodeKind.CLASSIC or card.object_code is None:
+        notes.add("benefit_no_object")
+        return None, None, None
+    applied = ctx.tables.rules.level_for(card.object_code, ctx.today)
+    if applied is None:
+        notes.add("benefit_unknown_object", object=card.object_code)
+        return card.object_code, None, None
+    level = applied.benefit.level
+    printed = card.benefit_digit or benefit_digit
+    if printed is not None and printed != level:
+        notes.add("benefit_digit_differs", level=level, printed=printed,
+                  since=dmy(applied.rule.effective_from))
+    rules = ctx.tables.rules
+    salary = rules.base_salary_on(ctx.today)
+    if level in rules.small_visit_levels and salary and rules.small_visit_percent:
+        amount = salary * rules.small_visit_percent // 100
+        notes.add("small_visit", amount=f"{amount:,}".replace(",", "."))
+    return card.object_code, level, applied.benefit.percent
+
+
+def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext, *,
+           source: Source = Source.REGISTRY, data_as_of: datetime | None = None) -> Eligibility:
+    tables, today = ctx.tables, ctx.today
+    notes = _Notes(tables)
+    status, first = _registry_message(answer.code, tables, notes)
+
+    new_card = None
+    card_code = answer.card_code or credential.card_code
+    valid_from, valid_to = answer.valid_from, answer.valid_to
+    facility = answer.registered_facility
+    if answer.code in NEW_CARD_CODES:
+        new_card = NewCard(answer.new_card_code, answer.new_valid_from, answer.new_valid_to,
+                           answer.new_registered_facility, answer.new_registered_facility_name)
+        notes.add("new_card", card=answer.new_card_code or "?")
+        if answer.code == "003":  # the old card is dead: the new card's data is what counts
+            card_code = answer.new_card_code or card_code
+            valid_from = answer.new_valid_from or valid_from
+            valid_to = answer.new_valid_to or valid_to
+            facility = answer.new_registered_facility or facility
+
+    days_left = (valid_to - today).days if valid_to else None
+    if status is Status.ELIGIBLE:
+        if valid_from and valid_from > today:
+            status = Status.NOT_ELIGIBLE
+            notes.add("card_not_yet_valid", date=dmy(valid_from))
+        elif valid_to and valid_to < today:
+            status = Status.NOT_ELIGIBLE
+            notes.add("card_expired", date=dmy(valid_to))
+        elif valid_to and days_left is not None and days_left <= EXPIRING_SOON_DAYS:
+            notes.add("expiring_soon", days=days_left, date=dmy(valid_to))
+    elif answer.code == "010" and valid_to:
+        notes.add("card_expired", date=dmy(valid_to))
+
+    object_code = level = percent = None
+    has_card_data = answer.code in CARD_DATA_CODES or answer.valid_to is not None
+    if has_card_data:
+        object_code, level, percent = _benefit(card_code, credential.benefit_digit, ctx, notes)
+    if status is Status.ELIGIBLE and level is None:
+        status = Status.NEEDS_REVIEW  # QĐ 1351/QĐ-BHXH: an unknown object code is never guessed
+
+    here: bool | None = None
+    if facility:
+        here = normalize_facility(facility) == normalize_facility(ctx.facility_code)
+        if status is not Status.NOT_ELIGIBLE:
+            notes.add("registered_here" if here else "not_registered_here", facility=facility)
+    if answer.area_code:
+        notes.add("area_code", area=answer.area_code)
+    five = answer.five_years_date
+    if five:
+        notes.add("five_years_reached" if five <= today else "five_years_pending", date=dmy(five))
+    if answer.note and answer.code != CODE_OK:
+        notes.add("registry_note", note=answer.note)
+    _cross_checks(credential, answer, ctx, notes)
+
+    person = Person(answer.full_name or credential.full_name,
+                    answer.date_of_birth or credential.date_of_birth,
+                    answer.sex or credential.sex)
+    return Eligibility(
+        status=status, source=source, checked_at=ctx.checked_at,
+        data_as_of=data_as_of or ctx.checked_at, messages=notes.ordered(first),
+        registry_code=answer.code, card_code=card_code, object_code=object_code,
+        benefit_level=level, benefit_percent=percent, valid_from=valid_from, valid_to=valid_to,
+        days_left=days_left, registered_facility=facility, is_registered_here=here,
+        area_code=answer.area_code, five_years_date=five,
+        five_years_reached=None if five is None else five <= today,
+        new_card=new_card, person=person,
+    )
+
+
+def undecided(credential: Credential, ctx: DecisionContext, reason: str) -> Eligibility:
+    """No source could answer: ``needs_review`` with ``source="none"`` and what to do.
+
+    ``reason`` names a notice (``registry_unavailable``, ``registry_protocol``, ``offline``…).
+    """
+    notes = _Notes(ctx.tables)
+    notes.add(reason)
+    _cross_checks(credential, None, ctx, notes)
+    here = None
+    if credential.registered_facility:
+        here = normalize_facility(credential.registered_facility) == normalize_facility(
+            ctx.facility_code)
+    return Eligibility(
+        status=Status.NEEDS_REVIEW, source=Source.NONE, checked_at=ctx.checked_at,
+        data_as_of=None, messages=notes.ordered(None), card_code=credential.card_code,
+        valid_from=credential.valid_from, valid_to=credential.valid_to,
+        registered_facility=credential.registered_facility, is_registered_here=here,
+        five_years_date=credential.five_years_date,
+        person=Person(credential.full_name, credential.date_of_birth, credential.sex),
+    )

@@ -1,0 +1,153 @@
+"""HTTP client for the insurance registry gateway: the only user of ``httpx`` in the project.
+
+Speaks :mod:`verify.registry`'s protocol over a pooled async client. A token is reused until
+its absolute expiry, refreshed on expiry and once on a 401. Transport failures become
+:class:`RegistryUnavailable`, unreadable answers :class:`RegistryProtocolError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from verify.errors import RegistryAuthError, RegistryProtocolError, RegistryUnavailable
+from verify.registry import (
+    CHECK_PATH,
+    CODE_AUTH,
+    LOGIN_PATH,
+    CardQuery,
+    RegistryAnswer,
+    Token,
+    encode_check_form,
+    encode_check_params,
+    encode_login_form,
+    parse_check_answer,
+    parse_login_answer,
+)
+
+log = logging.getLogger(__name__)
+MAX_ANSWER_BYTES = 1 << 20  # a card check answer is a few KB; refuse megabytes of junk
+
+
+@dataclass(slots=True)
+class RegistryHealth:
+    """What the daemon reports on /api/v1/health: the outcome of the last exchange."""
+
+    status: str = "unknown"     # ok | degraded | down | unknown (nothing asked yet)
+    reason: str = ""
+    last_ok: datetime | None = None
+    last_error: datetime | None = None
+    last_latency_ms: float | None = None
+
+
+class RegistryClient:
+    """One facility account on one gateway. Safe to share between concurrent lookups."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout_seconds: float = 10.0,
+        verify_tls: bool = True,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._username = username
+        self._password = password
+        self._now = now
+        self._token: Token | None = None
+        self._login_lock = asyncio.Lock()
+        self.health = RegistryHealth()
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_seconds),
+            verify=verify_tls,
+            headers={"User-Agent": "tiepdon/0.1", "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def check(self, query: CardQuery) -> RegistryAnswer:
+        """One card check; raises a ``RegistryError`` subclass when no answer was had."""
+        started = time.perf_counter()
+        try:
+            answer = await self._check_once(query, await self._ensure_token())
+            if answer.code == CODE_AUTH:
+                # Token revoked or bound to another IP: log in again once, then accept the code.
+                log.info("registry answered 401; logging in again")
+                answer = await self._check_once(query, await self._ensure_token(force=True))
+        except (RegistryUnavailable, RegistryProtocolError, RegistryAuthError) as e:
+            self._mark(ok=False, reason=type(e).__name__, started=started)
+            raise
+        self._mark(ok=True, reason="", started=started)
+        return answer
+
+    async def probe(self) -> None:
+        """Health check: a valid token, logging in only when the cached one expired."""
+        started = time.perf_counter()
+        try:
+            await self._ensure_token()
+        except (RegistryUnavailable, RegistryProtocolError, RegistryAuthError) as e:
+            self._mark(ok=False, reason=type(e).__name__, started=started)
+            return
+        self._mark(ok=True, reason="", started=started)
+
+    def _mark(self, *, ok: bool, reason: str, started: float) -> None:
+        h = self.health
+        h.last_latency_ms = (time.perf_counter() - started) * 1000
+        if ok:
+            h.status, h.reason, h.last_ok = "ok", "", self._now()
+        else:
+            h.status, h.reason, h.last_error = "degraded", reason, self._now()
+
+    async def _ensure_token(self, *, force: bool = False) -> Token:
+        token = self._token
+        if not force and token is not None and token.is_valid(self._now()):
+            return token
+        async with self._login_lock:
+            if not force and self._token is not None and self._token.is_valid(self._now()):
+                return self._token
+            body = await self._post(LOGIN_PATH, data=encode_login_form(self._username,
+                                                                        self._password))
+            self._token = parse_login_answer(body)
+            log.info("registry login ok; token valid until %s",
+                     self._token.expires_at.isoformat())
+            return self._token
+
+    async def _check_once(self, query: CardQuery, token: Token) -> RegistryAnswer:
+        body = await self._post(CHECK_PATH, data=encode_check_form(query),
+                                params=encode_check_params(token, self._password))
+        return parse_check_answer(body)
+
+    async def _post(self, path: str, *, data: dict[str, str],
+                    params: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self._http.post(path, data=data, params=params)
+        except httpx.TimeoutException as e:
+            raise RegistryUnavailable("registry timed out") from e
+        except httpx.HTTPError as e:
+            raise RegistryUnavailable(f"registry transport error: {type(e).__name__}") from e
+        if response.status_code == 401:
+            if path == LOGIN_PATH:
+                raise RegistryAuthError("login refused with HTTP 401")
+            return {"maKetQua": CODE_AUTH}
+        if response.status_code >= 500:
+            raise RegistryUnavailable(f"registry answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise RegistryProtocolError(f"registry answered HTTP {response.status_code}")
+        if len(response.content) > MAX_ANSWER_BYTES:
+            raise RegistryProtocolError("registry answer too large")
+        try:
+            return response.json()
+        except ValueError as e:
+            raise RegistryProtocolError("registry answer is not JSON") from e
