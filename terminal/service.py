@@ -32,7 +32,14 @@ from verify.errors import (
 )
 from verify.fingerprint import KEY_BYTES, fingerprint
 from verify.ids import CardCodeKind, parse_card_code
-from verify.model import VN_TZ, Credential, CredentialKind, normalize_text, parse_birth_date
+from verify.model import (
+    VN_TZ,
+    Credential,
+    CredentialKind,
+    is_digits,
+    normalize_text,
+    parse_birth_date,
+)
 from verify.qr import MAX_PAYLOAD_CHARS, parse_qr
 from verify.registry import CardQuery, RegistryAnswer
 from verify.tables import TABLE_FILES, Tables, parse_tables
@@ -154,7 +161,7 @@ class Verifier:
             raise MissingFieldError("card code or ID number required")
         id12: str | None = None
         if ident:
-            if not (len(ident) == 12 and ident.isdigit()):
+            if not (len(ident) == 12 and is_digits(ident)):
                 raise IdNumberError("ID number is not 12 digits")
             id12 = ident
         card: str | None = None

@@ -69,7 +69,7 @@ class OfficerSettings(_Section):
     @classmethod
     def _id(cls, v: str) -> str:
         v = v.strip()
-        if v and not re.fullmatch(r"\d{12}", v):
+        if v and not re.fullmatch(r"[0-9]{12}", v):
             raise ValueError("must be the officer's 12-digit CCCD number")
         return v
 

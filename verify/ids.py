@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from verify.errors import CardCodeError, IdNumberError
-from verify.model import BirthDate, Sex
+from verify.model import BirthDate, Sex, is_digits
 
-_ID12 = re.compile(r"\d{12}")
+_ID12 = re.compile(r"[0-9]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,8 @@ class CardCodeKind(StrEnum):
     CCCD = "cccd"            # 12 digits: a citizen ID used in place of the card (since 2022)
 
 
-_CLASSIC = re.compile(r"([A-Z]{2})([1-5])(\d{2})([A-Z0-9]{10})")
-_BHXH = re.compile(r"\d{10}")
+_CLASSIC = re.compile(r"([A-Z]{2})([1-5])([0-9]{2})([A-Z0-9]{10})")
+_BHXH = re.compile(r"[0-9]{10}")
 _FACILITY_SUFFIX = re.compile(r"[A-Z0-9]{5}")
 
 
@@ -125,7 +125,7 @@ def parse_card_code(text: str) -> CardCode:
         object_code=m[1],
         benefit_digit=int(m[2]),
         province=m[3],
-        bhxh_number=tail if tail.isdigit() else None,
+        bhxh_number=tail if is_digits(tail) else None,
         facility_suffix=suffix,
     )
 

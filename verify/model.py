@@ -42,6 +42,11 @@ def sex_vi(sex: Sex) -> str:
     return "Nam" if sex is Sex.MALE else "Nữ"
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts other scripts' digits (``٠``)."""
+    return text.isascii() and text.isdigit()
+
+
 def normalize_text(text: str) -> str:
     """NFC, trimmed, inner whitespace collapsed: how names and addresses are kept."""
     return " ".join(unicodedata.normalize("NFC", text).split())
@@ -52,10 +57,10 @@ def same_name(a: str, b: str) -> bool:
     return normalize_text(a).casefold() == normalize_text(b).casefold()
 
 
-_DMY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
-_DMY8 = re.compile(r"(\d{2})(\d{2})(\d{4})")
-_YEAR = re.compile(r"(\d{4})")
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DMY = re.compile(r"([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})")
+_DMY8 = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{4})")
+_YEAR = re.compile(r"([0-9]{4})")
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 MIN_YEAR = 1870
 MAX_YEAR = 2199

@@ -17,6 +17,7 @@ from verify.model import (
     BirthDate,
     Credential,
     CredentialKind,
+    is_digits,
     normalize_text,
     parse_birth_date,
     parse_dmy,
@@ -27,9 +28,9 @@ from verify.model import (
 MAX_PAYLOAD_CHARS = 4096
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # ISO/IEC 15424 symbology identifier some scanners prepend (]Q1 = QR Code, model 2).
-_AIM_PREFIX = re.compile(r"^\][A-Za-z]\d")
+_AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9]")
 _HEX = re.compile(r"[0-9A-Fa-f\s]+")
-_OLD_ID = re.compile(r"\d{9}|\d{12}")
+_OLD_ID = re.compile(r"[0-9]{9}|[0-9]{12}")
 _EMPTY = {"", "-"}
 
 
@@ -156,22 +157,17 @@ def parse_bhyt_qr(text: str) -> Credential:
     )
 
 
-def is_bhyt_payload(text: str) -> bool:
-    s = text.strip()
-    if s.endswith("$"):
-        return True
-    parts = s.split("|")
-    return len(parts) >= 4 and bool(_HEX.fullmatch(parts[1])) and len(parts[1]) >= 4
-
-
 def parse_qr(text: str) -> Credential:
-    """Either QR kind, told apart by shape: BHYT ends with ``$`` and hex-encodes the name."""
+    """Either QR kind, told apart by shape: a BHYT payload ends with ``$`` or hex-encodes the
+    name in field 1; a CCCD payload starts with the 12-digit ID."""
     s = _clean(text)
-    if is_bhyt_payload(s):
+    parts = s.split("|")
+    if s.endswith("$"):
         return parse_bhyt_qr(s)
-    first = s.split("|", 1)[0].strip()
-    if "|" in s and first.isdigit() and len(first) == 12:
+    if len(parts) > 1 and len(parts[0].strip()) == 12 and is_digits(parts[0].strip()):
         return parse_cccd_qr(s)
+    if len(parts) >= 4 and _HEX.fullmatch(parts[1]) and len(parts[1]) >= 4:
+        return parse_bhyt_qr(s)
     raise QrFormatError("neither a CCCD QR nor a BHYT QR")
 
 

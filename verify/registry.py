@@ -22,7 +22,9 @@ CHECK_PATH = "/api/egw/KQNhanLichSuKCB2024"
 CODE_OK = "000"
 CODE_AUTH = "401"
 NEW_CARD_CODES = frozenset({"003", "004"})
-_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
+_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 def password_md5(password: str) -> str:
@@ -69,7 +71,7 @@ def _code(obj: dict[str, Any]) -> str:
         raise RegistryProtocolError("answer has no maKetQua")
     if isinstance(raw, int):
         raw = f"{raw:03d}"
-    if not isinstance(raw, str) or not re.fullmatch(r"\d{1,4}", raw.strip()):
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{1,4}", raw.strip()):
         raise RegistryProtocolError("maKetQua is not a number")
     return raw.strip().zfill(3)
 

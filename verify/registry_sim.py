@@ -28,9 +28,10 @@ from pydantic import BaseModel, Field
 
 from verify.errors import CardCodeError, DateFormatError
 from verify.ids import parse_card_code
-from verify.model import parse_birth_date, parse_dmy, same_name
+from verify.model import is_digits, parse_birth_date, parse_dmy, same_name
 from verify.registry import CHECK_PATH, LOGIN_PATH, password_md5
 
+_DOB_PARAM = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}|[0-9]{4}")
 FAULTS = ("none", "http500", "garbage", "hang", "undocumented")
 
 # Training accounts and officers. The demo settings use the first account and officer.
@@ -68,7 +69,7 @@ def seed_people(today: date) -> list[dict[str, Any]]:
             "valid_from": _d(jan1), "valid_to": _d(next_dec31), "address": "Hà Nội"}
 
     def person(card: str, name: str, dob: str, sex: str, **kw: Any) -> dict[str, Any]:
-        row = {**base, "card_code": card, "bhxh": card[5:] if card[5:].isdigit() else None,
+        row = {**base, "card_code": card, "bhxh": card[5:] if is_digits(card[5:]) else None,
                "full_name": name, "dob": dob, "sex": sex}
         row.update(kw)
         return row
@@ -210,9 +211,9 @@ def _answer(row: sqlite3.Row | None, code: str, note: str) -> dict[str, Any]:
 
 def _lookup(state: SimState, session: _Session, f: dict[str, str]) -> dict[str, Any]:
     """The gateway's decision for one card check, in the order a real check fails."""
-    card, name, dob_text = f.get("maThe", "").strip().upper(), f.get("hoTen", ""), f.get(
-        "ngaySinh", "")
-    if not card or not name.strip() or not re.fullmatch(r"\d{2}/\d{2}/\d{4}|\d{4}", dob_text):
+    card = f.get("maThe", "").strip().upper()
+    name, dob_text = f.get("hoTen", ""), f.get("ngaySinh", "")
+    if not card or not name.strip() or not _DOB_PARAM.fullmatch(dob_text):
         return _answer(None, "205", "Sai định dạng tham số")
     try:
         dob = parse_birth_date(dob_text)
@@ -234,9 +235,9 @@ def _lookup(state: SimState, session: _Session, f: dict[str, str]) -> dict[str, 
                 mine = other["card_code"]
                 code = "052" if mine[3:5] != card[3:5] else "053" if mine[2] != card[2] else "051"
                 return _answer(None, code, "Sai mã thẻ")
-    elif len(card) == 10 and card.isdigit():
+    elif len(card) == 10 and is_digits(card):
         row = conn.execute("SELECT * FROM card WHERE bhxh = ?", (card,)).fetchone()
-    elif len(card) == 12 and card.isdigit():
+    elif len(card) == 12 and is_digits(card):
         row = conn.execute("SELECT * FROM card WHERE cccd = ?", (card,)).fetchone()
     if row is None:
         try:

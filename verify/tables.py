@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from verify.errors import TableError
+from verify.model import is_digits
 
 TABLE_FILES = ("benefit_rules.toml", "messages.toml", "provinces.toml")
 
@@ -124,7 +125,7 @@ def parse_benefit_rules(text: str) -> BenefitRules:
     levels: dict[int, BenefitLevel] = {}
     for key, row in _get(doc, "levels", dict, "benefit_rules.toml").items():
         where = f"benefit_rules.toml levels.{key}"
-        if not key.isdigit() or not 1 <= int(key) <= 5:
+        if not is_digits(key) or not 1 <= int(key) <= 5:
             raise TableError(f"{where}: level must be 1–5")
         percent = _get(row, "percent", int, where)
         if not 0 <= percent <= 100:
@@ -169,7 +170,7 @@ def parse_messages(text: str) -> tuple[dict[str, CodeEntry], dict[str, Notice]]:
     codes: dict[str, CodeEntry] = {}
     for code, row in _get(doc, "registry", dict, "messages.toml").items():
         where = f"messages.toml registry.{code}"
-        if len(code) != 3 or not code.isdigit():
+        if len(code) != 3 or not is_digits(code):
             raise TableError(f"{where}: registry codes are 3 digits")
         try:
             status = Status(_get(row, "status", str, where))
@@ -191,7 +192,7 @@ def parse_provinces(text: str) -> dict[str, str]:
     doc = _load(text, "provinces.toml")
     provinces = _get(doc, "provinces", dict, "provinces.toml")
     for code, name in provinces.items():
-        if len(code) != 2 or not code.isdigit() or not isinstance(name, str):
+        if len(code) != 2 or not is_digits(code) or not isinstance(name, str):
             raise TableError(f"provinces.toml: bad entry {code!r}")
     return dict(provinces)
 
