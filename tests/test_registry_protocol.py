@@ -18,9 +18,9 @@ from verify.registry import (
     password_md5,
 )
 
-LOGIN = {"maKetQua": "200", "APIKey": {
-    "access_token": "a", "id_token": "b", "token_type": "Bearer", "username": "01C54_BV",
-    "expires_in": "2024-08-29T08:33:08.5454145Z"}}
+API_KEY = {"access_token": "a", "id_token": "b", "token_type": "Bearer", "username": "01C54_BV",
+           "expires_in": "2024-08-29T08:33:08.5454145Z"}
+LOGIN = {"maKetQua": "200", "APIKey": API_KEY}
 
 
 def test_md5_password() -> None:
@@ -57,7 +57,7 @@ def test_login_answer() -> None:
     ([], RegistryProtocolError),
     ({"APIKey": {}}, RegistryProtocolError),
     ({"maKetQua": "200"}, RegistryProtocolError),
-    ({"maKetQua": "200", "APIKey": {**LOGIN["APIKey"], "id_token": ""}}, RegistryProtocolError),
+    ({"maKetQua": "200", "APIKey": {**API_KEY, "id_token": ""}}, RegistryProtocolError),
 ])
 def test_bad_login_answers(body: object, error: type[Exception]) -> None:
     with pytest.raises(error):

@@ -33,6 +33,17 @@ from verify.registry import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _no_request_lines(record: logging.LogRecord) -> bool:
+    """httpx logs each request URL at INFO; the gateway protocol puts the token and the
+    password hash in the query string, so such lines are dropped wherever logging goes."""
+    return record.levelno >= logging.WARNING
+
+
+# This module is the project's only httpx user, so it owns what httpx may log.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_no_request_lines)
 MAX_ANSWER_BYTES = 1 << 20  # a card check answer is a few KB; refuse megabytes of junk
 
 
