@@ -149,7 +149,9 @@ function render(e) {
     li.textContent = m[lang] || m.vi;
     ul.append(li);
   }
-  const when = e.checked_at ? new Date(e.checked_at).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB") : "";
+  // Desk time is Vietnam time whatever the PC's zone is set to.
+  const when = e.checked_at ? new Date(e.checked_at).toLocaleString(lang === "vi" ? "vi-VN" : "en-GB",
+    { timeZone: "Asia/Ho_Chi_Minh", hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
   $("meta").textContent = `${t("source_" + e.source)} · ${t("checked_at")} ${when}`;
   schedulePurge();
 }

@@ -1,0 +1,128 @@
+"""The staff page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+The browser may only talk to the daemon: any other request fails the test (no CDN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+
+from terminal.server import BackgroundServer
+from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, daemon: BackgroundServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
+    foreign: list[str] = []
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(daemon.url):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(daemon.url + "/")
+    expect(pg.locator("#stream")).to_have_attribute("data-status", "ok")
+    yield pg
+    context.close()
+    assert foreign == [], "the page fetched something from outside the terminal"
+    assert errors == [], errors
+
+
+def scan(page: Page, text: str) -> None:
+    """What a keyboard-wedge scanner does: type the payload, then Enter."""
+    page.locator("#wedge").fill(text)
+    page.keyboard.press("Enter")
+
+
+def test_scanned_cccd_qr_shows_the_answer(page: Page) -> None:
+    scan(page, CCCD_EXAMPLE)
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    expect(page.locator("#result")).to_have_attribute("data-status", "eligible")
+    expect(page.locator("#name")).to_have_text("Nguyễn Văn B")
+    facts = page.locator("#facts")
+    expect(facts).to_contain_text("4 — 80%")
+    expect(facts).to_contain_text("31/12/2026")
+    expect(facts).to_contain_text("đúng cơ sở này")
+    warning = page.locator('#messages li[data-code="id_sex_mismatch"]')
+    expect(warning).to_have_attribute("data-severity", "warning")
+    expect(page.locator("#wedge")).to_have_value("")
+
+
+def test_typing_anywhere_goes_to_the_scanner_field(page: Page) -> None:
+    page.locator("body").click()
+    page.keyboard.type(BHYT_NEW_EXAMPLE)
+    page.keyboard.press("Enter")
+    expect(page.locator("#name")).to_have_text("Nguyễn Tiến Đạt")
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+
+
+def test_result_arrives_live_without_reload(page: Page, daemon: BackgroundServer) -> None:
+    # Another client (the HIS, a serial scanner) verifies: the open page updates by itself.
+    httpx.post(f"{daemon.url}/api/v1/verify", json={
+        "card_code": "HC4010200000005", "full_name": "Vũ Đức Thắng",
+        "date_of_birth": "11/11/1970"}, timeout=10)
+    expect(page.locator("#status-word")).to_have_text("KHÔNG ĐỦ ĐIỀU KIỆN")
+    expect(page.locator("#name")).to_have_text("Vũ Đức Thắng")
+    expect(page.locator('#messages li[data-code="registry_010"]')).to_be_visible()
+
+
+def test_manual_entry_form(page: Page) -> None:
+    page.locator("#m-code").fill("CN3010200000001")
+    page.locator("#m-name").fill("Trần Thị Hoa")
+    page.locator("#m-dob").fill("1965")
+    page.locator("#manual-form button").click()
+    expect(page.locator("#facts")).to_contain_text("2 — 100%")
+    expect(page.locator('#messages li[data-code="benefit_digit_differs"]')).to_be_visible()
+
+
+def test_bad_qr_shows_what_to_do(page: Page) -> None:
+    scan(page, "001098012345||NGUYỄN VĂN B|31022000|Nữ|Hà Nội|01012022")
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Vui lòng quét lại")
+
+
+def test_card_text_is_escaped(page: Page) -> None:
+    scan(page, "001098012345||<img src=x onerror=window.pwned=1>|01012000|Nữ|Hà Nội|01012022")
+    expect(page.locator("#name")).to_have_text("<img src=x onerror=window.pwned=1>")
+    assert page.locator("#result img").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_english_switch(page: Page) -> None:
+    scan(page, BHYT_NEW_EXAMPLE)
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    page.locator("#lang").click()
+    expect(page.locator("#status-word")).to_have_text("ELIGIBLE")
+    expect(page.locator("#facts")).to_contain_text("Benefit level")
+    expect(page.locator('#messages li[data-code="registry_000"]')).to_have_text(
+        "Card data correct.")
+
+
+def test_registry_health_strip(page: Page) -> None:
+    expect(page.locator("#health")).to_have_attribute("data-status", "ok")
