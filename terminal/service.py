@@ -24,9 +24,7 @@ from verify.errors import (
     IdNumberError,
     InputFormatError,
     MissingFieldError,
-    RegistryAuthError,
     RegistryError,
-    RegistryProtocolError,
     TableError,
     VerifyError,
 )
@@ -89,6 +87,7 @@ def ephemeral_key() -> bytes:
 class Verification:
     credential: Credential
     eligibility: Eligibility
+    registry_ms: float | None = None  # time spent waiting for the registry (Server-Timing)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.eligibility.to_json(), "credential": self.credential.to_json()}
@@ -196,30 +195,31 @@ class Verifier:
             raise
         self._publish("credential", credential.to_json())
         started = time.perf_counter()
+        registry_ms: float | None = None
         if self.registry is None:
             eligibility = undecided(credential, self.context(), "offline")
         else:
             try:
                 answer = await self.registry.check(query)
             except RegistryError as e:
+                registry_ms = (time.perf_counter() - started) * 1000
                 log.warning("registry failed fp=%s error=%s", credential.raw_fingerprint,
                             type(e).__name__)
-                reason = ("registry_auth" if isinstance(e, RegistryAuthError) else
-                          "registry_protocol" if isinstance(e, RegistryProtocolError) else
-                          "registry_unavailable")
+                reason = e.code if e.code in self.tables.notices else "registry_unavailable"
                 eligibility = undecided(credential, self.context(), reason)
                 self._publish("device", {"device": "registry", "status": "degraded",
                                          "reason": e.code})
             else:
+                registry_ms = (time.perf_counter() - started) * 1000
                 eligibility = decide(answer, credential, self.context())
-            self.metrics.registry_seconds_sum += time.perf_counter() - started
+            self.metrics.registry_seconds_sum += registry_ms / 1000
             self.metrics.registry_seconds_count += 1
         self.metrics.verifications[eligibility.status.value, eligibility.source.value] += 1
-        result = Verification(credential, eligibility)
+        total_ms = (time.perf_counter() - started) * 1000
+        result = Verification(credential, eligibility, registry_ms=registry_ms)
         log.info("verified kind=%s fp=%s status=%s code=%s source=%s ms=%.1f",
                  credential.kind.value, credential.raw_fingerprint, eligibility.status.value,
-                 eligibility.registry_code, eligibility.source.value,
-                 (time.perf_counter() - started) * 1000)
+                 eligibility.registry_code, eligibility.source.value, total_ms)
         self._last = (time.monotonic(), result)
         self._publish("eligibility", result.to_json())
         return result
