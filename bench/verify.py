@@ -30,13 +30,7 @@ from typing import Any
 
 import httpx
 
-from verify.registry_sim import (
-    DEMO_FACILITY,
-    DEMO_OFFICER_ID,
-    DEMO_OFFICER_NAME,
-    DEMO_PASSWORD,
-    DEMO_USERNAME,
-)
+from terminal.demo import demo_environment
 
 TIEPDON = str(Path(sys.executable).parent / "tiepdon")
 BODIES: list[dict[str, str]] = [
@@ -150,10 +144,7 @@ def main() -> int:
 
     sim, sim_url = start(["registry-sim", "--port", "0"], {}, "stdout")
     data = tempfile.mkdtemp(prefix="tiepdon-bench-")
-    env = {"TIEPDON_FACILITY_CODE": DEMO_FACILITY, "TIEPDON_REGISTRY_URL": sim_url,
-           "TIEPDON_REGISTRY_USERNAME": DEMO_USERNAME, "TIEPDON_REGISTRY_PASSWORD": DEMO_PASSWORD,
-           "TIEPDON_OFFICER_NAME": DEMO_OFFICER_NAME, "TIEPDON_OFFICER_ID": DEMO_OFFICER_ID,
-           "TIEPDON_DATA_DIR": data, "TIEPDON_HTTP_PORT": "0"}
+    env = {**demo_environment(sim_url, Path(data)), "TIEPDON_HTTP_PORT": "0"}
     daemon, url = start(["serve"], env, "stderr")
     rows: list[Row] = []
     try:

@@ -11,10 +11,11 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from terminal.app import build_services, create_app
 from terminal.server import bind, serve_foreground, start_background
-from terminal.settings import Settings, parse_settings
+from terminal.settings import Settings, env_name, parse_settings
 from verify.model import VN_TZ
 from verify.registry_sim import (
     DEMO_FACILITY,
@@ -35,15 +36,28 @@ EXAMPLES = (
 )
 
 
-def demo_settings(registry_url: str, data_dir: Path, host: str, port: int) -> Settings:
-    return parse_settings({
+def demo_config(registry_url: str, data_dir: Path) -> dict[str, dict[str, Any]]:
+    """Settings for a terminal using the simulator's training account and officer."""
+    return {
         "facility": {"code": DEMO_FACILITY, "name": "Trạm Y tế phường Dịch Vọng (demo)"},
         "registry": {"url": registry_url, "username": DEMO_USERNAME, "password": DEMO_PASSWORD,
                      "timeout_seconds": 5},
         "officer": {"name": DEMO_OFFICER_NAME, "id": DEMO_OFFICER_ID},
         "data": {"dir": str(data_dir)},
-        "http": {"host": host, "port": port},
-    }, environ={})
+    }
+
+
+def demo_environment(registry_url: str, data_dir: Path) -> dict[str, str]:
+    """The same settings as ``TIEPDON_<SECTION>_<KEY>`` variables (tests, benchmarks)."""
+    return {env_name(section, key): str(value)
+            for section, keys in demo_config(registry_url, data_dir).items()
+            for key, value in keys.items()}
+
+
+def demo_settings(registry_url: str, data_dir: Path, host: str, port: int) -> Settings:
+    doc = demo_config(registry_url, data_dir)
+    doc["http"] = {"host": host, "port": port}
+    return parse_settings(doc, environ={})
 
 
 def run_demo(*, host: str, port: int, latency_ms: float) -> None:

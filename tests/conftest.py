@@ -14,16 +14,12 @@ import httpx
 import pytest
 
 from terminal.app import Services, build_services, create_app
+from terminal.demo import demo_config
 from terminal.server import BackgroundServer, start_background
 from terminal.service import load_tables
 from terminal.settings import DEFAULT_TABLES_DIR, Settings, parse_settings
 from verify.model import VN_TZ
 from verify.registry_sim import (
-    DEMO_FACILITY,
-    DEMO_OFFICER_ID,
-    DEMO_OFFICER_NAME,
-    DEMO_PASSWORD,
-    DEMO_USERNAME,
     SimControl,
     create_sim_app,
     open_registry,
@@ -68,13 +64,9 @@ def sim_control(sim: BackgroundServer, **values: object) -> None:
 
 
 def terminal_settings(registry_url: str, data_dir: Path, **overrides: object) -> Settings:
-    doc: dict[str, dict[str, object]] = {
-        "facility": {"code": DEMO_FACILITY, "name": "Trạm Y tế thử nghiệm"},
-        "registry": {"url": registry_url, "username": DEMO_USERNAME, "password": DEMO_PASSWORD,
-                     "timeout_seconds": 2},
-        "officer": {"name": DEMO_OFFICER_NAME, "id": DEMO_OFFICER_ID},
-        "data": {"dir": str(data_dir)},
-    }
+    """The demo's settings; ``section__key=value`` overrides single keys."""
+    doc = demo_config(registry_url, data_dir)
+    doc["registry"]["timeout_seconds"] = 2
     for key, value in overrides.items():
         section, name = key.split("__")
         doc.setdefault(section, {})[name] = value

@@ -12,15 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from terminal.demo import demo_environment
 from terminal.server import BackgroundServer
 from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
-from verify.registry_sim import (
-    DEMO_FACILITY,
-    DEMO_OFFICER_ID,
-    DEMO_OFFICER_NAME,
-    DEMO_PASSWORD,
-    DEMO_USERNAME,
-)
+from verify.registry_sim import DEMO_FACILITY, DEMO_USERNAME
 
 TIEPDON = str(Path(sys.executable).parent / "tiepdon")
 
@@ -32,11 +27,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def online_env(sim: BackgroundServer, tmp_path: Path) -> dict[str, str]:
-    return {"TIEPDON_FACILITY_CODE": DEMO_FACILITY, "TIEPDON_REGISTRY_URL": sim.url,
-            "TIEPDON_REGISTRY_USERNAME": DEMO_USERNAME,
-            "TIEPDON_REGISTRY_PASSWORD": DEMO_PASSWORD,
-            "TIEPDON_OFFICER_NAME": DEMO_OFFICER_NAME, "TIEPDON_OFFICER_ID": DEMO_OFFICER_ID,
-            "TIEPDON_DATA_DIR": str(tmp_path / "data")}
+    return demo_environment(sim.url, tmp_path / "data")
 
 
 def assert_one_line_error(p: subprocess.CompletedProcess[str], needle: str) -> None:
