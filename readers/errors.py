@@ -1,0 +1,73 @@
+"""The error tree of the ``readers`` package; each class names something a caller can act on.
+
+Staff sentences are Vietnamese first; messages never contain card data (MRZ, names, numbers).
+"""
+
+from __future__ import annotations
+
+
+class ReaderError(Exception):
+    code = "reader_error"
+    vi = "Không đọc được thẻ. Vui lòng đặt lại thẻ lên đầu đọc."
+    en = "The card could not be read. Place it on the reader again."
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.en)
+        self.detail = detail or self.en
+
+
+class TlvError(ReaderError):
+    """Truncated, oversized or malformed BER-TLV from the card."""
+
+    code = "chip_data_format"
+    vi = "Dữ liệu trong chip không đúng định dạng. Dùng QR hoặc nhập tay."
+    en = "The chip's data is malformed. Use the QR code or type the numbers."
+
+
+class ApduError(ReaderError):
+    """The card answered a status word other than success."""
+
+    code = "chip_status"
+
+    def __init__(self, sw: int, detail: str = "", data: bytes = b"") -> None:
+        super().__init__(detail or f"card answered SW {sw:04X}")
+        self.sw = sw
+        self.data = data
+
+
+class AccessDenied(ReaderError):
+    """BAC/PACE refused: the access key (MRZ data or CAN) is wrong (6300)."""
+
+    code = "chip_access_denied"
+    vi = "Chip từ chối khóa truy cập. Kiểm tra ngày sinh, ngày hết hạn hoặc nhập dòng MRZ."
+    en = "The chip refused the access key. Check the dates or type the MRZ line."
+
+
+class SecureMessagingError(ReaderError):
+    """A protected answer failed its MAC or lacked a required data object."""
+
+    code = "chip_secure_messaging"
+    vi = "Kết nối bảo mật với chip bị lỗi. Đặt lại thẻ và giữ yên."
+    en = "The secure channel to the chip failed. Place the card again and hold it still."
+
+
+class CardRemoved(ReaderError):
+    """The card left the field (or pcscd restarted) in the middle of a read."""
+
+    code = "chip_card_removed"
+    vi = "Thẻ bị nhấc ra khi đang đọc. Đặt lại thẻ và giữ yên cho đến khi đọc xong."
+    en = "The card was moved during the read. Place it again and hold it still."
+
+
+class MrzError(ReaderError):
+    code = "mrz_format"
+    vi = "Dữ liệu MRZ không hợp lệ (sai số kiểm tra). Kiểm tra lại dòng MRZ."
+    en = "The MRZ data is invalid (check digit). Check the MRZ line."
+
+
+class PassiveAuthError(ReaderError):
+    """Passive authentication could not run (malformed SOD or certificate)."""
+
+    code = "passive_auth"
+    vi = "Không kiểm tra được chữ ký số của chip. Không coi là thẻ xác thực."
+    en = "The chip's signature could not be checked. Do not treat the card as authentic."
