@@ -1,0 +1,425 @@
+"""The project's virtual CCCD: a chip that speaks the same APDUs as a Vietnamese citizen ID
+(SELECT by AID, BAC, 3DES secure messaging, READ BINARY by file or short file identifier),
+carrying files signed by a generated test PKI (CSCA → Document Signer → EF.SOD).
+
+Used in-process by the demo and the tests, and behind pcscd through the vpcd driver
+(``readers/vpcd.py``). Fault switches make the failures a real desk meets. Test machines only:
+nothing here belongs to a real person, and the keys are generated on the spot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from readers.apdu import (
+    INS_EXTERNAL_AUTHENTICATE,
+    INS_GET_CHALLENGE,
+    INS_READ_BINARY,
+    INS_SELECT,
+    SW,
+    Command,
+    encode_tlv,
+    parse_command,
+)
+from readers.bac import BacKeys, card_authenticate
+from readers.errors import CardRemoved, SecureMessagingError, TlvError
+from readers.lds import (
+    AID_ICAO,
+    DG_TAGS,
+    FID,
+    OID_LDS_SECURITY_OBJECT,
+    SFI,
+    TAG_EF_COM,
+    TAG_SOD,
+    LdsSecurityObject,
+    encode_dg13,
+)
+from readers.mrz import AccessKey, check_digit
+from readers.sm import CardChannel
+
+DEMO_FACE = Path(__file__).resolve().parent / "data" / "demo_face.jpg"
+FileKey = int | str
+
+
+# -- test PKI --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TestPki:
+    csca_key: ec.EllipticCurvePrivateKey
+    csca: x509.Certificate
+    ds_key: ec.EllipticCurvePrivateKey
+    ds: x509.Certificate
+
+    def csca_pem(self) -> bytes:
+        return self.csca.public_bytes(serialization.Encoding.PEM)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Tiep Don TEST ONLY"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_pki(*, now: datetime, label: str = "Test CSCA", ds_days: int = 3650,
+             ds_expired: bool = False) -> TestPki:
+    """CSCA (CA, keyCertSign) → Document Signer (digitalSignature), P-256 ECDSA."""
+    csca_key = ec.generate_private_key(ec.SECP256R1())
+    start = now - timedelta(days=30)
+    csca = (x509.CertificateBuilder().subject_name(_name(label)).issuer_name(_name(label))
+            .public_key(csca_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + timedelta(days=5475))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(csca_key, hashes.SHA256()))
+    ds_key = ec.generate_private_key(ec.SECP256R1())
+    ds_start = now - timedelta(days=400 if ds_expired else 10)
+    ds_end = now - timedelta(days=5) if ds_expired else now + timedelta(days=ds_days)
+    ds = (x509.CertificateBuilder().subject_name(_name(f"{label} Document Signer"))
+          .issuer_name(csca.subject).public_key(ds_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(ds_start).not_valid_after(ds_end)
+          .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                       False), critical=True)
+          .sign(csca_key, hashes.SHA256()))
+    return TestPki(csca_key, csca, ds_key, ds)
+
+
+def build_sod(groups: dict[int, bytes], pki: TestPki, *,
+              signing_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
+    """EF.SOD: CMS SignedData over an LDSSecurityObject with SHA-256 hashes of ``groups``."""
+    lso = LdsSecurityObject({
+        "version": 0,
+        "hash_algorithm": {"algorithm": "sha256"},
+        "data_group_hash_values": [
+            {"data_group_number": n, "data_group_hash_value": hashlib.sha256(v).digest()}
+            for n, v in sorted(groups.items())],
+    }).dump()
+    attrs = cms.CMSAttributes([
+        {"type": "content_type", "values": [OID_LDS_SECURITY_OBJECT]},
+        {"type": "message_digest", "values": [hashlib.sha256(lso).digest()]},
+    ])
+    key = signing_key or pki.ds_key
+    signature = key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256()))
+    ds = asn1_x509.Certificate.load(pki.ds.public_bytes(serialization.Encoding.DER))
+    signer = cms.SignerInfo({
+        "version": "v1",
+        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
+            "issuer": ds.issuer, "serial_number": ds.serial_number}}),
+        "digest_algorithm": {"algorithm": "sha256"},
+        "signed_attrs": attrs,
+        "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+        "signature": signature,
+    })
+    sd = cms.SignedData({
+        "version": "v3",
+        "digest_algorithms": [{"algorithm": "sha256"}],
+        "encap_content_info": {"content_type": OID_LDS_SECURITY_OBJECT, "content": lso},
+        "certificates": [ds],
+        "signer_infos": [signer],
+    })
+    return encode_tlv(TAG_SOD, cms.ContentInfo({"content_type": "signed_data",
+                                                "content": sd}).dump())
+
+
+# -- the person on the card --------------------------------------------------------------------
+@dataclass(frozen=True)
+class CardPerson:
+    id_number: str
+    full_name: str
+    date_of_birth: date
+    sex: str                       # "Nam" | "Nữ"
+    issue_date: date
+    expiry_date: date | None
+    place_of_origin: str = "Xã Tân Lập, Huyện Đan Phượng, Hà Nội"
+    place_of_residence: str = "Số 12 Ngõ 45 Trần Thái Tông, Dịch Vọng, Cầu Giấy, Hà Nội"
+    nationality: str = "Việt Nam"
+    ethnicity: str = "Kinh"
+    religion: str = "Không"
+    identifying_features: str = "Nốt ruồi C:2cm dưới sau mép trái"
+    father: str | None = "Nguyễn Văn Hải"
+    mother: str | None = "Trần Thị Lan"
+    spouse: str | None = None
+    old_id_number: str | None = "012345678"
+
+    @property
+    def access_key(self) -> AccessKey:
+        expiry = self.expiry_date or date(2099, 12, 31)
+        return AccessKey(self.id_number[3:], self.date_of_birth.strftime("%y%m%d"),
+                         expiry.strftime("%y%m%d"))
+
+
+# The demo card: Nguyễn Tiến Đạt from the registry simulator, so a chip read shows eligibility.
+DEMO_PERSON = CardPerson(
+    id_number="001088004321", full_name="Nguyễn Tiến Đạt", date_of_birth=date(1988, 3, 29),
+    sex="Nam", issue_date=date(2021, 7, 1), expiry_date=date(2028, 3, 29),
+    spouse="Lê Thị Hương",
+)
+
+
+def mrz_name(full_name: str) -> str:
+    """Vietnamese name → MRZ: no diacritics, Đ → D, surname << given names (ICAO 9303-3)."""
+    plain = unicodedata.normalize("NFD", full_name.replace("Đ", "D").replace("đ", "d"))
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).upper()
+    parts = plain.split()
+    text = parts[0] + "<<" + "<".join(parts[1:]) if parts else ""
+    return "".join(c if "A" <= c <= "Z" else "<" for c in text)[:30].ljust(30, "<")
+
+
+def compose_mrz(p: CardPerson) -> str:
+    doc = p.id_number[3:]
+    optional = (p.id_number + "<<" + check_digit(p.id_number))[:15].ljust(15, "<")
+    l1 = ("IDVNM" + doc + check_digit(doc) + optional)[:30]
+    dob = p.date_of_birth.strftime("%y%m%d")
+    exp = p.access_key.date_of_expiry
+    sex = "M" if p.sex == "Nam" else "F"
+    l2_head = dob + check_digit(dob) + sex + exp + check_digit(exp) + "VNM" + "<" * 11
+    composite = l1[5:30] + l2_head[0:7] + l2_head[8:15] + l2_head[18:29]
+    return l1 + l2_head + check_digit(composite) + mrz_name(p.full_name)
+
+
+def face_record(jpeg: bytes, width: int = 300, height: int = 400) -> bytes:
+    """ISO/IEC 19794-5 record around a JPEG (no feature points)."""
+    info = bytes([1, 0]) + width.to_bytes(2, "big") + height.to_bytes(2, "big") + bytes(
+        [1, 0]) + bytes(4)
+    # gender, eye colour, hair colour, feature mask (3), expression (2), pose (3), uncertainty (3)
+    header = bytes([1, 0, 0]) + bytes(3) + bytes(2) + bytes(3) + bytes(3)
+    block = len(header) + 6 + len(info) + len(jpeg)
+    facial = block.to_bytes(4, "big") + (0).to_bytes(2, "big") + header + info + jpeg
+    return b"FAC\x00" + b"010\x00" + (14 + len(facial)).to_bytes(4, "big") + (1).to_bytes(
+        2, "big") + facial
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What can go wrong with a card at the desk (issue 3, "Bad input")."""
+
+    tamper_dg: int | None = None      # change a byte of this data group after signing
+    signer: str = "good"              # good | foreign (another CSCA) | mismatch (wrong key)
+    ds_expired: bool = False          # the document signer certificate has expired
+    wrong_key: bool = False           # the chip's MRZ key differs: BAC answers 6300
+    torn_after: int | None = None     # the card leaves the field after this many APDUs
+    slow_ms: float = 0.0              # per-APDU delay (applied by the transport)
+    extended: bool = True             # ATR advertises extended length
+    drop_dg13: tuple[int, ...] = ()   # DG13 fields left out
+    bad_mac_after: int | None = None  # corrupt the MAC of this protected answer (1-based)
+
+
+def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
+                photo: bytes | None = None, other_pki: TestPki | None = None
+                ) -> dict[FileKey, bytes]:
+    mrz = compose_mrz(person)
+    dg1 = encode_tlv(DG_TAGS[1], encode_tlv(0x5F1F, mrz.encode("ascii")))
+    jpeg = photo if photo is not None else DEMO_FACE.read_bytes()
+    biometric = encode_tlv(0x7F60, encode_tlv(0xA1, encode_tlv(0x80, b"\x01\x01"))
+                           + encode_tlv(0x5F2E, face_record(jpeg)))
+    dg2 = encode_tlv(DG_TAGS[2], encode_tlv(0x7F61, encode_tlv(0x02, b"\x01") + biometric))
+    values = {
+        1: person.id_number, 2: person.full_name, 3: person.date_of_birth.strftime("%d/%m/%Y"),
+        4: person.sex, 5: person.nationality, 6: person.ethnicity, 7: person.religion,
+        8: person.place_of_origin, 9: person.place_of_residence,
+        10: person.identifying_features, 11: person.issue_date.strftime("%d/%m/%Y"),
+        12: person.expiry_date.strftime("%d/%m/%Y") if person.expiry_date else "Không thời hạn",
+        15: person.old_id_number or "", 16: "0123456789ABCDEF",
+    }
+    for n in faults.drop_dg13:
+        values.pop(n, None)
+    dg13 = encode_dg13(values, father=None if 13 in faults.drop_dg13 else person.father,
+                       mother=None if 13 in faults.drop_dg13 else person.mother,
+                       spouse=person.spouse)
+    com = encode_tlv(TAG_EF_COM, encode_tlv(0x5F01, b"0107") + encode_tlv(0x5F36, b"040000")
+                     + encode_tlv(0x5C, bytes([DG_TAGS[1], DG_TAGS[2], DG_TAGS[13]])))
+    groups: dict[int, bytes] = {1: dg1, 2: dg2, 13: dg13}
+    signing_pki = pki
+    if faults.signer == "foreign":
+        signing_pki = other_pki or make_pki(now=datetime.now(UTC), label="Foreign CSCA")
+    if faults.ds_expired:
+        signing_pki = _reissue_ds(pki)
+    key = ec.generate_private_key(ec.SECP256R1()) if faults.signer == "mismatch" else None
+    sod = build_sod(groups, signing_pki, signing_key=key)
+    if faults.tamper_dg is not None:
+        data = bytearray(groups[faults.tamper_dg])
+        data[-3] ^= 0x01
+        groups[faults.tamper_dg] = bytes(data)
+    files: dict[FileKey, bytes] = {"com": com, "sod": sod}
+    for number, content in groups.items():
+        files[number] = content
+    return files
+
+
+def _reissue_ds(pki: TestPki) -> TestPki:
+    """An expired document signer issued by ``pki.csca`` (so only the dates are wrong)."""
+    now = datetime.now(UTC)
+    ds = (x509.CertificateBuilder().subject_name(_name("Test CSCA Document Signer"))
+          .issuer_name(pki.csca.subject).public_key(pki.ds_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - timedelta(days=400)).not_valid_after(now - timedelta(days=5))
+          .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                       False), critical=True)
+          .sign(pki.csca_key, hashes.SHA256()))
+    return replace(pki, ds=ds)
+
+
+# -- the chip ---------------------------------------------------------------------------------
+def make_atr(extended: bool) -> bytes:
+    """A contactless ISO 14443-4 ATR as PC/SC shows it, with a card-capabilities byte that
+    says whether extended Lc/Le is supported (ISO 7816-4 §8.1.1.2.7, third byte, b7)."""
+    historical = bytes([0x80, 0x73, 0x00, 0x21, 0xC0 if extended else 0x80])
+    t0 = 0x80 | len(historical)
+    body = bytes([t0, 0x80, 0x01]) + historical
+    tck = 0
+    for b in body:
+        tck ^= b
+    return bytes([0x3B]) + body + bytes([tck])
+
+
+@dataclass
+class VirtualCccd:
+    """Answers APDUs as the chip would. ``process`` returns the answer with its status word."""
+
+    files: dict[FileKey, bytes]
+    access_key: AccessKey
+    faults: Faults = field(default_factory=Faults)
+    rnd: Callable[[int], bytes] = os.urandom
+    apdus: int = 0
+    _selected_app: bool = False
+    _current: FileKey | None = None
+    _challenge: bytes | None = None
+    _channel: CardChannel | None = None
+    _answers: int = 0
+
+    @property
+    def atr(self) -> bytes:
+        return make_atr(self.faults.extended)
+
+    def reset(self) -> None:
+        """Power cycle: the session keys and the selection are gone."""
+        self._selected_app = False
+        self._current = None
+        self._challenge = None
+        self._channel = None
+
+    def process(self, apdu: bytes) -> bytes:
+        self.apdus += 1
+        if self.faults.torn_after is not None and self.apdus > self.faults.torn_after:
+            raise CardRemoved("virtual card left the field")
+        if self.faults.slow_ms:
+            time.sleep(self.faults.slow_ms / 1000)
+        try:
+            if self._channel is not None and apdu[:1] and apdu[0] & 0x0C == 0x0C:
+                return self._protected(apdu)
+            return self._plain(parse_command(apdu))
+        except TlvError:
+            return SW.WRONG_LENGTH.to_bytes(2, "big")
+
+    def _sw(self, sw: int) -> bytes:
+        return sw.to_bytes(2, "big")
+
+    def _plain(self, c: Command) -> bytes:
+        if c.extended and not self.faults.extended:
+            return self._sw(SW.WRONG_LENGTH)
+        if c.ins == INS_SELECT and c.p1 == 0x04:
+            if c.data != AID_ICAO:
+                return self._sw(SW.FILE_NOT_FOUND)
+            self.reset()
+            self._selected_app = True
+            return self._sw(SW.OK)
+        if c.ins == INS_SELECT and c.p1 == 0x00:
+            return self._sw(SW.INS_NOT_SUPPORTED)  # DOMAIN.md §4: no MF on these cards
+        if not self._selected_app:
+            return self._sw(SW.FILE_NOT_FOUND)
+        if c.ins == INS_GET_CHALLENGE:
+            self._challenge = self.rnd(8)
+            return self._challenge + self._sw(SW.OK)
+        if c.ins == INS_EXTERNAL_AUTHENTICATE:
+            challenge, self._challenge = self._challenge, None
+            key = self.access_key
+            if self.faults.wrong_key:
+                key = AccessKey(key.document_number, key.date_of_birth, "000101")
+            result = None
+            if challenge is not None:
+                result = card_authenticate(BacKeys.from_access_key(key), challenge, c.data,
+                                           k_ic=self.rnd(16))
+            if result is None:
+                return self._sw(SW.AUTH_FAILED)
+            answer, session = result
+            self._channel = CardChannel(session.suite, session.ssc)
+            return answer + self._sw(SW.OK)
+        return self._sw(SW.SECURITY_NOT_SATISFIED)
+
+    def _protected(self, apdu: bytes) -> bytes:
+        channel = self._channel
+        assert channel is not None  # guarded by process()
+        try:
+            c = channel.unwrap_command(apdu)
+        except SecureMessagingError:
+            self._channel = None  # ICAO 9303-11 §9.8: an SM error ends the session
+            return self._sw(SW.SM_DATA_INCORRECT)
+        data, sw = self._command(c)
+        answer = channel.wrap_answer(data, sw)
+        self._answers += 1
+        if self.faults.bad_mac_after is not None and self._answers == self.faults.bad_mac_after:
+            answer = answer[:-3] + bytes([answer[-3] ^ 0x01]) + answer[-2:]
+        return answer
+
+    def _command(self, c: Command) -> tuple[bytes, int]:
+        if c.extended and not self.faults.extended:
+            return b"", SW.WRONG_LENGTH
+        if c.ins == INS_SELECT and c.p1 == 0x02:
+            fid = int.from_bytes(c.data, "big") if len(c.data) == 2 else -1
+            for key, value in FID.items():
+                if value == fid:
+                    if key not in self.files:
+                        return b"", SW.SECURITY_NOT_SATISFIED if key == 3 else SW.FILE_NOT_FOUND
+                    self._current = key
+                    return b"", SW.OK
+            return b"", SW.FILE_NOT_FOUND
+        if c.ins == INS_READ_BINARY:
+            if c.p1 & 0x80:
+                sfi = c.p1 & 0x1F
+                key = next((k for k, v in SFI.items() if v == sfi), None)
+                if key is None or key not in self.files:
+                    return b"", SW.FILE_NOT_FOUND
+                self._current, offset = key, c.p2
+            else:
+                offset = ((c.p1 & 0x7F) << 8) | c.p2
+            if self._current is None:
+                return b"", SW.FILE_NOT_FOUND
+            content = self.files[self._current]
+            if offset >= len(content):
+                return b"", SW.WRONG_P1P2
+            want = c.le or 256
+            chunk = content[offset:offset + want]
+            return chunk, SW.OK if len(chunk) == want else SW.END_OF_FILE
+        return b"", SW.INS_NOT_SUPPORTED
+
+
+def demo_card(*, now: datetime | None = None, faults: Faults = Faults(),
+              person: CardPerson = DEMO_PERSON, pki: TestPki | None = None
+              ) -> tuple[VirtualCccd, TestPki]:
+    """A ready virtual card and its PKI (give ``pki.csca_pem()`` to the trust store)."""
+    pki = pki or make_pki(now=now or datetime.now(UTC))
+    card = VirtualCccd(build_files(person, pki, faults=faults), person.access_key, faults)
+    return card, pki
+
+
+def files_digest(files: dict[FileKey, bytes]) -> str:
+    """A short stable name for a card's content (logs, benchmarks)."""
+    h = hashlib.sha256()
+    for key in sorted(files, key=str):
+        h.update(str(key).encode() + files[key])
+    return h.hexdigest()[:12]
+
