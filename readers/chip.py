@@ -28,7 +28,14 @@ from readers.apdu import (
     tlv_total_length,
 )
 from readers.bac import BacKeys, authenticate
-from readers.errors import AccessDenied, ApduError, CardRemoved, TlvError
+from readers.errors import (
+    AccessDenied,
+    ApduError,
+    CardRemoved,
+    MrzError,
+    PassiveAuthError,
+    TlvError,
+)
 from readers.lds import (
     AID_ICAO,
     FID,
@@ -43,7 +50,7 @@ from readers.lds import (
     parse_sod,
 )
 from readers.mrz import AccessKey, Td1
-from readers.pa import PassiveAuth, passive_authentication
+from readers.pa import PassiveAuth, PaStatus, passive_authentication
 from readers.sm import EXTENDED_READ_MAX, SHORT_READ_MAX, SecurePort, TerminalChannel
 
 FileKey = int | str
@@ -172,9 +179,16 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey], *, rnd: Callable[[int],
     if 13 in com.data_groups:
         groups[13] = s.read_file(13)
     sod = parse_sod(s.read_file("sod"))
-    mrz = parse_dg1(groups[1])
-    dg13 = parse_dg13(groups[13]) if 13 in groups else Dg13()
+    # Check the signature before trusting the parsers with the content: a tampered file that
+    # no longer parses is reported as the tampering it is.
     pa = passive_authentication(sod, groups, trust, now=now)
+    try:
+        mrz = parse_dg1(groups[1])
+        dg13 = parse_dg13(groups[13]) if 13 in groups else Dg13()
+    except (TlvError, MrzError) as e:
+        if pa.status is PaStatus.FAILED:
+            raise PassiveAuthError(pa.reason or "failed") from e
+        raise
     identity = ChipIdentity(com, mrz, dg13, pa, access)
     if on_identity is not None:
         on_identity(identity)

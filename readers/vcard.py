@@ -58,6 +58,8 @@ FileKey = int | str
 # -- test PKI --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TestPki:
+    __test__ = False  # not a pytest test class
+
     csca_key: ec.EllipticCurvePrivateKey
     csca: x509.Certificate
     ds_key: ec.EllipticCurvePrivateKey
@@ -219,8 +221,9 @@ class Faults:
 
 
 def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
-                photo: bytes | None = None, other_pki: TestPki | None = None
-                ) -> dict[FileKey, bytes]:
+                photo: bytes | None = None, other_pki: TestPki | None = None,
+                now: datetime | None = None) -> dict[FileKey, bytes]:
+    now = now or datetime.now(UTC)
     mrz = compose_mrz(person)
     dg1 = encode_tlv(DG_TAGS[1], encode_tlv(0x5F1F, mrz.encode("ascii")))
     jpeg = photo if photo is not None else DEMO_FACE.read_bytes()
@@ -245,14 +248,16 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
     groups: dict[int, bytes] = {1: dg1, 2: dg2, 13: dg13}
     signing_pki = pki
     if faults.signer == "foreign":
-        signing_pki = other_pki or make_pki(now=datetime.now(UTC), label="Foreign CSCA")
+        signing_pki = other_pki or make_pki(now=now, label="Foreign CSCA")
     if faults.ds_expired:
-        signing_pki = _reissue_ds(pki)
+        signing_pki = _reissue_ds(pki, now)
     key = ec.generate_private_key(ec.SECP256R1()) if faults.signer == "mismatch" else None
     sod = build_sod(groups, signing_pki, signing_key=key)
     if faults.tamper_dg is not None:
+        # Change one letter (A↔B…) so the file still parses: only the signature can tell.
         data = bytearray(groups[faults.tamper_dg])
-        data[-3] ^= 0x01
+        at = max(i for i, b in enumerate(data) if 0x41 <= b <= 0x59)
+        data[at] ^= 0x02 if data[at] & 0x02 == 0 else 0x06
         groups[faults.tamper_dg] = bytes(data)
     files: dict[FileKey, bytes] = {"com": com, "sod": sod}
     for number, content in groups.items():
@@ -260,9 +265,8 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
     return files
 
 
-def _reissue_ds(pki: TestPki) -> TestPki:
+def _reissue_ds(pki: TestPki, now: datetime) -> TestPki:
     """An expired document signer issued by ``pki.csca`` (so only the dates are wrong)."""
-    now = datetime.now(UTC)
     ds = (x509.CertificateBuilder().subject_name(_name("Test CSCA Document Signer"))
           .issuer_name(pki.csca.subject).public_key(pki.ds_key.public_key())
           .serial_number(x509.random_serial_number())
