@@ -1,0 +1,100 @@
+"""The pyscard adapter: the only module that imports ``smartcard``. It turns pyscard's
+``list[int]`` and ``sw1, sw2`` into bytes and one status word, and its exceptions into ours.
+
+Blocking: callers run it in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from smartcard.CardConnection import CardConnection
+from smartcard.Exceptions import (
+    CardConnectionException,
+    NoCardException,
+    SmartcardException,
+)
+from smartcard.pcsc.PCSCExceptions import EstablishContextException, ListReadersException
+from smartcard.System import readers as _readers
+
+from readers.errors import CardRemoved, ReaderError
+
+
+class NoReader(ReaderError):
+    code = "chip_no_reader"
+    vi = "Không thấy đầu đọc thẻ chip. Kiểm tra cáp USB và dịch vụ pcscd."
+    en = "No chip reader found. Check the USB cable and the pcscd service."
+
+
+class NoCard(ReaderError):
+    code = "chip_no_card"
+    vi = "Chưa có thẻ trên đầu đọc. Đặt thẻ CCCD lên đầu đọc."
+    en = "No card on the reader. Place the CCCD on the reader."
+
+
+def list_readers() -> list[str]:
+    """Reader names; an unreachable pcscd is "no readers" (it may be restarting)."""
+    try:
+        return [str(r) for r in _readers()]
+    except (EstablishContextException, ListReadersException, SmartcardException):
+        return []
+
+
+@dataclass
+class PcscPort:
+    """A connected card: ``send_and_receive`` as the core's card port."""
+
+    connection: CardConnection
+    reader: str
+    atr: bytes
+
+    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
+        try:
+            data, sw1, sw2 = self.connection.transmit(list(apdu))
+        except CardConnectionException as e:
+            raise CardRemoved(f"transmit failed: {type(e).__name__}") from e
+        except SmartcardException as e:
+            raise CardRemoved(f"reader error: {type(e).__name__}") from e
+        return bytes(data), (sw1 << 8) | sw2
+
+    def close(self) -> None:
+        with contextlib.suppress(SmartcardException):
+            self.connection.disconnect()
+
+
+def connect(reader_name: str | None = None) -> PcscPort:
+    """Connect (T=1) to the card on ``reader_name``, or on the first reader with a card."""
+    names = list_readers()
+    if not names:
+        raise NoReader("no PC/SC reader")
+    candidates = [r for r in _safe_readers() if reader_name is None or str(r) == reader_name]
+    if not candidates:
+        raise NoReader("the named reader is not connected")
+    for reader in candidates:
+        connection = reader.createConnection()
+        try:
+            connection.connect(CardConnection.T1_protocol)
+        except NoCardException:
+            continue
+        except CardConnectionException:
+            continue
+        return PcscPort(connection, str(reader), bytes(connection.getATR()))
+    raise NoCard("no card on the reader")
+
+
+def _safe_readers() -> list[Any]:
+    try:
+        return list(_readers())
+    except SmartcardException:
+        return []
+
+
+def card_present(reader_name: str) -> bool:
+    try:
+        port = connect(reader_name)
+    except ReaderError:
+        return False
+    port.close()
+    return True
