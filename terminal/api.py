@@ -6,13 +6,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from readers.access import keys_from_cccd
+from readers.errors import MrzError
+from readers.mrz import AccessKey, access_key_from_line2
+from readers.vcard import DEMO_PERSON
+from terminal.chipflow import ChipService, DemoSource
 from terminal.events import EventBus
 from terminal.service import Verifier, error_json
-from verify.errors import InputFormatError, MissingFieldError
+from verify.errors import InputFormatError, MissingFieldError, QrFormatError
+from verify.qr import parse_cccd_qr
 
 router = APIRouter()
 HEARTBEAT_SECONDS = 15.0
@@ -128,6 +134,9 @@ async def health(request: Request) -> dict[str, Any]:
             "last_latency_ms": round(h.last_latency_ms, 1) if h.last_latency_ms else None,
         }
     components["cache"] = {"status": "down", "reason": "no offline snapshot installed"}
+    chip = services.chip
+    if chip is not None:
+        components["chip_reader"] = await chip.health()
     components.update(services.extra_health)
     overall = "ok" if components["registry"]["status"] == "ok" else "degraded"
     return {"status": overall, "components": components}
@@ -137,3 +146,83 @@ async def health(request: Request) -> dict[str, Any]:
 async def metrics(verifier: VerifierDep) -> PlainTextResponse:
     return PlainTextResponse(verifier.metrics.render(),
                              media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+# -- chip ------------------------------------------------------------------------------------
+class ChipReadRequest(BaseModel):
+    """The access key: a CCCD QR (ID, DOB, issue date), typed MRZ data, or MRZ line 2."""
+
+    model_config = ConfigDict(extra="forbid")
+    qr: str | None = Field(default=None, max_length=4096)
+    document_number: str | None = Field(default=None, max_length=12)
+    date_of_birth: str | None = Field(default=None, max_length=6)
+    date_of_expiry: str | None = Field(default=None, max_length=6)
+    mrz_line2: str | None = Field(default=None, max_length=40)
+
+
+def _chip(request: Request) -> ChipService:
+    chip: ChipService | None = _services(request).chip
+    if chip is None:
+        raise HTTPException(404, "no chip reader configured")
+    return chip
+
+
+ChipDep = Annotated[ChipService, Depends(_chip)]
+
+
+def access_keys(body: ChipReadRequest) -> list[AccessKey]:
+    """Raises InputFormatError / MrzError with a staff sentence when the key cannot be built."""
+    if body.qr:
+        credential = parse_cccd_qr(body.qr)
+        if credential.date_of_birth is None or credential.date_of_birth.exact is None or (
+                credential.issue_date is None or credential.id_number is None):
+            raise QrFormatError("the QR lacks the DOB or issue date the chip key needs")
+        return keys_from_cccd(credential.id_number, credential.date_of_birth.exact,
+                              credential.issue_date)
+    doc = (body.document_number or "").strip()
+    if len(doc) == 12 and doc.isdigit():
+        doc = doc[3:]  # the 12-digit ID: the MRZ document number is its last 9 digits
+    if body.mrz_line2:
+        return [access_key_from_line2(body.mrz_line2, doc)]
+    return [AccessKey(doc, (body.date_of_birth or "").strip(),
+                      (body.date_of_expiry or "").strip())]
+
+
+async def _read(chip: ChipService, keys: list[AccessKey]) -> JSONResponse:
+    outcome = await chip.read(keys)
+    if outcome.read is None:
+        err = chip.last_error_json or {"code": "chip_error"}
+        return JSONResponse({"error": err}, status_code=422)
+    return JSONResponse(chip.result_json(outcome))
+
+
+@router.post("/api/v1/chip/read", tags=["chip"])
+async def chip_read(body: ChipReadRequest, chip: ChipDep, verifier: VerifierDep) -> JSONResponse:
+    """Read the chip CCCD on the reader with the given access key; the identity, eligibility
+    and photo also arrive on ``/api/v1/events`` as they are read."""
+    try:
+        keys = access_keys(body)
+    except (InputFormatError, MrzError) as e:
+        verifier.report(e, None)
+        return JSONResponse({"error": error_json(e)}, status_code=422)
+    return await _read(chip, keys)
+
+
+@router.post("/api/v1/chip/demo", tags=["chip"])
+async def chip_demo(chip: ChipDep) -> JSONResponse:
+    """Demo only: present the virtual demo card (keys from its QR, as staff would scan it)."""
+    if not isinstance(chip.source, DemoSource):
+        raise HTTPException(404, "not a demo terminal")
+    p = DEMO_PERSON
+    return await _read(chip, keys_from_cccd(p.id_number, p.date_of_birth, p.issue_date))
+
+
+@router.get("/api/v1/photo", tags=["chip"])
+async def photo(chip: ChipDep) -> Response:
+    """The latest chip photo, until the privacy window purges it (404 then)."""
+    got = chip.photo()
+    if got is None:
+        return JSONResponse({"error": NO_RESULT}, status_code=404)
+    fmt, image = got
+    return Response(image, media_type="image/jpeg" if fmt == "jpeg" else "image/jp2",
+                    headers={"Cache-Control": "no-store"})

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cryptography import x509
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from terminal import api, pages
+from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
 from terminal.service import Verifier, load_or_create_key, load_tables
 from terminal.settings import Settings
@@ -36,6 +38,7 @@ class Services:
     verifier: Verifier
     bus: EventBus
     registry: RegistryClient | None = None
+    chip: ChipService | None = None
     probe_seconds: float = PROBE_SECONDS
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -79,7 +82,9 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
 
 
 def build_services(settings: Settings, *, online: bool = True, key: bytes | None = None,
-                   now: Callable[[], datetime] | None = None) -> Services:
+                   now: Callable[[], datetime] | None = None,
+                   chip_source: ChipSource | None = None,
+                   trust: list[x509.Certificate] | None = None) -> Services:
     """Tables, the fingerprint key and the registry client, as the settings say."""
     tables = load_tables(settings.data.tables_dir)
     registry = None
@@ -103,4 +108,9 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         keep_last_seconds=settings.privacy.last_result_minutes * 60,
         now=now,
     )
-    return Services(verifier=verifier, bus=bus, registry=registry)
+    chip = ChipService(
+        chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,
+        trust=trust if trust is not None else load_csca_dir(settings.chip.csca_dir),
+        extended=settings.chip.extended_length, retries=settings.chip.retries,
+        keep_seconds=settings.privacy.last_result_minutes * 60, now=now)
+    return Services(verifier=verifier, bus=bus, registry=registry, chip=chip)

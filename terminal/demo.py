@@ -13,7 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from readers.pa import load_trust
+from readers.vcard import demo_card
 from terminal.app import build_services, create_app
+from terminal.chipflow import DemoSource
 from terminal.server import bind, serve_foreground, start_background
 from terminal.settings import Settings, env_name, parse_settings
 from verify.model import VN_TZ
@@ -68,7 +71,10 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="tiepdon-demo-"))
     try:
         settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1])
-        app = create_app(settings, build_services(settings))
+        card, pki = demo_card()
+        services = build_services(settings, chip_source=DemoSource(card),
+                                  trust=load_trust([pki.csca_pem()]))
+        app = create_app(settings, services)
         shown = f"[{host}]" if ":" in host else host
         print(f"http://{shown}:{settings.http.port}/", flush=True)
         print(f"Tiếp Đón demo: staff page at http://{shown}:{settings.http.port}/ "

@@ -16,11 +16,14 @@ _STATIC = Path(__file__).resolve().parent / "static"
 @router.get("/", response_class=HTMLResponse)
 async def staff_page(request: Request) -> HTMLResponse:
     settings = request.app.state.settings
+    chip = request.app.state.services.chip
     page_config = {
         "facility_code": settings.facility.code,
         "facility_name": settings.facility.name,
         "language": settings.ui.language,
         "keep_last_seconds": settings.privacy.last_result_minutes * 60,
+        "chip": chip is not None,
+        "chip_demo": chip is not None and chip.is_demo,
     }
     html = (_STATIC / "index.html").read_text(encoding="utf-8")
     # JSON inside a <script type="application/json">: escape "<" so no value can close it.

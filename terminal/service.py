@@ -26,7 +26,6 @@ from verify.errors import (
     MissingFieldError,
     RegistryError,
     TableError,
-    VerifyError,
 )
 from verify.fingerprint import KEY_BYTES, fingerprint
 from verify.ids import CardCodeKind, parse_card_code
@@ -93,7 +92,15 @@ class Verification:
         return {**self.eligibility.to_json(), "credential": self.credential.to_json()}
 
 
-def error_json(error: VerifyError, fp: str | None = None) -> dict[str, Any]:
+class StaffError(Protocol):
+    """Any of our errors: a code for machines and a sentence per language for staff."""
+
+    code: str
+    vi: str
+    en: str
+
+
+def error_json(error: StaffError, fp: str | None = None) -> dict[str, Any]:
     """How an input or registry error reaches the page and the API: what to do, no data."""
     out: dict[str, Any] = {"code": error.code, "vi": error.vi, "en": error.en}
     if fp:
@@ -233,7 +240,7 @@ class Verifier:
             return None
         return self._last[1]
 
-    def report(self, error: VerifyError, fp: str | None) -> None:
+    def report(self, error: StaffError, fp: str | None) -> None:
         log.warning("input rejected fp=%s error=%s", fp, error.code)
         self.metrics.input_errors[error.code] += 1
         self._publish("error", error_json(error, fp))

@@ -79,6 +79,13 @@ class DataSettings(_Section):
     tables_dir: Path = DEFAULT_TABLES_DIR
 
 
+class ChipSettings(_Section):
+    reader: str = ""
+    csca_dir: str = ""
+    extended_length: Literal["auto", "on", "off"] = "auto"
+    retries: int = Field(default=2, ge=0, le=5)
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (tests)
@@ -97,6 +104,7 @@ class Settings(_Section):
     registry: RegistrySettings = RegistrySettings()
     officer: OfficerSettings = OfficerSettings()
     data: DataSettings = DataSettings()
+    chip: ChipSettings = ChipSettings()
     http: HttpSettings = HttpSettings()
     privacy: PrivacySettings = PrivacySettings()
     ui: UiSettings = UiSettings()

@@ -169,6 +169,18 @@ def _registry_message(code: str, tables: Tables, notes: _Notes) -> tuple[Status,
                                  entry.vi, entry.en)
 
 
+def _chip_notice(credential: Credential, notes: _Notes) -> bool:
+    """The chip's passive-authentication outcome as a notice; True when it failed."""
+    status = credential.chip_auth_status
+    if status is None:
+        return False
+    reason = (credential.chip or {}).get("passive_auth", {}).get("reason") or ""
+    name = {"authentic": "chip_authentic", "unanchored": "chip_unanchored"}.get(
+        status, "chip_pa_failed")
+    notes.add(name, reason=reason)
+    return name == "chip_pa_failed"
+
+
 def _cross_checks(credential: Credential, answer: RegistryAnswer | None, ctx: DecisionContext,
                   notes: _Notes) -> None:
     if answer is not None:
@@ -269,6 +281,8 @@ def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext,
     if answer.note and answer.code != CODE_OK:
         notes.add("registry_note", note=answer.note)
     _cross_checks(credential, answer, ctx, notes)
+    if _chip_notice(credential, notes) and status is Status.ELIGIBLE:
+        status = Status.NEEDS_REVIEW  # fail closed: an unverifiable chip is not an identity
 
     person = Person(answer.full_name or credential.full_name,
                     answer.date_of_birth or credential.date_of_birth,
@@ -293,6 +307,7 @@ def undecided(credential: Credential, ctx: DecisionContext, reason: str) -> Elig
     notes = _Notes(ctx.tables)
     notes.add(reason)
     _cross_checks(credential, None, ctx, notes)
+    _chip_notice(credential, notes)
     here = None
     if credential.registered_facility:
         here = normalize_facility(credential.registered_facility) == normalize_facility(

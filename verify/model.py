@@ -172,12 +172,24 @@ class Credential:
     benefit_digit: int | None = None
     issuing_place: str | None = None
     raw_fingerprint: str | None = None
+    # Chip reads: CONTRACT.md's chip fields (nationality … passive_auth, apdus), JSON-ready.
+    chip: dict[str, Any] | None = None
+
+    @property
+    def chip_auth_status(self) -> str | None:
+        """``authentic`` / ``unanchored`` / ``failed`` for chip reads, else None."""
+        if self.chip is None:
+            return None
+        status = self.chip.get("passive_auth", {}).get("status")
+        return str(status) if status else None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None:
+            if f.name == "chip":
+                out.update(value or {})
+            elif value is not None:
                 out[f.name] = _json_value(value)
         return out
 

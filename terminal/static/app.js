@@ -19,6 +19,11 @@ const L = {
     dob: "Ngày sinh", ok: "tốt", degraded: "chập chờn", down: "mất kết nối",
     offline_page: "Mất kết nối tới máy chủ Tiếp Đón — đang thử lại…",
     unknown_error: "Không gửi được yêu cầu. Thử lại.",
+    chip_title: "Thẻ chip CCCD", chip_doc: "Số CCCD (12 số)", chip_dob: "Ngày sinh (YYMMDD)",
+    chip_exp: "Ngày hết hạn (YYMMDD)", chip_read: "Đọc chip", chip_demo: "Đặt thẻ mẫu (demo)",
+    chip_hint: "Đặt thẻ lên đầu đọc. Khóa đọc chip lấy từ mã QR CCCD vừa quét, hoặc nhập số CCCD và ngày trên dòng MRZ.",
+    chip_reading: "Đang đọc chip… giữ yên thẻ", pa_authentic: "Chip xác thực",
+    pa_unanchored: "Chữ ký hợp lệ — chưa có CSCA", pa_failed: "Chip KHÔNG xác thực",
   },
   en: {
     registry: "Registry", live: "Live", scan_title: "Scan or type",
@@ -35,11 +40,17 @@ const L = {
     dob: "Date of birth", ok: "ok", degraded: "degraded", down: "down",
     offline_page: "Lost the connection to the Tiếp Đón server — retrying…",
     unknown_error: "The request could not be sent. Try again.",
+    chip_title: "Chip CCCD", chip_doc: "CCCD number (12 digits)", chip_dob: "Date of birth (YYMMDD)",
+    chip_exp: "Date of expiry (YYMMDD)", chip_read: "Read chip", chip_demo: "Present demo card",
+    chip_hint: "Place the card on the reader. The chip key comes from the CCCD QR just scanned, or type the CCCD number and the MRZ dates.",
+    chip_reading: "Reading the chip… hold the card still", pa_authentic: "Chip authentic",
+    pa_unanchored: "Valid signature — no CSCA configured", pa_failed: "Chip NOT authentic",
   },
 };
 let lang = CONFIG.language === "en" ? "en" : "vi";
 let current = null;        // latest eligibility JSON shown
 let clearTimer = null;
+let lastCccdQr = null;     // the chip key comes from the CCCD QR just scanned (kept in memory)
 const $ = (id) => document.getElementById(id);
 const t = (key) => L[lang][key] || key;
 
@@ -84,8 +95,24 @@ function setStatus(status, word) {
     .includes(status) ? status : "waiting";
 }
 
+function setBadge(pa) {
+  const badge = $("pa-badge");
+  if (!pa) { badge.hidden = true; return; }
+  badge.dataset.status = pa.status;
+  badge.textContent = t("pa_" + pa.status) + (pa.reason && pa.status === "failed" ? ` (${pa.reason})` : "");
+  badge.hidden = false;
+}
+
+function clearPhoto() {
+  const img = $("photo");
+  img.hidden = true;
+  img.removeAttribute("src");
+}
+
 function clearResult() {
   current = null;
+  clearPhoto();
+  setBadge(null);
   setStatus("empty", t("waiting"));
   $("name").textContent = "";
   $("person-line").textContent = "";
@@ -102,6 +129,8 @@ function schedulePurge() {
 function renderPending(cred) {
   current = null;
   showError(null);
+  if (cred.kind !== "chip") clearPhoto();
+  setBadge(cred.passive_auth || null);
   setStatus("pending", t("pending"));
   $("name").textContent = cred.full_name || "";
   $("person-line").textContent = [dmy(cred.date_of_birth), cred.sex ? t(cred.sex) : ""].filter(Boolean).join(" · ");
@@ -115,6 +144,8 @@ function render(e) {
   const cred = e.credential || {};
   const person = e.person || {};
   setStatus(e.status, t(e.status));
+  setBadge(cred.passive_auth || null);
+  if (cred.kind !== "chip") clearPhoto();
   $("name").textContent = person.full_name || cred.full_name || "";
   const sex = person.sex || cred.sex;
   $("person-line").textContent = [
@@ -156,15 +187,15 @@ function render(e) {
   schedulePurge();
 }
 
-async function post(body) {
+async function post(body, url = "/api/v1/verify") {
   showError(null);
   try {
-    const r = await fetch("/api/v1/verify", {
+    const r = await fetch(url, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     const data = await r.json();
     if (!r.ok) { showError(data.error || null); return; }
-    render(data);
+    if (url === "/api/v1/verify") render(data);  // chip answers arrive as events
   } catch (err) {
     showError({ vi: L.vi.unknown_error, en: L.en.unknown_error });
   }
@@ -190,6 +221,13 @@ function connect() {
   es.addEventListener("credential", (ev) => renderPending(JSON.parse(ev.data)));
   es.addEventListener("eligibility", (ev) => { showError(null); render(JSON.parse(ev.data)); });
   es.addEventListener("error", (ev) => { if (ev.data) showError(JSON.parse(ev.data)); });
+  es.addEventListener("photo", (ev) => {
+    const p = JSON.parse(ev.data);
+    const img = $("photo");
+    img.src = `${p.url}&t=${Date.now()}`;
+    img.hidden = false;
+    setBadge(p.passive_auth);
+  });
   es.addEventListener("device", (ev) => {
     const d = JSON.parse(ev.data);
     if (d.device === "registry") setHealth(d.status);
@@ -207,6 +245,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     ev.preventDefault();
     const text = $("wedge").value;
     $("wedge").value = "";
+    if (/^\d{12}\|/.test(text.trim())) lastCccdQr = text;
     if (text.trim()) post({ qr: text });
   });
   $("manual-form").addEventListener("submit", (ev) => {
@@ -220,6 +259,21 @@ document.addEventListener("DOMContentLoaded", async () => {
   document.addEventListener("keydown", (ev) => {
     if (isTyping(document.activeElement) || ev.ctrlKey || ev.altKey || ev.metaKey) return;
     if (ev.key.length === 1) { $("wedge").focus(); }
+  });
+  if (CONFIG.chip) $("chip-form").hidden = false;
+  if (CONFIG.chip_demo) $("chip-demo").hidden = false;
+  $("chip-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const doc = $("c-doc").value.trim();
+    const body = doc ? { document_number: doc, date_of_birth: $("c-dob").value.trim(),
+      date_of_expiry: $("c-exp").value.trim() } : (lastCccdQr ? { qr: lastCccdQr } : null);
+    if (!body) { showError({ vi: L.vi.chip_hint, en: L.en.chip_hint }); return; }
+    setStatus("pending", t("chip_reading"));
+    post(body, "/api/v1/chip/read");
+  });
+  $("chip-demo").addEventListener("click", () => {
+    setStatus("pending", t("chip_reading"));
+    post({}, "/api/v1/chip/demo");
   });
   connect();
   refreshHealth();

@@ -1,0 +1,269 @@
+"""Chip reads wired into the verification flow: source → read (worker thread) → identity →
+eligibility (started as soon as the identity is verified) → photo.
+
+A chip source is the PC/SC reader (production) or the in-process virtual card (demo). Staff
+see a short sentence for every failure; the photo stays in memory for the privacy window only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from readers.apdu import CardPort
+from readers.atr import supports_extended_length
+from readers.chip import ChipIdentity, ChipRead, read_with_retries
+from readers.errors import ApduError, ReaderError, TlvError
+from readers.mrz import AccessKey, yymmdd_to_date
+from readers.pa import PassiveAuth, load_trust
+from readers.vcard import VirtualCccd
+from terminal.events import EventBus
+from terminal.service import Verification, Verifier, error_json
+from verify.errors import DateFormatError, InputFormatError
+from verify.model import VN_TZ, BirthDate, Credential, CredentialKind, parse_dmy, parse_sex
+
+log = logging.getLogger(__name__)
+CSCA_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+
+
+class ChipSource(Protocol):
+    name: str
+
+    def connect(self) -> tuple[CardPort, bytes]:
+        """A freshly reset card and its ATR; raises a ReaderError when there is none."""
+        ...
+
+
+class _CardProcessPort:
+    def __init__(self, card: VirtualCccd) -> None:
+        self.card = card
+
+    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
+        answer = self.card.process(apdu)
+        return answer[:-2], int.from_bytes(answer[-2:], "big")
+
+
+@dataclass
+class DemoSource:
+    """The demo's "present demo card": the virtual CCCD in process, no pcscd needed."""
+
+    card: VirtualCccd
+    name: str = "Thẻ mẫu (demo)"
+
+    def connect(self) -> tuple[CardPort, bytes]:
+        self.card.reset()
+        return _CardProcessPort(self.card), self.card.atr
+
+
+@dataclass
+class PcscSource:
+    reader: str | None = None
+    name: str = "PC/SC"
+
+    def connect(self) -> tuple[CardPort, bytes]:
+        from readers import pcsc  # the only importer of pyscard, loaded when a reader is used
+
+        port = pcsc.connect(self.reader)
+        self.name = port.reader
+        return port, port.atr
+
+
+def load_csca_dir(directory: str) -> list[x509.Certificate]:
+    if not directory:
+        return []
+    certs: list[bytes] = []
+    for path in sorted(Path(directory).iterdir()):
+        if path.suffix.lower() in CSCA_SUFFIXES and path.is_file():
+            certs.append(path.read_bytes())
+    return load_trust(certs)
+
+
+def _day(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return parse_dmy(text)
+    except DateFormatError:
+        return None
+
+
+def chip_credential(identity: ChipIdentity, *, passive_auth: PassiveAuth, photo: Any,
+                    active_auth: str, apdus: int, fingerprint: str) -> Credential:
+    """CONTRACT.md's chip credential from what the chip said (DG13 first, the MRZ as backup)."""
+    d, mrz = identity.dg13, identity.mrz
+    dob_text = d.get(3)
+    dob = _day(dob_text)
+    if dob is None:
+        dob = yymmdd_to_date(mrz.date_of_birth, pivot_year=datetime.now(VN_TZ).year)
+    sex = parse_sex(d.get(4) or "") or parse_sex({"M": "male", "F": "female"}.get(mrz.sex, ""))
+    expiry = _day(d.get(12))  # "Không thời hạn" and other text: the card has no expiry
+    chip: dict[str, Any] = {
+        "nationality": d.get(5), "ethnicity": d.get(6), "religion": d.get(7),
+        "place_of_origin": d.get(8), "place_of_residence": d.get(9),
+        "identifying_features": d.get(10), "father_name": d.father_name,
+        "mother_name": d.mother_name, "spouse_name": d.spouse_name,
+        "expiry_date": expiry.isoformat() if expiry else None,
+        "mrz": {"document_number": mrz.document_number, "date_of_birth": mrz.date_of_birth,
+                "date_of_expiry": mrz.date_of_expiry, "sex": mrz.sex,
+                "nationality": mrz.nationality},
+        "access": identity.access,
+        "photo": {"format": photo.format, "bytes": len(photo.image)} if photo else None,
+        "passive_auth": passive_auth.to_json(),
+        "active_auth": active_auth,
+        "apdus": apdus,
+    }
+    return Credential(
+        kind=CredentialKind.CHIP,
+        id_number=d.get(1) or mrz.id_number,
+        old_id_number=d.get(15) or None,
+        full_name=d.get(2),
+        date_of_birth=BirthDate.of(dob) if dob else None,
+        sex=sex,
+        address=d.get(9),
+        issue_date=_day(d.get(11)),
+        raw_fingerprint=fingerprint,
+        chip={k: v for k, v in chip.items() if v is not None or k in ("expiry_date", "photo")},
+    )
+
+
+async def _settle(f: concurrent.futures.Future[Verification] | None) -> Verification | None:
+    """The eligibility started at identity time; input errors there were reported already."""
+    if f is None:
+        return None
+    try:
+        return await asyncio.wrap_future(f)
+    except InputFormatError:
+        return None
+
+
+@dataclass
+class ChipOutcome:
+    verification: Verification | None
+    read: ChipRead | None
+
+
+class ChipService:
+    def __init__(self, source: ChipSource | None, *, verifier: Verifier, bus: EventBus,
+                 trust: list[x509.Certificate], extended: str = "auto", retries: int = 2,
+                 keep_seconds: float = 900.0,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self.source = source
+        self.verifier = verifier
+        self.bus = bus
+        self.trust = trust
+        self.extended = extended
+        self.retries = retries
+        self.keep_seconds = keep_seconds
+        self._now = now or (lambda: datetime.now(UTC))
+        self._photo: tuple[float, str, bytes] | None = None
+        self.last_error: str | None = None
+        self.last_error_json: dict[str, Any] | None = None
+        self._atr = b""
+
+    @property
+    def is_demo(self) -> bool:
+        return isinstance(self.source, DemoSource)
+
+    def photo(self) -> tuple[str, bytes] | None:
+        if self._photo is None or time.monotonic() - self._photo[0] > self.keep_seconds:
+            self._photo = None
+            return None
+        return self._photo[1], self._photo[2]
+
+    def _connect(self) -> CardPort:
+        assert self.source is not None  # checked by read()
+        port, atr = self.source.connect()
+        self._atr = atr
+        return port
+
+    async def read(self, keys: list[AccessKey]) -> ChipOutcome:
+        """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
+        if self.source is None:
+            raise ReaderError("no chip reader configured")
+        loop = asyncio.get_running_loop()
+        fp = self.verifier.fingerprint("chip|" + "|".join(k.mrz_information() for k in keys))
+        eligibility: concurrent.futures.Future[Verification] | None = None
+        started = time.perf_counter()
+
+        def on_identity(identity: ChipIdentity) -> None:
+            nonlocal eligibility
+            credential = chip_credential(identity, passive_auth=identity.passive_auth,
+                                         photo=None, active_auth="not_supported", apdus=0,
+                                         fingerprint=fp)
+            eligibility = asyncio.run_coroutine_threadsafe(self.verifier.verify(credential), loop)
+            log.info("chip identity fp=%s pa=%s ms=%.1f", fp, identity.passive_auth.status,
+                     (time.perf_counter() - started) * 1000)
+
+        def work() -> ChipRead:
+            first_port = self._connect()
+            ports = [first_port]
+
+            def connect() -> CardPort:
+                return ports.pop() if ports else self._connect()
+
+            mode = self.extended
+            extended = mode == "on" or (mode == "auto" and supports_extended_length(self._atr))
+            return read_with_retries(connect, keys, retries=self.retries, rnd=os.urandom,
+                                     extended=extended, trust=self.trust, now=self._now(),
+                                     on_identity=on_identity)
+
+        try:
+            result = await asyncio.to_thread(work)
+        except (ReaderError, TlvError, ApduError) as e:
+            self.last_error = e.code
+            self.last_error_json = error_json(e, fp)
+            log.warning("chip read failed fp=%s error=%s", fp, type(e).__name__)
+            self.verifier.report(e, fp)
+            return ChipOutcome(await _settle(eligibility), None)
+        self.last_error = None
+        self.last_error_json = None
+        verification = await _settle(eligibility)
+        if result.photo is not None:
+            self._photo = (time.monotonic(), result.photo.format, result.photo.image)
+            self.bus.publish("photo", {
+                "format": result.photo.format, "bytes": len(result.photo.image),
+                "url": f"/api/v1/photo?fp={fp}", "raw_fingerprint": fp,
+                "passive_auth": result.passive_auth.to_json()})
+        log.info("chip read fp=%s apdus=%d pa=%s ms=%.1f", fp, result.apdus,
+                 result.passive_auth.status, (time.perf_counter() - started) * 1000)
+        return ChipOutcome(verification, result)
+
+    async def health(self) -> dict[str, str]:
+        """ok / degraded / down with a reason, for /api/v1/health."""
+        if self.source is None:
+            return {"status": "down", "reason": "no chip reader configured"}
+        if isinstance(self.source, DemoSource):
+            status = "degraded" if self.last_error else "ok"
+            return {"status": status, "reason": self.last_error or "demo card"}
+        from readers import pcsc
+
+        names = await asyncio.to_thread(pcsc.list_readers)
+        if not names:
+            return {"status": "down", "reason": "no PC/SC reader (check USB and pcscd)"}
+        return {"status": "degraded" if self.last_error else "ok",
+                "reason": self.last_error or ", ".join(names)}
+
+    def result_json(self, outcome: ChipOutcome) -> dict[str, Any]:
+        """The chip credential with the final passive authentication, and the eligibility."""
+        read = outcome.read
+        assert read is not None
+        credential = chip_credential(read.identity, passive_auth=read.passive_auth,
+                                     photo=read.photo, active_auth=read.active_auth,
+                                     apdus=read.apdus, fingerprint="")
+        out: dict[str, Any] = credential.to_json()
+        out.pop("raw_fingerprint", None)
+        if outcome.verification is not None:
+            out["raw_fingerprint"] = outcome.verification.credential.raw_fingerprint
+            out["eligibility"] = outcome.verification.eligibility.to_json()
+        return out
+
