@@ -88,6 +88,22 @@ def load_csca_dir(directory: str) -> list[x509.Certificate]:
     return load_trust(certs)
 
 
+def read_from_source(source: ChipSource, keys: list[AccessKey], *, extended_mode: str,
+                     retries: int, trust: list[x509.Certificate], now: datetime,
+                     on_identity: Callable[[ChipIdentity], None] | None = None) -> ChipRead:
+    """Blocking: connect, choose short or extended length from the ATR, read with retries."""
+    port, atr = source.connect()
+    ports = [port]
+
+    def connect() -> CardPort:
+        return ports.pop() if ports else source.connect()[0]
+
+    extended = extended_mode == "on" or (extended_mode == "auto"
+                                         and supports_extended_length(atr))
+    return read_with_retries(connect, keys, retries=retries, rnd=os.urandom,
+                             extended=extended, trust=trust, now=now, on_identity=on_identity)
+
+
 def _day(text: str | None) -> date | None:
     if not text:
         return None
@@ -168,7 +184,6 @@ class ChipService:
         self._photo: tuple[float, str, bytes] | None = None
         self.last_error: str | None = None
         self.last_error_json: dict[str, Any] | None = None
-        self._atr = b""
 
     @property
     def is_demo(self) -> bool:
@@ -179,12 +194,6 @@ class ChipService:
             self._photo = None
             return None
         return self._photo[1], self._photo[2]
-
-    def _connect(self) -> CardPort:
-        assert self.source is not None  # checked by read()
-        port, atr = self.source.connect()
-        self._atr = atr
-        return port
 
     async def read(self, keys: list[AccessKey]) -> ChipOutcome:
         """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
@@ -205,17 +214,10 @@ class ChipService:
                      (time.perf_counter() - started) * 1000)
 
         def work() -> ChipRead:
-            first_port = self._connect()
-            ports = [first_port]
-
-            def connect() -> CardPort:
-                return ports.pop() if ports else self._connect()
-
-            mode = self.extended
-            extended = mode == "on" or (mode == "auto" and supports_extended_length(self._atr))
-            return read_with_retries(connect, keys, retries=self.retries, rnd=os.urandom,
-                                     extended=extended, trust=self.trust, now=self._now(),
-                                     on_identity=on_identity)
+            assert self.source is not None  # checked above
+            return read_from_source(self.source, keys, extended_mode=self.extended,
+                                    retries=self.retries, trust=self.trust, now=self._now(),
+                                    on_identity=on_identity)
 
         try:
             result = await asyncio.to_thread(work)

@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,46 @@ def cmd_check(args: argparse.Namespace) -> int:
     result = asyncio.run(run())
     _print_json(result)
     return EXIT_OK if result["status"] == Status.ELIGIBLE.value else EXIT_NEGATIVE
+
+
+def cmd_card_read(args: argparse.Namespace) -> int:
+    """Read a chip CCCD on a PC/SC reader; prints the chip JSON (no registry lookup)."""
+    from readers.access import keys_from_cccd
+    from readers.mrz import AccessKey
+    from readers.pa import PaStatus
+    from terminal.chipflow import PcscSource, chip_credential, load_csca_dir, read_from_source
+    from verify.qr import parse_cccd_qr
+
+    if args.can:
+        raise CliError("PACE with the CAN is not supported yet: use --qr or --doc/--dob/--expiry")
+    if args.qr:
+        c = parse_cccd_qr(args.qr)
+        if not (c.id_number and c.date_of_birth and c.date_of_birth.exact and c.issue_date):
+            raise CliError("the QR lacks the ID, DOB or issue date the chip key needs")
+        keys = keys_from_cccd(c.id_number, c.date_of_birth.exact, c.issue_date)
+    elif args.doc and args.dob and args.expiry:
+        doc = args.doc[3:] if len(args.doc) == 12 else args.doc
+        keys = [AccessKey(doc, args.dob, args.expiry)]
+    else:
+        raise CliError("give the access key: --qr TEXT, or --doc DOC9 --dob YYMMDD --expiry YYMMDD")
+    settings = _settings(args)
+    try:
+        trust = load_csca_dir(args.csca or settings.chip.csca_dir)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot load CSCA certificates: {type(e).__name__}") from None
+    result = read_from_source(PcscSource(args.reader or settings.chip.reader or None), keys,
+                              extended_mode=settings.chip.extended_length,
+                              retries=settings.chip.retries, trust=trust,
+                              now=datetime.now(UTC))
+    credential = chip_credential(result.identity, passive_auth=result.passive_auth,
+                                 photo=result.photo, active_auth=result.active_auth,
+                                 apdus=result.apdus, fingerprint="")
+    out = credential.to_json()
+    out.pop("raw_fingerprint", None)
+    if args.photo_out and result.photo is not None:
+        Path(args.photo_out).write_bytes(result.photo.image)
+    _print_json(out)
+    return EXIT_NEGATIVE if result.passive_auth.status is PaStatus.FAILED else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -205,6 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--offline", action="store_true", help="do not call the registry")
     check.set_defaults(func=cmd_check)
 
+    card = sub.add_parser("card", help="chip CCCD")
+    card_sub = card.add_subparsers(dest="card_command", required=True, parser_class=_Parser)
+    read = card_sub.add_parser("read", help="read a chip CCCD; prints a chip JSON")
+    read.add_argument("--reader", help="PC/SC reader name (default: first with a card)")
+    key = read.add_mutually_exclusive_group()
+    key.add_argument("--qr", help="the card's CCCD QR text (ID, DOB and issue date)")
+    key.add_argument("--doc", help="document number (last 9 ID digits) or the 12-digit ID")
+    key.add_argument("--can", help="card access number (PACE; not supported yet)")
+    read.add_argument("--dob", help="date of birth YYMMDD (with --doc)")
+    read.add_argument("--expiry", help="date of expiry YYMMDD (with --doc)")
+    read.add_argument("--csca", help="folder of trusted CSCA certificates")
+    read.add_argument("--photo-out", help="write the face image to this file")
+    read.add_argument("--config")
+    read.set_defaults(func=cmd_card_read)
+
     sim = sub.add_parser("registry-sim", help="a server speaking the registry gateway protocol")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8766)
@@ -218,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from readers.errors import ReaderError
     from verify.errors import VerifyError
 
     args = build_parser().parse_args(argv)
@@ -225,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except VerifyError as e:
+    except (VerifyError, ReaderError) as e:
         print(f"tiepdon: {e.en} ({e.detail})" if e.detail != e.en else f"tiepdon: {e.en}",
               file=sys.stderr)
     except (SettingsError, CliError) as e:
