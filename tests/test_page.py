@@ -6,6 +6,7 @@ The browser may only talk to the daemon: any other request fails the test (no CD
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -126,3 +127,36 @@ def test_english_switch(page: Page) -> None:
 
 def test_registry_health_strip(page: Page) -> None:
     expect(page.locator("#health")).to_have_attribute("data-status", "ok")
+
+
+@pytest.fixture
+def chip_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
+    from tests.test_chip_api import serve
+
+    server = serve(sim, tmp_path)
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    expect(pg.locator("#stream")).to_have_attribute("data-status", "ok")
+    yield pg
+    context.close()
+    server.stop()
+
+
+def test_demo_chip_shows_photo_and_badge(chip_page: Page) -> None:
+    chip_page.locator("#chip-demo").click()
+    expect(chip_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    expect(chip_page.locator("#name")).to_have_text("Nguyễn Tiến Đạt")
+    expect(chip_page.locator("#pa-badge")).to_have_text("Chip xác thực")
+    expect(chip_page.locator("#pa-badge")).to_have_attribute("data-status", "authentic")
+    photo = chip_page.locator("#photo")
+    expect(photo).to_be_visible()
+    assert chip_page.evaluate("document.getElementById('photo').naturalWidth") > 0
+
+
+def test_chip_read_uses_the_scanned_cccd_qr(chip_page: Page) -> None:
+    scan(chip_page, "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021")
+    expect(chip_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    chip_page.locator("#chip-read").click()
+    expect(chip_page.locator("#pa-badge")).to_have_text("Chip xác thực")
+    expect(chip_page.locator("#photo")).to_be_visible()

@@ -1,0 +1,134 @@
+"""The chip flow in the daemon over HTTP, with the in-process virtual card (the demo's source):
+identity → eligibility → photo, in that order on the event stream; failures as staff messages."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from readers.pa import load_trust
+from readers.vcard import DEMO_PERSON, Faults, VirtualCccd, build_files
+from terminal.app import build_services, create_app
+from terminal.chipflow import DemoSource
+from terminal.server import BackgroundServer, start_background
+from tests.conftest import NOW, terminal_settings
+from tests.test_daemon import read_events
+from tests.test_pcsc import pki
+
+QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
+
+
+def serve(sim: BackgroundServer, tmp_path: Path, faults: Faults | None = None,
+          trusted: bool = True) -> BackgroundServer:
+    faults = faults or Faults()
+    card = VirtualCccd(build_files(DEMO_PERSON, pki(), faults=faults, now=NOW),
+                       DEMO_PERSON.access_key, faults)
+    settings = terminal_settings(sim.url, tmp_path / "data")
+    services = build_services(settings, now=lambda: NOW, chip_source=DemoSource(card),
+                              trust=load_trust([pki().csca_pem()]) if trusted else [])
+    return start_background(create_app(settings, services))
+
+
+@pytest.fixture
+def chip_daemon(sim: BackgroundServer, tmp_path: Path) -> Iterator[BackgroundServer]:
+    server = serve(sim, tmp_path)
+    yield server
+    server.stop()
+
+
+def test_demo_card_events_in_order(chip_daemon: BackgroundServer) -> None:
+    events: list[tuple[str, dict[str, object]]] = []
+    ready = threading.Event()
+    reader = threading.Thread(target=read_events, args=(chip_daemon.url, 3, ready, events))
+    reader.start()
+    assert ready.wait(10)
+    r = httpx.post(f"{chip_daemon.url}/api/v1/chip/demo", timeout=30)
+    reader.join(10)
+    assert r.status_code == 200
+    assert [name for name, _ in events] == ["credential", "eligibility", "photo"]
+    credential = events[0][1]
+    assert credential["kind"] == "chip" and credential["father_name"] == "Nguyễn Văn Hải"
+    assert credential["passive_auth"] == {"status": "authentic", "reason": None}
+    assert events[1][1]["status"] == "eligible"
+    photo = events[2][1]
+    assert photo["format"] == "jpeg" and str(photo["url"]).startswith("/api/v1/photo")
+    image = httpx.get(f"{chip_daemon.url}{photo['url']}")
+    assert image.content[:3] == b"\xff\xd8\xff"
+
+
+def test_read_with_typed_mrz_data(chip_daemon: BackgroundServer) -> None:
+    r = httpx.post(f"{chip_daemon.url}/api/v1/chip/read", json={
+        "document_number": "001088004321", "date_of_birth": "880329",
+        "date_of_expiry": "280329"}, timeout=30)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["mrz"]["date_of_expiry"] == "280329" and body["apdus"] <= 12
+    assert body["eligibility"]["person"]["full_name"] == "Nguyễn Tiến Đạt"
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"document_number": "088004321", "date_of_birth": "880329", "date_of_expiry": "280330"},
+     "chip_access_denied"),
+    ({"document_number": "088004321", "date_of_birth": "8803", "date_of_expiry": "280330"},
+     "mrz_format"),
+    ({"qr": "not a qr"}, "qr_format"),
+    ({"document_number": "088004321", "mrz_line2": "8803299M2803297VNM<<<<<<<<<<<4"},
+     "mrz_format"),
+])
+def test_bad_keys_are_staff_messages(chip_daemon: BackgroundServer, body: dict[str, str],
+                                     code: str) -> None:
+    r = httpx.post(f"{chip_daemon.url}/api/v1/chip/read", json=body, timeout=30)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == code and err["vi"] and err["en"]
+    assert httpx.post(f"{chip_daemon.url}/api/v1/chip/read", json={"qr": QR},
+                      timeout=30).status_code == 200
+
+
+def test_failed_chip_is_never_eligible(sim: BackgroundServer, tmp_path: Path) -> None:
+    server = serve(sim, tmp_path, Faults(tamper_dg=13))
+    try:
+        body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
+        assert body["passive_auth"] == {"status": "failed", "reason": "dg13_hash_mismatch"}
+        e = body["eligibility"]
+        assert e["status"] == "needs_review"
+        assert any(m["code"] == "chip_pa_failed" and "dg13_hash_mismatch" in m["vi"]
+                   for m in e["messages"])
+    finally:
+        server.stop()
+
+
+def test_unanchored_is_a_warning(sim: BackgroundServer, tmp_path: Path) -> None:
+    server = serve(sim, tmp_path, trusted=False)
+    try:
+        body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
+        assert body["passive_auth"]["status"] == "unanchored"
+        assert any(m["code"] == "chip_unanchored" and m["severity"] == "warning"
+                   for m in body["eligibility"]["messages"])
+    finally:
+        server.stop()
+
+
+def test_torn_card_asks_to_hold_still(sim: BackgroundServer, tmp_path: Path) -> None:
+    server = serve(sim, tmp_path, Faults(torn_after=6))
+    try:
+        r = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30)
+        assert r.status_code == 422
+        assert r.json()["error"]["code"] == "chip_card_removed"
+        assert httpx.get(f"{server.url}/api/v1/photo").status_code == 404
+        health = httpx.get(f"{server.url}/api/v1/health").json()
+        assert health["components"]["chip_reader"]["status"] == "degraded"
+    finally:
+        server.stop()
+
+
+def test_photo_is_404_before_any_read(chip_daemon: BackgroundServer) -> None:
+    assert httpx.get(f"{chip_daemon.url}/api/v1/photo").status_code == 404
+
+
+def test_demo_route_only_on_demo_terminals(daemon: BackgroundServer) -> None:
+    assert httpx.post(f"{daemon.url}/api/v1/chip/demo", timeout=30).status_code == 404
