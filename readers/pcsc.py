@@ -7,9 +7,11 @@ Blocking: callers run it in a worker thread, never on the event loop.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from smartcard import scard
 from smartcard.CardConnection import CardConnection
 from smartcard.Exceptions import (
     CardConnectionException,
@@ -98,3 +100,51 @@ def card_present(reader_name: str) -> bool:
         return False
     port.close()
     return True
+
+
+class ReaderWatcher:
+    """Reader hot-plug and card presence through ``SCardGetStatusChange``.
+
+    ``poll`` blocks up to ``timeout_ms`` waiting for a change and returns
+    ``{reader: card present}``, or None while pcscd is unreachable; a pcscd restart costs a
+    new context, nothing more.
+    """
+
+    def __init__(self) -> None:
+        self._ctx: int | None = None
+        self._states: dict[str, int] = {}
+
+    def _reset(self) -> None:
+        if self._ctx is not None:
+            with contextlib.suppress(Exception):
+                scard.SCardReleaseContext(self._ctx)
+        self._ctx = None
+        self._states = {}
+
+    def poll(self, timeout_ms: int = 500) -> dict[str, bool] | None:
+        if self._ctx is None:
+            hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+            if hr != scard.SCARD_S_SUCCESS:
+                time.sleep(timeout_ms / 1000)
+                return None
+            self._ctx = ctx
+        hr, names = scard.SCardListReaders(self._ctx, [])
+        if hr == scard.SCARD_E_NO_READERS_AVAILABLE:
+            self._states = {}
+            time.sleep(timeout_ms / 1000)
+            return {}
+        if hr != scard.SCARD_S_SUCCESS:
+            self._reset()
+            return None
+        query = [(n, self._states.get(n, scard.SCARD_STATE_UNAWARE)) for n in names]
+        hr, new = scard.SCardGetStatusChange(self._ctx, timeout_ms, query)
+        if hr == scard.SCARD_E_TIMEOUT:
+            return {n: bool(self._states.get(n, 0) & scard.SCARD_STATE_PRESENT) for n in names}
+        if hr != scard.SCARD_S_SUCCESS:  # pcscd stopped, reader unplugged mid-call, …
+            self._reset()
+            return None
+        self._states = {n: state & ~scard.SCARD_STATE_CHANGED for n, state, _ in new}
+        return {n: bool(state & scard.SCARD_STATE_PRESENT) for n, state, _ in new}
+
+    def close(self) -> None:
+        self._reset()

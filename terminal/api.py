@@ -18,6 +18,7 @@ from terminal.chipflow import ChipService, DemoSource
 from terminal.events import EventBus
 from terminal.service import Verifier, error_json
 from verify.errors import InputFormatError, MissingFieldError, QrFormatError
+from verify.model import Credential, CredentialKind
 from verify.qr import parse_cccd_qr
 
 router = APIRouter()
@@ -55,12 +56,21 @@ class VerifyRequest(BaseModel):
     date_of_birth: str | None = Field(default=None, max_length=32)
 
 
+def _offer_chip_keys(request: Request, credential: Credential) -> None:
+    """A CCCD QR carries the chip's access key: offer it for the next card on the reader."""
+    chip = _services(request).chip
+    dob = credential.date_of_birth.exact if credential.date_of_birth else None
+    if (chip is not None and credential.kind is CredentialKind.CCCD_QR and dob
+            and credential.issue_date and credential.id_number):
+        chip.offer_keys(keys_from_cccd(credential.id_number, dob, credential.issue_date))
+
+
 def _refused(error: InputFormatError, fp: str | None) -> JSONResponse:
     return JSONResponse({"error": error_json(error, fp)}, status_code=422)
 
 
 @router.post("/api/v1/verify", tags=["verify"])
-async def verify(body: VerifyRequest, verifier: VerifierDep) -> JSONResponse:
+async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -> JSONResponse:
     """Check one credential; answers an eligibility JSON with the credential under
     ``credential``. Input that cannot be read is refused with 422 and a staff message."""
     fp = None
@@ -70,6 +80,7 @@ async def verify(body: VerifyRequest, verifier: VerifierDep) -> JSONResponse:
                 raise MissingFieldError("send either qr or typed numbers, not both")
             fp = verifier.fingerprint(body.qr)
             credential = verifier.credential_from_qr(body.qr)
+            _offer_chip_keys(request, credential)
         else:
             credential = verifier.credential_from_manual(
                 card_code=body.card_code, id_number=body.id_number,

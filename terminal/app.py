@@ -40,6 +40,7 @@ class Services:
     registry: RegistryClient | None = None
     chip: ChipService | None = None
     probe_seconds: float = PROBE_SECONDS
+    watch_readers: bool = True
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -52,17 +53,24 @@ async def _probe_loop(registry: RegistryClient, every: float) -> None:
 def create_app(settings: Settings, services: Services) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        probe = None
+        tasks = []
         if services.registry is not None:
-            probe = asyncio.create_task(_probe_loop(services.registry, services.probe_seconds))
+            tasks.append(asyncio.create_task(_probe_loop(services.registry,
+                                                         services.probe_seconds)))
+        chip = services.chip
+        if chip is not None and isinstance(chip.source, PcscSource) and services.watch_readers:
+            from readers.pcsc import ReaderWatcher  # pyscard only where a reader is watched
+
+            tasks.append(asyncio.create_task(chip.watch(ReaderWatcher)))
         try:
             yield
         finally:
             services.bus.close()
-            if probe is not None:
-                probe.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await probe
+                    await task
             if services.registry is not None:
                 await services.registry.aclose()
 

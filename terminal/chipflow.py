@@ -34,6 +34,7 @@ from verify.model import VN_TZ, BirthDate, Credential, CredentialKind, parse_dmy
 
 log = logging.getLogger(__name__)
 CSCA_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+OFFER_SECONDS = 120.0  # how long a scanned CCCD QR stays the key for the next card
 
 
 class ChipSource(Protocol):
@@ -184,6 +185,8 @@ class ChipService:
         self._photo: tuple[float, str, bytes] | None = None
         self.last_error: str | None = None
         self.last_error_json: dict[str, Any] | None = None
+        self._offered: tuple[float, list[AccessKey]] | None = None
+        self.readers: dict[str, bool] | None = None  # what the watcher saw last
 
     @property
     def is_demo(self) -> bool:
@@ -195,7 +198,7 @@ class ChipService:
             return None
         return self._photo[1], self._photo[2]
 
-    async def read(self, keys: list[AccessKey]) -> ChipOutcome:
+    async def read(self, keys: list[AccessKey], *, reader: str | None = None) -> ChipOutcome:
         """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
         if self.source is None:
             raise ReaderError("no chip reader configured")
@@ -213,9 +216,12 @@ class ChipService:
             log.info("chip identity fp=%s pa=%s ms=%.1f", fp, identity.passive_auth.status,
                      (time.perf_counter() - started) * 1000)
 
+        source = self.source
+        if reader is not None and isinstance(source, PcscSource):
+            source = PcscSource(reader)
+
         def work() -> ChipRead:
-            assert self.source is not None  # checked above
-            return read_from_source(self.source, keys, extended_mode=self.extended,
+            return read_from_source(source, keys, extended_mode=self.extended,
                                     retries=self.retries, trust=self.trust, now=self._now(),
                                     on_identity=on_identity)
 
@@ -239,6 +245,46 @@ class ChipService:
         log.info("chip read fp=%s apdus=%d pa=%s ms=%.1f", fp, result.apdus,
                  result.passive_auth.status, (time.perf_counter() - started) * 1000)
         return ChipOutcome(verification, result)
+
+    def offer_keys(self, keys: list[AccessKey]) -> None:
+        """Keys from a CCCD QR just scanned: a card placed on the reader soon after is read
+        with them without any click."""
+        self._offered = (time.monotonic(), keys)
+
+    def _take_offer(self) -> list[AccessKey] | None:
+        if self._offered is None or time.monotonic() - self._offered[0] > OFFER_SECONDS:
+            return None
+        keys, self._offered = self._offered[1], None
+        return keys
+
+    async def watch(self, make_watcher: Callable[[], Any]) -> None:
+        """Reader hot-plug and card insert/remove as ``device`` events; reads a card placed
+        after a CCCD QR was scanned. Runs for the daemon's life; pcscd restarts included."""
+        watcher = make_watcher()
+        try:
+            while True:
+                state = await asyncio.to_thread(watcher.poll, 500)
+                previous, self.readers = self.readers, state
+                if state is None:
+                    if previous is not None:
+                        self.bus.publish("device", {"device": "chip_reader", "status": "down",
+                                                    "reason": "pcscd unreachable"})
+                    await asyncio.sleep(1.0)
+                    continue
+                for reader, present in state.items():
+                    before = (previous or {}).get(reader)
+                    if before is None or before != present:
+                        self.bus.publish("device", {"device": "chip_reader", "status": "ok",
+                                                    "reader": reader, "card": present})
+                    if present and before is False:
+                        keys = self._take_offer()
+                        if keys is not None:
+                            await self.read(keys, reader=reader)
+                for reader in set(previous or {}) - set(state):
+                    self.bus.publish("device", {"device": "chip_reader", "status": "down",
+                                                "reader": reader, "reason": "unplugged"})
+        finally:
+            watcher.close()
 
     async def health(self) -> dict[str, str]:
         """ok / degraded / down with a reason, for /api/v1/health."""

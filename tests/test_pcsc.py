@@ -13,8 +13,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -47,22 +48,35 @@ def _vpcd_listening() -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def pcscd() -> Iterator[None]:
-    """pcscd with the vpcd driver; started here when the machine has none running."""
-    assert Path(PCSCD).exists(), "pcscd is missing: scripts/test installs pcscd and vpcd"
-    started = None
-    if not _vpcd_listening():
-        started = subprocess.Popen([PCSCD, "--foreground"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+class Pcscd:
+    """pcscd with the vpcd driver, started by the tests when the machine has none running."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([PCSCD, "--foreground"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while not _vpcd_listening():
             assert time.monotonic() < deadline, "pcscd did not open the vpcd port"
             time.sleep(0.1)
-    yield
-    if started is not None:
-        started.terminate()
-        started.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def pcscd() -> Iterator[Pcscd]:
+    assert Path(PCSCD).exists(), "pcscd is missing: scripts/test installs pcscd and vpcd"
+    daemon = Pcscd()
+    if not _vpcd_listening():
+        daemon.start()
+    yield daemon
+    daemon.stop()
 
 
 @cache
@@ -81,7 +95,7 @@ def virtual(faults: Faults | None = None) -> VirtualCccd:
 
 
 @pytest.fixture
-def inserted(pcscd: None) -> Iterator[list[VpcdCard]]:
+def inserted(pcscd: Pcscd) -> Iterator[list[VpcdCard]]:
     """Insert cards with ``insert(card)``; all are pulled out at the end."""
     cards: list[VpcdCard] = []
     yield cards
@@ -163,7 +177,7 @@ def test_card_pulled_mid_read(inserted: list[VpcdCard]) -> None:
 
 
 @pytest.fixture
-def chip_daemon(pcscd: None, tmp_path: Path, sim: BackgroundServer
+def chip_daemon(pcscd: Pcscd, tmp_path: Path, sim: BackgroundServer
                 ) -> Iterator[BackgroundServer]:
     settings = terminal_settings(sim.url, tmp_path / "data")
     services = build_services(settings, now=lambda: NOW, chip_source=PcscSource(),
@@ -224,7 +238,7 @@ def test_card_read_command(inserted: list[VpcdCard], tmp_path: Path) -> None:
     assert json.loads(unanchored.stdout)["passive_auth"]["status"] == "unanchored"
 
 
-def test_card_read_without_a_card(pcscd: None) -> None:
+def test_card_read_without_a_card(pcscd: Pcscd) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
     p = subprocess.run([TIEPDON, "card", "read", "--qr", QR], capture_output=True, text=True,
                        timeout=60, env=env, check=False)
@@ -236,3 +250,68 @@ def test_card_read_without_a_card(pcscd: None) -> None:
 def test_pcscd_binary_present() -> None:
     assert shutil.which("pcscd") or Path(PCSCD).exists()
     assert datetime.now(UTC).year >= 2026
+
+
+def collect(url: str, until: Callable[[list[tuple[str, dict[str, object]]]], bool],
+            ready: threading.Event, out: list[tuple[str, dict[str, object]]]) -> None:
+    with httpx.stream("GET", f"{url}/api/v1/events", timeout=30) as r:
+        name = None
+        for line in r.iter_lines():
+            if line.startswith(": connected"):
+                ready.set()
+            elif line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name:
+                out.append((name, json.loads(line[6:])))
+                if until(out):
+                    return
+
+
+def test_scanned_qr_then_card_on_reader_reads_by_itself(
+        inserted: list[VpcdCard], chip_daemon: BackgroundServer) -> None:
+    events: list[tuple[str, dict[str, object]]] = []
+    ready = threading.Event()
+    reader = threading.Thread(target=collect, args=(
+        chip_daemon.url, lambda ev: any(n == "photo" for n, _ in ev), ready, events))
+    reader.start()
+    assert ready.wait(10)
+    time.sleep(1.0)  # the watcher has seen the empty reader
+    assert httpx.post(f"{chip_daemon.url}/api/v1/verify", json={"qr": QR},
+                      timeout=30).json()["status"] == "eligible"
+    insert(inserted, virtual()).close()
+    reader.join(30)
+    names = [n for n, _ in events]
+    assert {"device", "credential", "eligibility", "photo"} <= set(names)
+    card_events = [d for n, d in events if n == "device" and d.get("card") is True]
+    assert card_events and card_events[0]["reader"] == "Virtual PCD 00 00"
+    chip = [d for n, d in events if n == "credential" and d["kind"] == "chip"]
+    assert chip and chip[0]["passive_auth"]["status"] == "authentic"  # type: ignore[index]
+
+
+def test_pcscd_restart_is_survived(pcscd: Pcscd, inserted: list[VpcdCard],
+                                   chip_daemon: BackgroundServer) -> None:
+    assert pcscd.proc is not None, (
+        "this test restarts pcscd: stop the machine's own pcscd so the tests start theirs")
+    events: list[tuple[str, dict[str, object]]] = []
+    ready = threading.Event()
+
+    def seen_again(ev: list[tuple[str, dict[str, object]]]) -> bool:
+        downs = [i for i, (n, d) in enumerate(ev) if n == "device" and d["status"] == "down"]
+        return bool(downs) and any(n == "device" and d.get("card") is True
+                                   for n, d in ev[downs[0]:])
+
+    reader = threading.Thread(target=collect, args=(chip_daemon.url, seen_again, ready,
+                                                    events))
+    reader.start()
+    assert ready.wait(10)
+    time.sleep(1.0)
+    pcscd.stop()
+    time.sleep(2.0)
+    health = httpx.get(f"{chip_daemon.url}/api/v1/health").json()
+    assert health["components"]["chip_reader"]["status"] == "down"
+    pcscd.start()
+    insert(inserted, virtual()).close()
+    reader.join(30)
+    assert seen_again(events), events
+    r = httpx.post(f"{chip_daemon.url}/api/v1/chip/read", json={"qr": QR}, timeout=30)
+    assert r.status_code == 200 and r.json()["passive_auth"]["status"] == "authentic"
