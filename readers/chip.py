@@ -18,6 +18,7 @@ from typing import Any
 
 from cryptography import x509
 
+from readers import aa
 from readers.apdu import (
     INS_READ_BINARY,
     INS_SELECT,
@@ -125,6 +126,9 @@ class ChipSession:
             return "bac"
         raise AccessDenied("the chip refused every access key")
 
+    def transmit(self, c: Command) -> tuple[bytes, int]:
+        return self._transmit(c)
+
     def _transmit(self, c: Command) -> tuple[bytes, int]:
         if self.secure is None:
             raise AccessDenied("no secure session")
@@ -192,12 +196,20 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey], *, rnd: Callable[[int],
     identity = ChipIdentity(com, mrz, dg13, pa, access)
     if on_identity is not None:
         on_identity(identity)
+    identity_groups = set(groups)
     photo = None
     if want_photo and 2 in com.data_groups:
         groups[2] = s.read_file(2)
         photo = parse_dg2(groups[2])
-        pa = passive_authentication(sod, groups, trust, now=now)
-    return ChipRead(identity, photo, pa, "not_supported", counter.apdus, counter.bytes_in,
+    active = aa.NOT_SUPPORTED
+    if 15 in com.data_groups:
+        groups[15] = s.read_file(15)
+        challenge = rnd(8)
+        answer, sw = s.transmit(aa.internal_authenticate(challenge))
+        active = aa.verify_answer(aa.public_key_from_dg15(groups[15]), challenge, answer, sw)
+    if set(groups) != identity_groups:
+        pa = passive_authentication(sod, groups, trust, now=now)  # DG2 and DG15 included
+    return ChipRead(identity, photo, pa, active, counter.apdus, counter.bytes_in,
                     counter.bytes_out)
 
 

@@ -23,11 +23,13 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from readers.apdu import (
     INS_EXTERNAL_AUTHENTICATE,
     INS_GET_CHALLENGE,
+    INS_INTERNAL_AUTHENTICATE,
     INS_READ_BINARY,
     INS_SELECT,
     SW,
@@ -218,11 +220,13 @@ class Faults:
     extended: bool = True             # ATR advertises extended length
     drop_dg13: tuple[int, ...] = ()   # DG13 fields left out
     bad_mac_after: int | None = None  # corrupt the MAC of this protected answer (1-based)
+    aa: str = "none"                  # none (no DG15) | ec (Active Authentication) | ec_wrong
 
 
 def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
                 photo: bytes | None = None, other_pki: TestPki | None = None,
-                now: datetime | None = None) -> dict[FileKey, bytes]:
+                now: datetime | None = None,
+                aa_key: ec.EllipticCurvePrivateKey | None = None) -> dict[FileKey, bytes]:
     now = now or datetime.now(UTC)
     mrz = compose_mrz(person)
     dg1 = encode_tlv(DG_TAGS[1], encode_tlv(0x5F1F, mrz.encode("ascii")))
@@ -243,9 +247,13 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
     dg13 = encode_dg13(values, father=None if 13 in faults.drop_dg13 else person.father,
                        mother=None if 13 in faults.drop_dg13 else person.mother,
                        spouse=person.spouse)
-    com = encode_tlv(TAG_EF_COM, encode_tlv(0x5F01, b"0107") + encode_tlv(0x5F36, b"040000")
-                     + encode_tlv(0x5C, bytes([DG_TAGS[1], DG_TAGS[2], DG_TAGS[13]])))
     groups: dict[int, bytes] = {1: dg1, 2: dg2, 13: dg13}
+    if aa_key is not None:
+        groups[15] = encode_tlv(DG_TAGS[15], aa_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    tags = bytes(DG_TAGS[n] for n in sorted(groups))
+    com = encode_tlv(TAG_EF_COM, encode_tlv(0x5F01, b"0107") + encode_tlv(0x5F36, b"040000")
+                     + encode_tlv(0x5C, tags))
     signing_pki = pki
     if faults.signer == "foreign":
         signing_pki = other_pki or make_pki(now=now, label="Foreign CSCA")
@@ -298,6 +306,7 @@ class VirtualCccd:
     access_key: AccessKey
     faults: Faults = field(default_factory=Faults)
     rnd: Callable[[int], bytes] = os.urandom
+    aa_key: ec.EllipticCurvePrivateKey | None = None
     apdus: int = 0
     _selected_app: bool = False
     _current: FileKey | None = None
@@ -408,6 +417,12 @@ class VirtualCccd:
             want = c.le or 256
             chunk = content[offset:offset + want]
             return chunk, SW.OK if len(chunk) == want else SW.END_OF_FILE
+        if c.ins == INS_INTERNAL_AUTHENTICATE and self.aa_key is not None:
+            key = self.aa_key
+            if self.faults.aa == "ec_wrong":
+                key = ec.generate_private_key(ec.SECP256R1())
+            r, s_ = decode_dss_signature(key.sign(c.data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s_.to_bytes(32, "big"), SW.OK
         return b"", SW.INS_NOT_SUPPORTED
 
 
@@ -416,7 +431,9 @@ def demo_card(*, now: datetime | None = None, faults: Faults = Faults(),
               ) -> tuple[VirtualCccd, TestPki]:
     """A ready virtual card and its PKI (give ``pki.csca_pem()`` to the trust store)."""
     pki = pki or make_pki(now=now or datetime.now(UTC))
-    card = VirtualCccd(build_files(person, pki, faults=faults), person.access_key, faults)
+    aa_key = ec.generate_private_key(ec.SECP256R1()) if faults.aa != "none" else None
+    card = VirtualCccd(build_files(person, pki, faults=faults, now=now, aa_key=aa_key),
+                       person.access_key, faults, aa_key=aa_key)
     return card, pki
 
 

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from readers.apdu import CardPort
+from readers.apdu import SW, CardPort
 from readers.atr import supports_extended_length
 from readers.chip import ChipIdentity, ChipRead, read_with_retries
-from readers.errors import ApduError, ReaderError, TlvError
+from readers.errors import ApduError, ReaderError, SecureMessagingError, TlvError
 from readers.mrz import AccessKey, yymmdd_to_date
 from readers.pa import PassiveAuth, load_trust
 from readers.vcard import VirtualCccd
@@ -101,8 +101,20 @@ def read_from_source(source: ChipSource, keys: list[AccessKey], *, extended_mode
 
     extended = extended_mode == "on" or (extended_mode == "auto"
                                          and supports_extended_length(atr))
-    return read_with_retries(connect, keys, retries=retries, rnd=os.urandom,
-                             extended=extended, trust=trust, now=now, on_identity=on_identity)
+    try:
+        return read_with_retries(connect, keys, retries=retries, rnd=os.urandom,
+                                 extended=extended, trust=trust, now=now,
+                                 on_identity=on_identity)
+    except (ApduError, SecureMessagingError) as e:
+        if not extended or getattr(e, "sw", None) not in (None, SW.WRONG_LENGTH,
+                                                          SW.SM_DATA_INCORRECT):
+            raise
+    # The card said yes to extended length in its ATR but the reader or the card refused:
+    # read again in short APDUs (a reader without extended-APDU support is common).
+    log.info("extended-length read refused; reading again with short APDUs")
+    return read_with_retries(lambda: source.connect()[0], keys, retries=retries,
+                             rnd=os.urandom, extended=False, trust=trust, now=now,
+                             on_identity=on_identity)
 
 
 def _day(text: str | None) -> date | None:

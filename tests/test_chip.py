@@ -338,3 +338,38 @@ def test_retry_budget_is_bounded() -> None:
     with pytest.raises(CardRemoved):
         read_with_retries(connect, [DEMO_PERSON.access_key], retries=2, rnd=os.urandom,
                           extended=False, trust=trust(), now=NOW)
+
+
+# -- active authentication --------------------------------------------------------------------
+def aa_card(mode: str) -> VirtualCccd:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    faults = Faults(aa=mode)
+    key = ec.generate_private_key(ec.SECP256R1())
+    files = build_files(DEMO_PERSON, pki(), faults=faults, now=NOW, aa_key=key)
+    return VirtualCccd(files, DEMO_PERSON.access_key, faults, aa_key=key)
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("ec", "passed"), ("ec_wrong", "failed")])
+def test_active_authentication(mode: str, outcome: str) -> None:
+    result = read(aa_card(mode))
+    assert result.active_auth == outcome
+    assert result.passive_auth.status is PaStatus.AUTHENTIC  # DG15 itself is signed
+
+
+def test_rsa_iso9796_2_answers() -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from readers.aa import verify_answer
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    n, d = key.public_key().public_numbers().n, key.private_numbers().d
+    challenge = bytes(range(8))
+    m1 = os.urandom(128 - 20 - 2)
+    f = b"\x6a" + m1 + hashlib.sha1(m1 + challenge).digest() + b"\xbc"
+    signature = pow(int.from_bytes(f, "big"), d, n).to_bytes(128, "big")
+    assert verify_answer(key.public_key(), challenge, signature, 0x9000) == "passed"
+    assert verify_answer(key.public_key(), bytes(8), signature, 0x9000) == "failed"
+    assert verify_answer(key.public_key(), challenge, signature, 0x6A80) == "failed"

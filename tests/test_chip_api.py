@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from readers.pa import load_trust
-from readers.vcard import DEMO_PERSON, Faults, VirtualCccd, build_files
+from readers.apdu import CardPort
+from readers.pa import PaStatus, load_trust
+from readers.vcard import DEMO_PERSON, Faults, VirtualCccd, build_files, make_atr
 from terminal.app import build_services, create_app
-from terminal.chipflow import DemoSource
+from terminal.chipflow import DemoSource, read_from_source
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, terminal_settings
 from tests.test_daemon import read_events
@@ -132,3 +133,22 @@ def test_photo_is_404_before_any_read(chip_daemon: BackgroundServer) -> None:
 
 def test_demo_route_only_on_demo_terminals(daemon: BackgroundServer) -> None:
     assert httpx.post(f"{daemon.url}/api/v1/chip/demo", timeout=30).status_code == 404
+
+
+class ClaimsExtended(DemoSource):
+    """A card whose ATR offers extended length that it then refuses (6700)."""
+
+    def connect(self) -> tuple[CardPort, bytes]:
+        port, _ = super().connect()
+        return port, make_atr(True)
+
+
+def test_extended_length_refused_falls_back_to_short() -> None:
+    faults = Faults(extended=False)
+    card = VirtualCccd(build_files(DEMO_PERSON, pki(), faults=faults, now=NOW),
+                       DEMO_PERSON.access_key, faults)
+    result = read_from_source(ClaimsExtended(card), [DEMO_PERSON.access_key],
+                              extended_mode="auto", retries=0,
+                              trust=load_trust([pki().csca_pem()]), now=NOW)
+    assert result.passive_auth.status is PaStatus.AUTHENTIC
+    assert result.apdus > 12  # it was the short-length read that succeeded

@@ -1,0 +1,79 @@
+"""Active Authentication (ICAO 9303-11 §6.1): the chip proves it holds the private key whose
+public half is in DG15 (itself covered by passive authentication), by signing a challenge.
+
+ECDSA keys: the answer is a plain ``r || s`` signature (BSI TR-03111) over the challenge with
+SHA-256 unless DG14 names another hash. RSA keys: ISO/IEC 9796-2 digital signature scheme 1
+with message recovery. Pure: the challenge is passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from readers.apdu import INS_INTERNAL_AUTHENTICATE, SW, Command, unwrap_tlv
+from readers.errors import TlvError
+from readers.lds import DG_TAGS
+
+PASSED, FAILED, NOT_SUPPORTED = "passed", "failed", "not_supported"
+_TRAILER_HASH = {0x33: "sha1", 0x34: "sha256", 0x36: "sha512", 0x35: "sha384", 0x38: "sha224"}
+
+
+def public_key_from_dg15(dg15: bytes) -> Any:
+    try:
+        return serialization.load_der_public_key(unwrap_tlv(dg15, DG_TAGS[15]))
+    except (ValueError, TypeError) as e:
+        raise TlvError("DG15 is not a public key") from e
+
+
+def internal_authenticate(challenge: bytes) -> Command:
+    return Command(0x00, INS_INTERNAL_AUTHENTICATE, 0x00, 0x00, challenge, le=256)
+
+
+def _verify_iso9796_2(key: rsa.RSAPublicKey, challenge: bytes, signature: bytes) -> bool:
+    numbers = key.public_numbers()
+    k = (numbers.n.bit_length() + 7) // 8
+    m = pow(int.from_bytes(signature, "big"), numbers.e, numbers.n)
+    if m % 16 != 12:  # ISO 9796-2 allows using n - m when the trailer nibble is not 0xC
+        m = numbers.n - m
+    f = m.to_bytes(k, "big")
+    if f[0] & 0xC0 != 0x40:
+        return False
+    if f[-1] == 0xBC:
+        algorithm, trailer = "sha1", 1
+    elif f[-1] == 0xCC and f[-2] in _TRAILER_HASH:
+        algorithm, trailer = _TRAILER_HASH[f[-2]], 2
+    else:
+        return False
+    size = hashlib.new(algorithm).digest_size
+    digest = f[-trailer - size:-trailer]
+    m1 = f[1:-trailer - size]
+    return hmac.compare_digest(hashlib.new(algorithm, m1 + challenge).digest(), digest)
+
+
+def verify_answer(key: Any, challenge: bytes, answer: bytes, sw: int,
+                  hash_name: str = "sha256") -> str:
+    if sw != SW.OK or not answer:
+        return FAILED
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        half = len(answer) // 2
+        if len(answer) % 2:
+            return FAILED
+        der = encode_dss_signature(int.from_bytes(answer[:half], "big"),
+                                   int.from_bytes(answer[half:], "big"))
+        algorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),  # noqa: S303 - ICAO AA
+                     "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[hash_name]
+        try:
+            key.verify(der, challenge, ec.ECDSA(algorithm))
+        except InvalidSignature:
+            return FAILED
+        return PASSED
+    if isinstance(key, rsa.RSAPublicKey):
+        return PASSED if _verify_iso9796_2(key, challenge, answer) else FAILED
+    return NOT_SUPPORTED
