@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography import x509
 
-from readers import aa
+from readers.aa import NOT_SUPPORTED, internal_authenticate, public_key_from_dg15, verify_answer
 from readers.apdu import (
     INS_READ_BINARY,
     INS_SELECT,
@@ -201,12 +201,12 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey], *, rnd: Callable[[int],
     if want_photo and 2 in com.data_groups:
         groups[2] = s.read_file(2)
         photo = parse_dg2(groups[2])
-    active = aa.NOT_SUPPORTED
+    active = NOT_SUPPORTED
     if 15 in com.data_groups:
         groups[15] = s.read_file(15)
         challenge = rnd(8)
-        answer, sw = s.transmit(aa.internal_authenticate(challenge))
-        active = aa.verify_answer(aa.public_key_from_dg15(groups[15]), challenge, answer, sw)
+        answer, sw = s.transmit(internal_authenticate(challenge))
+        active = verify_answer(public_key_from_dg15(groups[15]), challenge, answer, sw)
     if set(groups) != identity_groups:
         pa = passive_authentication(sod, groups, trust, now=now)  # DG2 and DG15 included
     return ChipRead(identity, photo, pa, active, counter.apdus, counter.bytes_in,
