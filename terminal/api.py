@@ -144,13 +144,23 @@ async def health(request: Request) -> dict[str, Any]:
             "last_error": h.last_error.isoformat() if h.last_error else None,
             "last_latency_ms": round(h.last_latency_ms, 1) if h.last_latency_ms else None,
         }
-    components["cache"] = {"status": "down", "reason": "no offline snapshot installed"}
+    offline = services.offline
+    components["cache"] = (offline.health() if offline is not None else
+                           {"status": "down", "reason": "offline store disabled"})
+    if registry is not None:
+        components["registry"]["breaker"] = registry.breaker.state
     chip = services.chip
     if chip is not None:
         components["chip_reader"] = await chip.health()
     components.update(services.extra_health)
     overall = "ok" if components["registry"]["status"] == "ok" else "degraded"
     return {"status": overall, "components": components}
+
+
+@router.get("/api/v1/rechecks", tags=["verify"])
+async def rechecks(verifier: VerifierDep) -> list[dict[str, Any]]:
+    """Answers given offline whose outcome changed when the registry was asked again."""
+    return verifier.flagged()
 
 
 @router.get("/metrics", tags=["operations"], response_class=PlainTextResponse)

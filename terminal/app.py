@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -22,9 +24,13 @@ from fastapi_offline import FastAPIOffline
 from terminal import api, pages
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
-from terminal.service import Verifier, load_or_create_key, load_tables
-from terminal.settings import Settings
-from verify.registry_client import RegistryClient
+from terminal.offline import OfflineStore, load_terminal_key
+from terminal.service import Verifier, load_tables
+from terminal.settings import Settings, SettingsError
+from verify.errors import VerifyError
+from verify.journal import Journal
+from verify.registry_client import CircuitBreaker, RegistryClient
+from verify.snapshot import parse_trusted_keys
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -39,14 +45,22 @@ class Services:
     bus: EventBus
     registry: RegistryClient | None = None
     chip: ChipService | None = None
+    offline: OfflineStore | None = None
     probe_seconds: float = PROBE_SECONDS
     watch_readers: bool = True
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-async def _probe_loop(registry: RegistryClient, every: float) -> None:
+async def _probe_loop(services: Services, every: float) -> None:
+    """Registry health, and re-checks of offline answers once the registry is back."""
+    registry = services.registry
+    assert registry is not None  # started only with a registry
     while True:
         await registry.probe()
+        if registry.health.status == "ok" and services.verifier.pending:
+            await services.verifier.recheck()
+        if services.offline is not None:
+            services.offline.purge()
         await asyncio.sleep(every)
 
 
@@ -55,8 +69,9 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = []
         if services.registry is not None:
-            tasks.append(asyncio.create_task(_probe_loop(services.registry,
-                                                         services.probe_seconds)))
+            tasks.append(asyncio.create_task(_probe_loop(services, services.probe_seconds)))
+        if services.offline is not None:
+            await asyncio.to_thread(services.offline.load)  # signature + content hash
         chip = services.chip
         if chip is not None and isinstance(chip.source, PcscSource) and services.watch_readers:
             from readers.pcsc import ReaderWatcher  # pyscard only where a reader is watched
@@ -96,6 +111,7 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
     """Tables, the fingerprint key and the registry client, as the settings say."""
     tables = load_tables(settings.data.tables_dir)
     registry = None
+    c = settings.cache
     if online:
         registry = RegistryClient(
             settings.registry.url,
@@ -103,7 +119,10 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
             settings.registry.password.get_secret_value(),
             timeout_seconds=settings.registry.timeout_seconds,
             verify_tls=settings.registry.verify_tls,
+            breaker=CircuitBreaker(c.breaker_failures, c.breaker_cooldown_seconds),
         )
+    terminal_key = key if key is not None else load_terminal_key(settings.data.dir)
+    offline = offline_store(settings, terminal_key, now=now, journal=key is None)
     bus = EventBus()
     verifier = Verifier(
         tables=tables,
@@ -111,14 +130,60 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         officer_name=settings.officer.name,
         officer_id=settings.officer.id,
         registry=registry,
-        key=key if key is not None else load_or_create_key(settings.data.dir),
+        key=derive_key(terminal_key, "fingerprint"),
         bus=bus,
         keep_last_seconds=settings.privacy.last_result_minutes * 60,
         now=now,
+        offline=offline,
+        budget_seconds=c.budget_seconds,
     )
     chip = ChipService(
         chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,
         trust=trust if trust is not None else load_csca_dir(settings.chip.csca_dir),
         extended=settings.chip.extended_length, retries=settings.chip.retries,
         keep_seconds=settings.privacy.last_result_minutes * 60, now=now)
-    return Services(verifier=verifier, bus=bus, registry=registry, chip=chip)
+    return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline)
+
+
+def cache_dir(settings: Settings) -> Path:
+    return Path(settings.cache.dir) if settings.cache.dir else settings.data.dir / "cache"
+
+
+def read_reading_key(path: str) -> bytes | None:
+    """64 hex digits or at least 32 raw bytes; None when not configured."""
+    if not path:
+        return None
+    raw = Path(path).read_bytes()
+    text = raw.strip()
+    try:
+        if len(text) == 64:
+            return bytes.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    if len(raw) < 32:
+        raise SettingsError("invalid setting cache.reading_key_file "
+                            "(TIEPDON_CACHE_READING_KEY_FILE): not a 32-byte key")
+    return raw
+
+
+def offline_store(settings: Settings, terminal_key: bytes, *,
+                  now: Callable[[], datetime] | None = None,
+                  journal: bool = True) -> OfflineStore:
+    """Journal (skipped for one-shot commands that must not write) and installed snapshot."""
+    c = settings.cache
+    try:
+        trusted = parse_trusted_keys(c.trusted_keys)
+    except VerifyError as e:
+        raise SettingsError(f"invalid setting cache.trusted_keys (TIEPDON_CACHE_TRUSTED_KEYS): "
+                            f"{e.detail}") from None
+    j = None
+    if journal and c.journal_hours > 0:
+        j = Journal(settings.data.dir, derive_key(terminal_key, "journal"),
+                    retention=timedelta(hours=c.journal_hours))
+    return OfflineStore(journal=j, cache_dir=cache_dir(settings), trusted=trusted,
+                        reading_key=read_reading_key(c.reading_key_file),
+                        max_age_days=c.max_age_days, now=now)
+
+
+def derive_key(master: bytes, label: str) -> bytes:
+    return hmac.new(master, label.encode(), hashlib.sha256).digest()

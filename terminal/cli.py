@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -53,24 +54,31 @@ def _cli_key(settings: Settings) -> bytes:
 
     One-shot commands never create files in the data folder.
     """
-    from terminal.service import KEY_FILE, ephemeral_key
+    from terminal.offline import TERMINAL_KEY
+    from terminal.service import ephemeral_key
 
-    try:
-        key = (settings.data.dir / KEY_FILE).read_bytes()
-    except OSError:
-        return ephemeral_key()
-    return key if len(key) >= 16 else ephemeral_key()
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    for folder in ([Path(creds)] if creds else []) + [settings.data.dir]:
+        try:
+            key = (folder / TERMINAL_KEY).read_bytes()
+        except OSError:
+            continue
+        if len(key) >= 32:
+            return key
+    return ephemeral_key()
 
 
 # -- commands ------------------------------------------------------------------------------
 def cmd_qr_parse(args: argparse.Namespace) -> int:
+    from terminal.app import derive_key
     from verify.fingerprint import fingerprint
     from verify.qr import parse_qr
 
     settings = _settings(args)
     credential = parse_qr(args.text)
     out = credential.to_json()
-    out["raw_fingerprint"] = fingerprint(_cli_key(settings), args.text)
+    out["raw_fingerprint"] = fingerprint(derive_key(_cli_key(settings), "fingerprint"),
+                                         args.text)
     _print_json(out)
     return EXIT_OK
 
@@ -86,6 +94,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         require_online(settings)
     services = build_services(settings, online=not args.offline, key=_cli_key(settings))
     verifier = services.verifier
+    if services.offline is not None:
+        services.offline.load()
 
     async def run() -> dict[str, Any]:
         try:

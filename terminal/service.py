@@ -7,8 +7,8 @@ result for the page for a limited time only. Logs name a payload by its keyed fi
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -19,7 +19,16 @@ from typing import Any, Protocol
 
 from terminal.events import EventBus
 from terminal.metrics import Metrics
-from verify.eligibility import DecisionContext, Eligibility, decide, undecided
+from terminal.offline import OfflineStore
+from verify.eligibility import (
+    OFFLINE_KEEP_CODES,
+    DecisionContext,
+    Eligibility,
+    decide,
+    notice_message,
+    offline_decide,
+    undecided,
+)
 from verify.errors import (
     IdNumberError,
     InputFormatError,
@@ -42,7 +51,6 @@ from verify.registry import CardQuery, RegistryAnswer
 from verify.tables import TABLE_FILES, Tables, parse_tables
 
 log = logging.getLogger(__name__)
-KEY_FILE = "fingerprint.key"
 
 
 class RegistryPort(Protocol):
@@ -60,26 +68,19 @@ def load_tables(directory: Path) -> Tables:
     return parse_tables(texts)
 
 
-def load_or_create_key(directory: Path) -> bytes:
-    """The terminal's fingerprint key, created 0600 on first use."""
-    path = directory / KEY_FILE
-    try:
-        key = path.read_bytes()
-        if len(key) >= 16:
-            return key
-    except FileNotFoundError:
-        pass
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = secrets.token_bytes(KEY_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
-
-
 def ephemeral_key() -> bytes:
     """For one-shot CLI commands that cannot reach the data folder."""
     return secrets.token_bytes(KEY_BYTES)
+
+
+MAX_PENDING = 500  # offline answers awaiting a re-check (a day at a busy desk)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    credential: Credential
+    eligibility: Eligibility
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,13 @@ class Verifier:
         bus: EventBus | None = None,
         now: Callable[[], datetime] | None = None,
         keep_last_seconds: float = 900.0,
+        offline: OfflineStore | None = None,
+        budget_seconds: float = 3.0,
     ) -> None:
+        self.offline = offline
+        self.budget_seconds = budget_seconds
+        self.pending: list[Pending] = []
+        self.rechecks: list[tuple[float, dict[str, Any]]] = []
         self.tables = tables
         self.facility_code = facility_code
         self.officer_name = officer_name
@@ -202,25 +209,30 @@ class Verifier:
             raise
         self._publish("credential", credential.to_json())
         started = time.perf_counter()
-        registry_ms: float | None = None
-        if self.registry is None:
-            eligibility = undecided(credential, self.context(), "offline")
-        else:
+        ctx = self.context()
+        answer, failure, registry_ms = None, "offline", None
+        if self.registry is not None:
+            task = asyncio.ensure_future(self.registry.check(query))
             try:
-                answer = await self.registry.check(query)
+                answer = await asyncio.wait_for(asyncio.shield(task), self.budget_seconds)
+            except TimeoutError:
+                failure = "registry_slow"
+                task.add_done_callback(lambda t: self._late_answer(t, credential))
             except RegistryError as e:
-                registry_ms = (time.perf_counter() - started) * 1000
                 log.warning("registry failed fp=%s error=%s", credential.raw_fingerprint,
                             type(e).__name__)
-                reason = e.code if e.code in self.tables.notices else "registry_unavailable"
-                eligibility = undecided(credential, self.context(), reason)
+                failure = e.code if e.code in self.tables.notices else "registry_unavailable"
                 self._publish("device", {"device": "registry", "status": "degraded",
                                          "reason": e.code})
-            else:
-                registry_ms = (time.perf_counter() - started) * 1000
-                eligibility = decide(answer, credential, self.context())
+            registry_ms = (time.perf_counter() - started) * 1000
             self.metrics.registry_seconds_sum += registry_ms / 1000
             self.metrics.registry_seconds_count += 1
+        if answer is not None:
+            eligibility = decide(answer, credential, ctx)
+            if self.offline is not None and answer.code in OFFLINE_KEEP_CODES:
+                self.offline.remember(credential, answer, ctx.checked_at)
+        else:
+            eligibility = self._offline(credential, ctx, failure)
         self.metrics.verifications[eligibility.status.value, eligibility.source.value] += 1
         total_ms = (time.perf_counter() - started) * 1000
         result = Verification(credential, eligibility, registry_ms=registry_ms)
@@ -230,6 +242,72 @@ class Verifier:
         self._last = (time.monotonic(), result)
         self._publish("eligibility", result.to_json())
         return result
+
+    def _offline(self, credential: Credential, ctx: DecisionContext,
+                 failure: str) -> Eligibility:
+        """Journal, then snapshot; remembered for a re-check when the registry is back."""
+        hit = self.offline.lookup(credential) if self.offline is not None else None
+        if hit is None:
+            return undecided(credential, ctx, failure if failure != "registry_slow"
+                             else "registry_unavailable")
+        eligibility = offline_decide(hit.answer, credential, ctx, data_as_of=hit.data_as_of,
+                                     notice=hit.notice, slow=failure == "registry_slow",
+                                     expired_days=hit.expired_days, **hit.values)
+        if self.registry is not None:
+            self.pending.append(Pending(credential, eligibility, time.monotonic()))
+            del self.pending[:-MAX_PENDING]
+        return eligibility
+
+    def _late_answer(self, task: asyncio.Future[RegistryAnswer], credential: Credential) -> None:
+        """The registry answered after the budget: keep it, and re-check what was said."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        answer = task.result()
+        ctx = self.context()
+        if self.offline is not None and answer.code in OFFLINE_KEEP_CODES:
+            self.offline.remember(credential, answer, ctx.checked_at)
+        for item in [p for p in self.pending if p.credential is credential]:
+            self.pending.remove(item)
+            self._compare(item, decide(answer, credential, ctx))
+
+    async def recheck(self) -> int:
+        """Ask the registry again about answers given offline; flag changed outcomes.
+        Returns how many were checked. Stops at the first registry failure."""
+        checked = 0
+        while self.pending and self.registry is not None:
+            item = self.pending[0]
+            try:
+                answer = await asyncio.wait_for(
+                    self.registry.check(self.query_for(item.credential)), self.budget_seconds)
+            except (RegistryError, TimeoutError):
+                break
+            self.pending.pop(0)
+            self._compare(item, decide(answer, item.credential, self.context()))
+            checked += 1
+        return checked
+
+    def _compare(self, item: Pending, fresh: Eligibility) -> None:
+        before, after = item.eligibility, fresh
+        if (before.status, before.benefit_level, before.valid_to) == (
+                after.status, after.benefit_level, after.valid_to):
+            return
+        message = notice_message(self.tables, "recheck_changed", before=before.status.value,
+                                 after=after.status.value)
+        flagged = replace(after, messages=(message, *after.messages))
+        data = Verification(item.credential, flagged).to_json()
+        data["recheck"] = {"changed": True, "previous_status": before.status.value,
+                           "previous_source": before.source.value,
+                           "previous_checked_at": before.checked_at.isoformat()}
+        self.rechecks.append((time.monotonic(), data))
+        log.warning("re-check changed the outcome fp=%s %s -> %s",
+                    item.credential.raw_fingerprint, before.status.value, after.status.value)
+        self._publish("eligibility", data)
+
+    def flagged(self) -> list[dict[str, Any]]:
+        """Changed outcomes found by re-checks, until the privacy window purges them."""
+        cutoff = time.monotonic() - self._keep_last
+        self.rechecks = [(t, d) for t, d in self.rechecks if t >= cutoff]
+        return [d for _, d in self.rechecks]
 
     def last(self) -> Verification | None:
         """The latest result, until the privacy window purges it."""

@@ -86,6 +86,17 @@ class ChipSettings(_Section):
     retries: int = Field(default=2, ge=0, le=5)
 
 
+class CacheSettings(_Section):
+    dir: str = ""
+    trusted_keys: list[str] = Field(default_factory=list)
+    reading_key_file: str = ""
+    max_age_days: float = Field(default=30, gt=0, le=3650)
+    budget_seconds: float = Field(default=3.0, gt=0, le=60)
+    journal_hours: float = Field(default=24, ge=0, le=24 * 31)
+    breaker_failures: int = Field(default=3, ge=1, le=100)
+    breaker_cooldown_seconds: float = Field(default=30, gt=0, le=3600)
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (tests)
@@ -105,6 +116,7 @@ class Settings(_Section):
     officer: OfficerSettings = OfficerSettings()
     data: DataSettings = DataSettings()
     chip: ChipSettings = ChipSettings()
+    cache: CacheSettings = CacheSettings()
     http: HttpSettings = HttpSettings()
     privacy: PrivacySettings = PrivacySettings()
     ui: UiSettings = UiSettings()
@@ -122,7 +134,9 @@ def _overlay_env(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, A
         is_section = isinstance(model, type) and issubclass(model, BaseModel)
         keys = model.model_fields if is_section else {}  # type: ignore[union-attr]
         for key in keys:
-            value = environ.get(env_name(section, key))
+            value: Any = environ.get(env_name(section, key))
+            if value is not None and keys[key].annotation == list[str]:
+                value = [v for v in value.split(",") if v.strip()]
             if value is not None:
                 target = out.setdefault(section, {})
                 if not isinstance(target, dict):

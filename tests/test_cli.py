@@ -175,5 +175,5 @@ def test_serve_runs_with_valid_settings(sim: BackgroundServer, tmp_path: Path) -
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
-    key = tmp_path / "data" / "fingerprint.key"
+    key = tmp_path / "data" / "terminal.key"
     assert key.stat().st_mode & 0o777 == 0o600

@@ -7,7 +7,7 @@ value even when it is negative; "could not decide" is a ``needs_review`` value w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -157,6 +157,12 @@ class _Notes:
     def ordered(self, first: Message | None) -> tuple[Message, ...]:
         rest = sorted(self.items, key=lambda m: _SEVERITY_RANK[m.severity])
         return tuple([first, *rest] if first else rest)
+
+
+def notice_message(tables: Tables, name: str, **values: object) -> Message:
+    notes = _Notes(tables)
+    notes.add(name, **values)
+    return notes.items[0]
 
 
 def _registry_message(code: str, tables: Tables, notes: _Notes) -> tuple[Status, Message | None]:
@@ -320,3 +326,31 @@ def undecided(credential: Credential, ctx: DecisionContext, reason: str) -> Elig
         five_years_date=credential.five_years_date,
         person=Person(credential.full_name, credential.date_of_birth, credential.sex),
     )
+
+
+OFFLINE_KEEP_CODES = frozenset({"000", "001", "002", "003", "004", "010", "050", "110", "120",
+                                "121", "122", "123", "124", "130"})
+
+
+def offline_decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext, *,
+                   data_as_of: datetime, notice: str, slow: bool = False,
+                   expired_days: float | None = None, **values: object) -> Eligibility:
+    """A decision from stored data (journal or snapshot), labelled as such.
+
+    Stricter than online: a name or DOB that differs from the stored data, or a snapshot past
+    its expiry (a freeze attack shows as age), makes the answer ``needs_review``.
+    """
+    e = decide(answer, credential, ctx, source=Source.CACHE, data_as_of=data_as_of)
+    notes = _Notes(ctx.tables)
+    notes.add(notice, **values)
+    if slow:
+        notes.add("registry_slow")
+    status = e.status
+    if expired_days is not None:
+        notes.add("snapshot_expired", days=f"{expired_days:.0f}")
+        status = Status.NEEDS_REVIEW
+    if {"name_mismatch", "dob_mismatch"} & {m.code for m in e.messages}:
+        notes.add("offline_mismatch")
+        status = Status.NEEDS_REVIEW if status is Status.ELIGIBLE else status
+    first = notes.ordered(None)
+    return replace(e, status=status, messages=first + e.messages)

@@ -205,3 +205,39 @@ def parse_check_answer(obj: object) -> RegistryAnswer:
         new_registered_facility=_text(obj, "maDKBDMoi"),
         new_registered_facility_name=_text(obj, "tenDKBDMoi"),
     )
+
+
+def answer_to_json(a: RegistryAnswer) -> dict[str, Any]:
+    """A registry answer as plain JSON (the journal keeps answers to decide again offline)."""
+    out: dict[str, Any] = {}
+    for name in a.__dataclass_fields__:
+        value = getattr(a, name)
+        if isinstance(value, BirthDate):
+            value = value.iso()
+        elif isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, Sex):
+            value = value.value
+        out[name] = value
+    return out
+
+
+def answer_from_json(doc: dict[str, Any]) -> RegistryAnswer:
+    def day(key: str) -> date | None:
+        v = doc.get(key)
+        return date.fromisoformat(v) if v else None
+
+    dob = doc.get("date_of_birth")
+    birth = None
+    if dob:
+        birth = (BirthDate.of(date.fromisoformat(dob)) if len(dob) == 10
+                 else BirthDate(int(dob)))
+    sex = doc.get("sex")
+    values: dict[str, Any] = {k: doc.get(k) for k in RegistryAnswer.__dataclass_fields__}
+    values.update({
+        "date_of_birth": birth, "sex": Sex(sex) if sex else None,
+        "valid_from": day("valid_from"), "valid_to": day("valid_to"),
+        "five_years_date": day("five_years_date"), "new_valid_from": day("new_valid_from"),
+        "new_valid_to": day("new_valid_to"),
+    })
+    return RegistryAnswer(**values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from verify.registry import (
 log = logging.getLogger(__name__)
 
 
+class _Retryable(RegistryUnavailable):
+    """A refused or reset connection: worth one more try after a short, jittered pause."""
+
+
 def _no_request_lines(record: logging.LogRecord) -> bool:
     """httpx logs each request URL at INFO; the gateway protocol puts the token and the
     password hash in the query string, so such lines are dropped wherever logging goes."""
@@ -45,6 +50,37 @@ def _no_request_lines(record: logging.LogRecord) -> bool:
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_no_request_lines)
 MAX_ANSWER_BYTES = 1 << 20  # a card check answer is a few KB; refuse megabytes of junk
+
+
+class CircuitBreaker:
+    """After ``threshold`` failures in a row the gateway is not asked for ``cooldown``
+    seconds (a dead gateway costs nothing per patient); then one trial request decides."""
+
+    def __init__(self, threshold: int = 3, cooldown: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self._clock() - self.opened_at >= self.cooldown else "open"
+
+    def allow(self) -> bool:
+        return self.state != "open"
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold or self.state == "half_open":
+            self.opened_at = self._clock()
 
 
 @dataclass(slots=True)
@@ -70,7 +106,11 @@ class RegistryClient:
         timeout_seconds: float = 10.0,
         verify_tls: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        breaker: CircuitBreaker | None = None,
+        attempts: int = 2,
     ) -> None:
+        self.breaker = breaker or CircuitBreaker()
+        self.attempts = max(1, attempts)
         self._username = username
         self._password = password
         self._now = now
@@ -89,19 +129,40 @@ class RegistryClient:
         await self._http.aclose()
 
     async def check(self, query: CardQuery) -> RegistryAnswer:
-        """One card check; raises a ``RegistryError`` subclass when no answer was had."""
+        """One card check; raises a ``RegistryError`` subclass when no answer was had.
+
+        Connection failures are retried (bounded, with jitter); a timeout is not — the
+        caller's latency budget decides. While the breaker is open nothing is sent.
+        """
+        if not self.breaker.allow():
+            raise RegistryUnavailable("circuit open: the gateway failed repeatedly")
         started = time.perf_counter()
         try:
-            answer = await self._check_once(query, await self._ensure_token())
-            if answer.code == CODE_AUTH:
-                # Token revoked or bound to another IP: log in again once, then accept the code.
-                log.info("registry answered 401; logging in again")
-                answer = await self._check_once(query, await self._ensure_token(force=True))
+            answer = await self._with_retries(query)
         except (RegistryUnavailable, RegistryProtocolError, RegistryAuthError) as e:
+            self.breaker.failure()
             self._mark(ok=False, reason=type(e).__name__, started=started)
             raise
+        self.breaker.success()
         self._mark(ok=True, reason="", started=started)
         return answer
+
+    async def _with_retries(self, query: CardQuery) -> RegistryAnswer:
+        for attempt in range(self.attempts):
+            try:
+                answer = await self._check_once(query, await self._ensure_token())
+                if answer.code == CODE_AUTH:
+                    # Token revoked or bound to another IP: log in again once.
+                    log.info("registry answered 401; logging in again")
+                    answer = await self._check_once(query, await self._ensure_token(force=True))
+                    if answer.code == CODE_AUTH:
+                        raise RegistryAuthError("the gateway refuses the fresh token too")
+                return answer
+            except _Retryable as e:
+                if attempt + 1 >= self.attempts:
+                    raise RegistryUnavailable(str(e)) from e
+                await asyncio.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter
+        raise RegistryUnavailable("no attempt made")  # unreachable: attempts >= 1
 
     async def probe(self) -> None:
         """Health check: a valid token, logging in only when the cached one expired."""
@@ -146,6 +207,8 @@ class RegistryClient:
             response = await self._http.post(path, data=data, params=params)
         except httpx.TimeoutException as e:
             raise RegistryUnavailable("registry timed out") from e
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise _Retryable(f"registry transport error: {type(e).__name__}") from e
         except httpx.HTTPError as e:
             raise RegistryUnavailable(f"registry transport error: {type(e).__name__}") from e
         if response.status_code == 401:

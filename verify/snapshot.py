@@ -1,0 +1,236 @@
+"""Signed eligibility snapshots and the privacy of their records (pure core, no I/O).
+
+A snapshot is a records file and a signed manifest. The manifest (format, snapshot version,
+created, expires, record count, content hash of the records file, key id, index salt) is signed
+with Ed25519 by a publisher whose public key the terminal trusts (several at once: rotation).
+
+Records are unreadable in bulk: each record is AES-GCM-encrypted under its own random key,
+and that key is stored once per identifier (BHXH number, CCCD number; a legacy card code when
+there is no BHXH number), wrapped under a key derived from the identifier itself. The index
+entry is a keyed hash of the identifier. Both derivations use HMAC-SHA-512 under a reading key
+shared by publisher and terminals but never stored beside the file — so a copied file alone
+gives away nothing, and even with the reading key each record must be found by guessing its
+identifier (README "Threat model").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from verify.errors import VerifyError
+from verify.ids import CardCodeKind, parse_card_code
+from verify.model import is_digits
+
+FORMAT = 1
+MAX_MANIFEST_BYTES = 64 * 1024
+_NONCE = bytes(12)  # every AES-GCM key below encrypts exactly one message: a fixed nonce is safe
+
+
+class CacheError(VerifyError):
+    code = "cache_error"
+    vi = "Dữ liệu ngoại tuyến không dùng được. Báo bộ phận CNTT cài lại bản dữ liệu."
+    en = "The offline data cannot be used. Ask IT to install the snapshot again."
+
+
+class CacheIntegrityError(CacheError):
+    """Signature, key, hash, version or format check failed: the snapshot is refused."""
+
+    code = "cache_integrity"
+    vi = "Bản dữ liệu ngoại tuyến bị từ chối (chữ ký hoặc nội dung không hợp lệ). Báo bộ phận CNTT."
+    en = "The offline snapshot was refused (invalid signature or content). Tell IT."
+
+
+# -- keys -------------------------------------------------------------------------------------
+def public_key_text(key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def parse_trusted_keys(entries: Iterable[str]) -> dict[str, Ed25519PublicKey]:
+    """``key_id:base64`` strings from the settings."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for entry in entries:
+        key_id, sep, text = entry.strip().partition(":")
+        if not sep or not key_id:
+            raise CacheError("trusted key entries are 'key_id:base64'")
+        try:
+            keys[key_id] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text,
+                                                                              validate=True))
+        except ValueError as e:
+            raise CacheError(f"trusted key {key_id} is not an Ed25519 public key") from e
+    return keys
+
+
+# -- manifest ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    format: int
+    snapshot_version: int
+    created: datetime
+    expires: datetime
+    record_count: int
+    content_hash: str      # "sha256:<hex>" of the records file
+    key_id: str
+    index_salt: str        # hex, random per snapshot
+
+    def signed_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "snapshot_version": self.snapshot_version,
+                "created": self.created.isoformat(), "expires": self.expires.isoformat(),
+                "record_count": self.record_count, "content_hash": self.content_hash,
+                "key_id": self.key_id, "index_salt": self.index_salt}
+
+
+def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> bytes:
+    body = manifest.to_json()
+    body["signature"] = base64.b64encode(key.sign(manifest.signed_bytes())).decode("ascii")
+    return json.dumps(body, sort_keys=True, indent=1).encode() + b"\n"
+
+
+def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
+    """Strict: the exact fields, a known key, a valid signature. Raises CacheIntegrityError."""
+    if not data:
+        raise CacheIntegrityError("manifest is empty")
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise CacheIntegrityError("manifest is oversized")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CacheIntegrityError("manifest is not JSON") from e
+    if not isinstance(doc, dict):
+        raise CacheIntegrityError("manifest is not a JSON object")
+    expected = {"format", "snapshot_version", "created", "expires", "record_count",
+                "content_hash", "key_id", "index_salt", "signature"}
+    if set(doc) != expected:
+        raise CacheIntegrityError("manifest fields are not the expected ones")
+    if doc["format"] != FORMAT:
+        raise CacheIntegrityError("manifest format is not supported")
+    try:
+        manifest = Manifest(
+            format=int(doc["format"]), snapshot_version=int(doc["snapshot_version"]),
+            created=datetime.fromisoformat(doc["created"]),
+            expires=datetime.fromisoformat(doc["expires"]),
+            record_count=int(doc["record_count"]), content_hash=str(doc["content_hash"]),
+            key_id=str(doc["key_id"]), index_salt=str(doc["index_salt"]))
+        bytes.fromhex(manifest.index_salt)
+        signature = base64.b64decode(doc["signature"], validate=True)
+    except (ValueError, TypeError) as e:
+        raise CacheIntegrityError("manifest values are malformed") from e
+    if manifest.created.tzinfo is None or manifest.expires.tzinfo is None:
+        raise CacheIntegrityError("manifest times lack a UTC offset")
+    key = trusted.get(manifest.key_id)
+    if key is None:
+        raise CacheIntegrityError(f"snapshot signed by an unknown key ({manifest.key_id})")
+    try:
+        key.verify(signature, manifest.signed_bytes())
+    except InvalidSignature:
+        raise CacheIntegrityError("manifest signature does not verify") from None
+    if not manifest.content_hash.startswith("sha256:") or len(manifest.content_hash) != 71:
+        raise CacheIntegrityError("manifest content hash is malformed")
+    return manifest
+
+
+def check_hash(manifest: Manifest, digest_hex: str) -> None:
+    if not hmac.compare_digest(manifest.content_hash, "sha256:" + digest_hex):
+        raise CacheIntegrityError("records file does not match the manifest's content hash")
+
+
+def check_version(manifest: Manifest, installed: int | None) -> None:
+    if installed is not None and manifest.snapshot_version < installed:
+        raise CacheIntegrityError(
+            f"snapshot version {manifest.snapshot_version} is older than the installed "
+            f"{installed} (rollback refused)")
+
+
+# -- records ----------------------------------------------------------------------------------
+RECORD_FIELDS = ("card_code", "bhxh_number", "cccd_number", "full_name", "date_of_birth",
+                 "sex", "valid_from", "valid_to", "registered_facility", "area_code",
+                 "five_years_date", "benefit_level")
+
+
+def identifiers(record: Mapping[str, Any]) -> list[str]:
+    """The lookup identifiers of a record: BHXH number and CCCD number (a legacy card code
+    with letters in its tail stands in for a missing BHXH number)."""
+    out = []
+    bhxh = str(record.get("bhxh_number") or "")
+    if bhxh:
+        out.append("bhxh:" + bhxh)
+    elif record.get("card_code"):
+        out.append("card:" + str(record["card_code"]))
+    if record.get("cccd_number"):
+        out.append("cccd:" + str(record["cccd_number"]))
+    return out
+
+
+def lookup_identifier(text: str) -> str:
+    """The identifier to look up for what was presented: card code → its BHXH number."""
+    s = text.strip().upper()
+    if len(s) == 12 and is_digits(s):
+        return "cccd:" + s
+    card = parse_card_code(s)
+    if card.kind is CardCodeKind.BHXH:
+        return "bhxh:" + card.code
+    if card.kind is CardCodeKind.CCCD:
+        return "cccd:" + card.code
+    return "bhxh:" + card.bhxh_number if card.bhxh_number else "card:" + card.code
+
+
+@dataclass(frozen=True, slots=True)
+class IndexKeys:
+    index: bytes   # 16 bytes: the row's key in the index table
+    wrap: bytes    # 32 bytes: wraps the record key
+
+
+def derive(reading_key: bytes, salt: bytes, identifier: str) -> IndexKeys:
+    mac = hmac.new(reading_key, salt + b"\x00" + identifier.encode(), hashlib.sha512).digest()
+    return IndexKeys(mac[:16], mac[32:64])
+
+
+def seal_record(record: Mapping[str, Any], record_key: bytes) -> bytes:
+    plain = json.dumps({k: record.get(k) for k in RECORD_FIELDS}, ensure_ascii=False,
+                       separators=(",", ":")).encode()
+    return AESGCM(record_key).encrypt(_NONCE, plain, b"tiepdon-record")
+
+
+def wrap_key(keys: IndexKeys, record_key: bytes) -> bytes:
+    return AESGCM(keys.wrap).encrypt(_NONCE, record_key, keys.index)
+
+
+def open_record(keys: IndexKeys, wrapped: bytes, sealed: bytes) -> dict[str, Any]:
+    try:
+        record_key = AESGCM(keys.wrap).decrypt(_NONCE, wrapped, keys.index)
+        plain = AESGCM(record_key).decrypt(_NONCE, sealed, b"tiepdon-record")
+        doc = json.loads(plain)
+    except (InvalidTag, ValueError) as e:
+        raise CacheIntegrityError("a snapshot record does not decrypt") from e
+    if not isinstance(doc, dict):
+        raise CacheIntegrityError("a snapshot record is not an object")
+    return doc
+
+
+def age_days(manifest: Manifest, now: datetime) -> float:
+    return (now - manifest.created).total_seconds() / 86400
+
+
+def parse_iso_day(text: object) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        return None
