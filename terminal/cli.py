@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,135 @@ def cmd_card_read(args: argparse.Namespace) -> int:
     return EXIT_NEGATIVE if result.passive_auth.status is PaStatus.FAILED else EXIT_OK
 
 
+# -- offline snapshots --------------------------------------------------------------------
+def _trusted(settings: Settings) -> Any:
+    from verify.snapshot import parse_trusted_keys
+
+    keys = parse_trusted_keys(settings.cache.trusted_keys)
+    if not keys:
+        raise SettingsError("invalid setting cache.trusted_keys (TIEPDON_CACHE_TRUSTED_KEYS): "
+                            "no publisher key configured")
+    return keys
+
+
+def cmd_cache_keygen(args: argparse.Namespace) -> int:
+    """A publisher signing key (PEM, 0600) and, optionally, a reading key (hex, 0600)."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from verify.snapshot import public_key_text
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    _write_secret(Path(args.private), pem)
+    if args.reading_key:
+        _write_secret(Path(args.reading_key), secrets.token_hex(32).encode() + b"\n")
+    _print_json({"trusted_key": f"{args.key_id}:{public_key_text(key.public_key())}"})
+    return EXIT_OK
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def cmd_cache_build(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from terminal.app import read_reading_key
+    from verify.cache import build
+    from verify.snapshot import records_from_csv
+
+    signing = serialization.load_pem_private_key(Path(args.signing_key).read_bytes(), None)
+    if not isinstance(signing, Ed25519PrivateKey):
+        raise CliError("the signing key is not an Ed25519 private key")
+    reading = read_reading_key(args.reading_key)
+    assert reading is not None  # argparse requires the option
+    created = datetime.now(UTC)
+    with Path(args.csv).open(encoding="utf-8-sig", newline="") as f:
+        manifest = build(records_from_csv(f), Path(args.out), signing_key=signing,
+                         key_id=args.key_id, reading_key=reading, version=args.version,
+                         created=created, expires=created + timedelta(days=args.expires_days))
+    _print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_verify(args: argparse.Namespace) -> int:
+    from verify.cache import verify_dir
+    from verify.snapshot import CacheIntegrityError
+
+    settings = _settings(args)
+    try:
+        manifest = verify_dir(Path(args.dir), _trusted(settings))
+    except CacheIntegrityError as e:
+        print(f"tiepdon: snapshot refused: {e.detail}", file=sys.stderr)
+        return EXIT_NEGATIVE
+    _print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_install(args: argparse.Namespace) -> int:
+    from terminal.app import cache_dir
+    from verify.cache import install
+    from verify.snapshot import CacheIntegrityError
+
+    settings = _settings(args)
+    try:
+        manifest = install(Path(args.dir), cache_dir(settings), _trusted(settings))
+    except CacheIntegrityError as e:
+        print(f"tiepdon: snapshot refused: {e.detail}", file=sys.stderr)
+        return EXIT_NEGATIVE
+    except OSError as e:
+        raise CliError(f"install failed, the installed snapshot is unchanged: {e.strerror}"
+                       ) from None
+    _print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    from terminal.app import cache_dir
+    from verify.cache import installed_manifest
+
+    settings = _settings(args)
+    manifest = installed_manifest(cache_dir(settings), _trusted(settings))
+    if manifest is None:
+        raise CliError("no snapshot installed")
+    now = datetime.now(UTC)
+    out = manifest.to_json()
+    out["age_days"] = round((now - manifest.created).total_seconds() / 86400, 2)
+    out["expired"] = now > manifest.expires
+    out["usable"] = out["age_days"] <= settings.cache.max_age_days
+    _print_json(out)
+    return EXIT_OK
+
+
+def cmd_cache_lookup(args: argparse.Namespace) -> int:
+    """Print one record (personal data, deliberately, for IT staff checking a snapshot)."""
+    from terminal.app import cache_dir, read_reading_key
+    from verify.cache import Snapshot
+    from verify.snapshot import lookup_identifier
+
+    settings = _settings(args)
+    reading = read_reading_key(settings.cache.reading_key_file)
+    if reading is None:
+        raise SettingsError("invalid setting cache.reading_key_file "
+                            "(TIEPDON_CACHE_READING_KEY_FILE): required")
+    snapshot = Snapshot.open(cache_dir(settings), _trusted(settings), reading)
+    if snapshot is None:
+        raise CliError("no snapshot installed")
+    hit = snapshot.lookup(lookup_identifier(args.card or args.id))
+    if hit is None:
+        print("tiepdon: not in the snapshot", file=sys.stderr)
+        return EXIT_NEGATIVE
+    _print_json(hit.record)
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from terminal.app import build_services, create_app
     from terminal.server import bind, serve_foreground
@@ -269,6 +398,38 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--photo-out", help="write the face image to this file")
     read.add_argument("--config")
     read.set_defaults(func=cmd_card_read)
+
+    cache = sub.add_parser("cache", help="signed offline snapshots")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, parser_class=_Parser)
+    keygen = cache_sub.add_parser("keygen", help="a publisher signing key (and reading key)")
+    keygen.add_argument("--key-id", required=True)
+    keygen.add_argument("--private", required=True, help="PEM file to create (0600)")
+    keygen.add_argument("--reading-key", help="also create a reading key file (0600)")
+    keygen.set_defaults(func=cmd_cache_keygen)
+    cbuild = cache_sub.add_parser("build", help="build a signed snapshot from a CSV export")
+    cbuild.add_argument("--csv", required=True)
+    cbuild.add_argument("--out", required=True, help="folder for records.db + manifest.json")
+    cbuild.add_argument("--signing-key", required=True, help="Ed25519 private key (PEM)")
+    cbuild.add_argument("--key-id", required=True)
+    cbuild.add_argument("--reading-key", required=True)
+    cbuild.add_argument("--version", type=int, required=True)
+    cbuild.add_argument("--expires-days", type=float, default=7.0)
+    cbuild.set_defaults(func=cmd_cache_build)
+    for name, func, text in (("verify", cmd_cache_verify, "check a snapshot folder"),
+                             ("install", cmd_cache_install, "verify and install atomically")):
+        sp = cache_sub.add_parser(name, help=text)
+        sp.add_argument("dir")
+        sp.add_argument("--config")
+        sp.set_defaults(func=func)
+    info = cache_sub.add_parser("info", help="the installed snapshot")
+    info.add_argument("--config")
+    info.set_defaults(func=cmd_cache_info)
+    lookup = cache_sub.add_parser("lookup", help="one record of the installed snapshot")
+    which = lookup.add_mutually_exclusive_group(required=True)
+    which.add_argument("--card", help="card code or BHXH number")
+    which.add_argument("--id", help="12-digit CCCD number")
+    lookup.add_argument("--config")
+    lookup.set_defaults(func=cmd_cache_lookup)
 
     sim = sub.add_parser("registry-sim", help="a server speaking the registry gateway protocol")
     sim.add_argument("--host", default="127.0.0.1")

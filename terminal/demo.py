@@ -6,12 +6,17 @@ points a terminal at it with a throw-away data folder, and serves the staff page
 
 from __future__ import annotations
 
+import csv
+import io
+import secrets
 import shutil
 import sys
 import tempfile
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from readers.pa import load_trust
 from readers.vcard import demo_card
@@ -19,6 +24,7 @@ from terminal.app import build_services, create_app
 from terminal.chipflow import DemoSource
 from terminal.server import bind, serve_foreground, start_background
 from terminal.settings import Settings, env_name, parse_settings
+from verify.cache import build, install
 from verify.model import VN_TZ
 from verify.registry_sim import (
     DEMO_FACILITY,
@@ -29,7 +35,9 @@ from verify.registry_sim import (
     SimControl,
     create_sim_app,
     open_registry,
+    seed_records,
 )
+from verify.snapshot import CSV_COLUMNS, public_key_text, records_from_csv
 
 EXAMPLES = (
     "001098012345||NGUYỄN VĂN B|01012000|Nữ|Hà Nội|01012022",
@@ -57,10 +65,41 @@ def demo_environment(registry_url: str, data_dir: Path) -> dict[str, str]:
             for key, value in keys.items()}
 
 
-def demo_settings(registry_url: str, data_dir: Path, host: str, port: int) -> Settings:
+def demo_settings(registry_url: str, data_dir: Path, host: str, port: int,
+                  cache: dict[str, Any] | None = None) -> Settings:
     doc = demo_config(registry_url, data_dir)
     doc["http"] = {"host": host, "port": port}
+    if cache:
+        doc["cache"] = cache
     return parse_settings(doc, environ={})
+
+
+def demo_snapshot(data_dir: Path, today: date, *, version: int = 1) -> dict[str, Any]:
+    """Keys, a snapshot of the simulator's people, installed: the demo works offline too.
+    Returns the ``[cache]`` settings that trust it."""
+    key = Ed25519PrivateKey.generate()
+    reading = secrets.token_bytes(32)
+    reading_file = data_dir / "reading.key"
+    reading_file.write_text(reading.hex())
+    reading_file.chmod(0o600)
+    created = datetime.now(UTC)
+    build_dir = data_dir / "snapshot-build"
+    records = list(records_from_csv(_csv_lines(seed_records(today))))
+    build(records, build_dir, signing_key=key, key_id="demo", reading_key=reading,
+          version=version, created=created, expires=created + timedelta(days=7))
+    trusted = {"demo": key.public_key()}
+    install(build_dir, data_dir / "cache", trusted)
+    return {"trusted_keys": [f"demo:{public_key_text(key.public_key())}"],
+            "reading_key_file": str(reading_file)}
+
+
+def _csv_lines(rows: list[dict[str, Any]]) -> list[str]:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+    return buf.getvalue().splitlines(keepends=True)
 
 
 def run_demo(*, host: str, port: int, latency_ms: float) -> None:
@@ -70,7 +109,8 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
                                           SimControl(latency_ms=latency_ms)))
     data_dir = Path(tempfile.mkdtemp(prefix="tiepdon-demo-"))
     try:
-        settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1])
+        cache = demo_snapshot(data_dir, today)
+        settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1], cache)
         card, pki = demo_card()
         services = build_services(settings, chip_source=DemoSource(card),
                                   trust=load_trust([pki.csca_pem()]))
@@ -82,6 +122,10 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
               "Paste one of these QR payloads:", file=sys.stderr)
         for example in EXAMPLES:
             print(f"  {example}", file=sys.stderr)
+        print("To see offline answers (journal, then the signed demo snapshot), break the "
+              f"registry: curl -X POST {sim.url}/sim/control -H 'content-type: application/json'"
+              " -d '{\"fault\": \"hang\"}'  (and '{\"fault\": \"none\"}' to mend it)",
+              file=sys.stderr)
         serve_foreground(app, sock)
     finally:
         sim.stop()

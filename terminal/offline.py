@@ -95,6 +95,7 @@ class OfflineHit:
     notice: str
     values: dict[str, str]
     expired_days: float | None = None
+    from_snapshot: bool = False  # no gateway answer behind it: no registry code
 
 
 class OfflineStore:
@@ -159,7 +160,8 @@ class OfflineStore:
             for ident in idents:
                 entry = self.journal.get(ident, now)
                 if entry is not None:
-                    return OfflineHit(answer_from_json(entry.answer), entry.at, "offline_journal",
+                    return OfflineHit(answer_from_json(entry.answer),
+                                      entry.at.astimezone(VN_TZ), "offline_journal",
                                       {"time": entry.at.astimezone(VN_TZ).strftime(
                                           "%H:%M %d/%m/%Y")})
         snapshot = self.snapshot
@@ -173,10 +175,11 @@ class OfflineStore:
             hit = snapshot.lookup(ident)
             if hit is not None:
                 expired = age_days(m, now) if now > m.expires else None
-                return OfflineHit(snapshot_answer(hit.record), m.created, "offline_snapshot",
+                return OfflineHit(snapshot_answer(hit.record), m.created.astimezone(VN_TZ),
+                                  "offline_snapshot",
                                   {"version": str(m.snapshot_version),
                                    "date": m.created.astimezone(VN_TZ).strftime("%d/%m/%Y")},
-                                  expired)
+                                  expired, from_snapshot=True)
         return None
 
     def health(self) -> dict[str, Any]:

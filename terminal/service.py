@@ -252,7 +252,8 @@ class Verifier:
                              else "registry_unavailable")
         eligibility = offline_decide(hit.answer, credential, ctx, data_as_of=hit.data_as_of,
                                      notice=hit.notice, slow=failure == "registry_slow",
-                                     expired_days=hit.expired_days, **hit.values)
+                                     expired_days=hit.expired_days,
+                                     from_snapshot=hit.from_snapshot, **hit.values)
         if self.registry is not None:
             self.pending.append(Pending(credential, eligibility, time.monotonic()))
             del self.pending[:-MAX_PENDING]

@@ -334,7 +334,8 @@ OFFLINE_KEEP_CODES = frozenset({"000", "001", "002", "003", "004", "010", "050",
 
 def offline_decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext, *,
                    data_as_of: datetime, notice: str, slow: bool = False,
-                   expired_days: float | None = None, **values: object) -> Eligibility:
+                   expired_days: float | None = None, from_snapshot: bool = False,
+                   **values: object) -> Eligibility:
     """A decision from stored data (journal or snapshot), labelled as such.
 
     Stricter than online: a name or DOB that differs from the stored data, or a snapshot past
@@ -353,4 +354,8 @@ def offline_decide(answer: RegistryAnswer, credential: Credential, ctx: Decision
         notes.add("offline_mismatch")
         status = Status.NEEDS_REVIEW if status is Status.ELIGIBLE else status
     first = notes.ordered(None)
-    return replace(e, status=status, messages=first + e.messages)
+    messages = e.messages
+    if from_snapshot:  # the "000" was ours, not the gateway's: say nothing in its name
+        messages = tuple(m for m in messages if not m.code.startswith("registry_"))
+        e = replace(e, registry_code=None)
+    return replace(e, status=status, messages=first + messages)

@@ -165,13 +165,18 @@ class RegistryClient:
         raise RegistryUnavailable("no attempt made")  # unreachable: attempts >= 1
 
     async def probe(self) -> None:
-        """Health check: a valid token, logging in only when the cached one expired."""
+        """Health check: a valid token, logging in only when the cached one expired — or,
+        while the breaker is open, a real login to learn whether the gateway is back."""
         started = time.perf_counter()
+        tripped = self.breaker.state != "closed"
         try:
-            await self._ensure_token()
+            await self._ensure_token(force=tripped)
         except (RegistryUnavailable, RegistryProtocolError, RegistryAuthError) as e:
+            if tripped:
+                self.breaker.failure()
             self._mark(ok=False, reason=type(e).__name__, started=started)
             return
+        self.breaker.success()
         self._mark(ok=True, reason="", started=started)
 
     def _mark(self, *, ok: bool, reason: str, started: float) -> None:

@@ -32,7 +32,7 @@ from verify.model import is_digits, parse_birth_date, parse_dmy, same_name
 from verify.registry import CHECK_PATH, LOGIN_PATH, password_md5
 
 _DOB_PARAM = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}|[0-9]{4}")
-FAULTS = ("none", "http500", "garbage", "hang", "undocumented")
+FAULTS = ("none", "http500", "garbage", "hang", "undocumented", "unauthorized")
 
 # Training accounts and officers. The demo settings use the first account and officer.
 DEMO_FACILITY = "01C54"
@@ -121,6 +121,22 @@ def seed_people(today: date) -> list[dict[str, Any]]:
         person("GD4010200000500", "Âu Văn Tài", "12/02/1962", "Nam", forced_code="500"),
         person("GD4010200000099", "Mạc Thị Ngọc", "13/03/1963", "Nữ", forced_code="999"),
     ]
+
+
+def seed_records(today: date) -> list[dict[str, Any]]:
+    """The seeded people as snapshot records (ISO dates), for the demo's offline snapshot."""
+    out = []
+    for row in seed_people(today):
+        if row.get("forced_code") and row["forced_code"] not in {"110"}:
+            continue
+        out.append({
+            "card_code": row["card_code"], "bhxh_number": row["bhxh"] or "",
+            "cccd_number": row.get("cccd") or "", "full_name": row["full_name"],
+            "date_of_birth": row["dob"], "sex": row["sex"], "valid_from": row["valid_from"],
+            "valid_to": row["valid_to"], "registered_facility": row["facility"],
+            "area_code": row.get("area") or "", "five_years_date": row.get("five_years") or "",
+        })
+    return out
 
 
 def open_registry(path: str, *, today: date) -> sqlite3.Connection:
@@ -319,6 +335,8 @@ def create_sim_app(
         if ctl.fault == "garbage":
             return Response("<html><body>Service Unavailable</body></html>",
                             media_type="text/html")
+        if ctl.fault == "unauthorized":
+            return JSONResponse({"maKetQua": "401", "ghiChu": "Token không hợp lệ"})
         q = request.query_params
         session = state.tokens.get(q.get("token", ""))
         client = request.client.host if request.client else ""

@@ -16,10 +16,11 @@ identifier (README "Threat model").
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from verify.errors import VerifyError
 from verify.ids import CardCodeKind, parse_card_code
-from verify.model import is_digits
+from verify.model import is_digits, normalize_text, parse_birth_date, parse_dmy, parse_sex
 
 FORMAT = 1
 MAX_MANIFEST_BYTES = 64 * 1024
@@ -234,3 +235,56 @@ def parse_iso_day(text: object) -> date | None:
         return date.fromisoformat(str(text))
     except ValueError:
         return None
+
+
+CSV_COLUMNS = ("card_code", "bhxh_number", "cccd_number", "full_name", "date_of_birth", "sex",
+               "valid_from", "valid_to", "registered_facility", "area_code", "five_years_date")
+
+
+def records_from_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV export (header with :data:`CSV_COLUMNS`) as snapshot records.
+
+    Strict per row: a bad row stops the build with its line number (never its content).
+    """
+    reader = csv.DictReader(lines)
+    missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise CacheError(f"CSV header lacks: {', '.join(sorted(missing))}")
+    for row in reader:
+        line = reader.line_num
+        try:
+            yield _record(row)
+        except (VerifyError, ValueError) as e:
+            raise CacheError(f"CSV line {line}: {getattr(e, 'detail', 'invalid value')}"
+                             ) from None
+
+
+def _day_iso(text: str | None) -> str | None:
+    s = (text or "").strip()
+    return parse_dmy(s).isoformat() if s else None
+
+
+def _record(row: Mapping[str, str | None]) -> dict[str, Any]:
+    card = parse_card_code(row.get("card_code") or "")
+    bhxh = (row.get("bhxh_number") or "").strip() or card.bhxh_number
+    if bhxh and not (len(bhxh) == 10 and is_digits(bhxh)):
+        raise ValueError("bhxh_number is not 10 digits")
+    cccd = (row.get("cccd_number") or "").strip() or None
+    if cccd and not (len(cccd) == 12 and is_digits(cccd)):
+        raise ValueError("cccd_number is not 12 digits")
+    name = normalize_text(row.get("full_name") or "")
+    if not name:
+        raise ValueError("full_name is empty")
+    sex = parse_sex(row.get("sex") or "")
+    area = (row.get("area_code") or "").strip().upper() or None
+    if area not in (None, "K1", "K2", "K3"):
+        raise ValueError("area_code is not K1/K2/K3")
+    return {
+        "card_code": card.code, "bhxh_number": bhxh, "cccd_number": cccd, "full_name": name,
+        "date_of_birth": parse_birth_date(row.get("date_of_birth") or "").iso(),
+        "sex": sex.value if sex else None,
+        "valid_from": _day_iso(row.get("valid_from")), "valid_to": _day_iso(row.get("valid_to")),
+        "registered_facility": (row.get("registered_facility") or "").strip().upper() or None,
+        "area_code": area, "five_years_date": _day_iso(row.get("five_years_date")),
+        "benefit_level": card.benefit_digit,
+    }
