@@ -34,6 +34,7 @@ from verify.snapshot import (
     CacheIntegrityError,
     Manifest,
     check_hash,
+    check_size,
     check_version,
     derive,
     identifiers,
@@ -93,7 +94,7 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     conn.execute("COMMIT")
     conn.close()
     manifest = Manifest(FORMAT, version, created, expires, count,
-                        "sha256:" + file_sha256(path), key_id, salt.hex())
+                        "sha256:" + file_sha256(path), path.stat().st_size, key_id, salt.hex())
     (out_dir / MANIFEST).write_bytes(sign_manifest(manifest, signing_key))
     return manifest
 
@@ -110,8 +111,7 @@ def verify_dir(src: Path, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
         size = records.stat().st_size
     except OSError as e:
         raise CacheIntegrityError(f"records file unreadable: {type(e).__name__}") from None
-    if size == 0:
-        raise CacheIntegrityError("records file is empty")
+    check_size(manifest, size)
     check_hash(manifest, file_sha256(records))
     return manifest
 
@@ -167,6 +167,10 @@ def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey],
     name = f"v{manifest.snapshot_version}-{secrets.token_hex(3)}"
     link_path = cache_dir / CURRENT
     previous = link_path.readlink().name if link_path.is_symlink() else None
+    try:
+        check_size(manifest, (src / RECORDS).stat().st_size)
+    except OSError as e:
+        raise CacheIntegrityError(f"records file unreadable: {type(e).__name__}") from None
     staging = cache_dir / f".staging-{name}"
     staging.mkdir(mode=0o700)
     try:

@@ -84,6 +84,7 @@ class Manifest:
     expires: datetime
     record_count: int
     content_hash: str      # "sha256:<hex>" of the records file
+    records_size: int      # bytes of the records file: tells truncation from tampering
     key_id: str
     index_salt: str        # hex, random per snapshot
 
@@ -94,7 +95,8 @@ class Manifest:
         return {"format": self.format, "snapshot_version": self.snapshot_version,
                 "created": self.created.isoformat(), "expires": self.expires.isoformat(),
                 "record_count": self.record_count, "content_hash": self.content_hash,
-                "key_id": self.key_id, "index_salt": self.index_salt}
+                "records_size": self.records_size, "key_id": self.key_id,
+                "index_salt": self.index_salt}
 
 
 def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> bytes:
@@ -116,7 +118,7 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
     if not isinstance(doc, dict):
         raise CacheIntegrityError("manifest is not a JSON object")
     expected = {"format", "snapshot_version", "created", "expires", "record_count",
-                "content_hash", "key_id", "index_salt", "signature"}
+                "content_hash", "records_size", "key_id", "index_salt", "signature"}
     if set(doc) != expected:
         raise CacheIntegrityError("manifest fields are not the expected ones")
     if doc["format"] != FORMAT:
@@ -127,7 +129,8 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
             created=datetime.fromisoformat(doc["created"]),
             expires=datetime.fromisoformat(doc["expires"]),
             record_count=int(doc["record_count"]), content_hash=str(doc["content_hash"]),
-            key_id=str(doc["key_id"]), index_salt=str(doc["index_salt"]))
+            records_size=int(doc["records_size"]), key_id=str(doc["key_id"]),
+            index_salt=str(doc["index_salt"]))
         bytes.fromhex(manifest.index_salt)
         signature = base64.b64decode(doc["signature"], validate=True)
     except (ValueError, TypeError) as e:
@@ -144,6 +147,16 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
     if not manifest.content_hash.startswith("sha256:") or len(manifest.content_hash) != 71:
         raise CacheIntegrityError("manifest content hash is malformed")
     return manifest
+
+
+def check_size(manifest: Manifest, size: int) -> None:
+    if size == 0:
+        raise CacheIntegrityError("records file is empty")
+    if size < manifest.records_size:
+        raise CacheIntegrityError(f"records file is truncated ({size} of "
+                                  f"{manifest.records_size} bytes)")
+    if size > manifest.records_size:
+        raise CacheIntegrityError("records file is longer than the manifest says")
 
 
 def check_hash(manifest: Manifest, digest_hex: str) -> None:
@@ -255,8 +268,8 @@ def records_from_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         try:
             yield _record(row)
         except (VerifyError, ValueError) as e:
-            raise CacheError(f"CSV line {line}: {getattr(e, 'detail', 'invalid value')}"
-                             ) from None
+            detail = e.detail if isinstance(e, VerifyError) else str(e)  # never the value
+            raise CacheError(f"CSV line {line}: {detail}") from None
 
 
 def _day_iso(text: str | None) -> str | None:
