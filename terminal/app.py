@@ -57,8 +57,8 @@ async def _probe_loop(services: Services, every: float) -> None:
     assert registry is not None  # started only with a registry
     while True:
         await registry.probe()
-        if registry.health.status == "ok" and services.verifier.pending:
-            await services.verifier.recheck()
+        if services.verifier.pending and registry.breaker.allow():
+            await services.verifier.recheck()  # after an outage this is the breaker's trial
         if services.offline is not None:
             services.offline.purge()
         await asyncio.sleep(every)

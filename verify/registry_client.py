@@ -165,18 +165,20 @@ class RegistryClient:
         raise RegistryUnavailable("no attempt made")  # unreachable: attempts >= 1
 
     async def probe(self) -> None:
-        """Health check: a valid token, logging in only when the cached one expired — or,
-        while the breaker is open, a real login to learn whether the gateway is back."""
+        """Health check: a valid token, logging in only when the cached one expired.
+
+        A login says nothing about the card-check endpoint, so it never closes the breaker:
+        after the cool-down the next real lookup (or a re-check) is the trial.
+        """
+        if self.breaker.state != "closed":
+            self.health.status, self.health.reason = "down", f"circuit {self.breaker.state}"
+            return
         started = time.perf_counter()
-        tripped = self.breaker.state != "closed"
         try:
-            await self._ensure_token(force=tripped)
+            await self._ensure_token()
         except (RegistryUnavailable, RegistryProtocolError, RegistryAuthError) as e:
-            if tripped:
-                self.breaker.failure()
             self._mark(ok=False, reason=type(e).__name__, started=started)
             return
-        self.breaker.success()
         self._mark(ok=True, reason="", started=started)
 
     def _mark(self, *, ok: bool, reason: str, started: float) -> None:
