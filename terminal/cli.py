@@ -459,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tiepdon: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         return EXIT_OK
+    except OSError as e:  # a file named on the command line or in the settings
+        where = f": {e.filename}" if e.filename else ""
+        print(f"tiepdon: {e.strerror or type(e).__name__}{where}", file=sys.stderr)
     except Exception as e:  # the promise: one line, never a traceback
         log.debug("unexpected error", exc_info=True)
         print(f"tiepdon: internal error ({type(e).__name__}); run with -v for details",

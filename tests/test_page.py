@@ -160,3 +160,35 @@ def test_chip_read_uses_the_scanned_cccd_qr(chip_page: Page) -> None:
     chip_page.locator("#chip-read").click()
     expect(chip_page.locator("#pa-badge")).to_have_text("Chip xác thực")
     expect(chip_page.locator("#photo")).to_be_visible()
+
+
+@pytest.fixture
+def offline_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
+    from tests.test_offline import offline_daemon
+
+    server = offline_daemon(sim, tmp_path)
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    expect(pg.locator("#stream")).to_have_attribute("data-status", "ok")
+    yield pg
+    context.close()
+    server.stop()
+
+
+def test_offline_answers_are_labelled_and_rechecks_flagged(offline_page: Page,
+                                                          sim: BackgroundServer) -> None:
+    from tests.conftest import sim_control
+
+    sim_control(sim, fault="http500")
+    offline_page.locator("#m-code").fill("GD4010200000010")
+    offline_page.locator("#m-name").fill("Đỗ Văn Lâm")
+    offline_page.locator("#m-dob").fill("21/08/1981")
+    offline_page.locator("#manual-form button").click()
+    expect(offline_page.locator("#offline")).to_contain_text("NGOẠI TUYẾN — dữ liệu lúc")
+    expect(offline_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    sim_control(sim, fault="none")
+    banner = offline_page.locator("#recheck")
+    expect(banner).to_contain_text("KIỂM TRA LẠI", timeout=15000)
+    expect(banner).to_contain_text("Đỗ Văn Lâm")
+    expect(banner).to_contain_text("KHÔNG ĐỦ ĐIỀU KIỆN")

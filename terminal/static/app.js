@@ -22,7 +22,8 @@ const L = {
     chip_title: "Thẻ chip CCCD", chip_doc: "Số CCCD (12 số)", chip_dob: "Ngày sinh (YYMMDD)",
     chip_exp: "Ngày hết hạn (YYMMDD)", chip_read: "Đọc chip", chip_demo: "Đặt thẻ mẫu (demo)",
     chip_hint: "Đặt thẻ lên đầu đọc. Khóa đọc chip lấy từ mã QR CCCD vừa quét, hoặc nhập số CCCD và ngày trên dòng MRZ.",
-    chip_reading: "Đang đọc chip… giữ yên thẻ", pa_authentic: "Chip xác thực",
+    chip_reading: "Đang đọc chip… giữ yên thẻ",
+    offline_as_of: "NGOẠI TUYẾN — dữ liệu lúc {t}", recheck: "KIỂM TRA LẠI: kết quả của {n} đã đổi: {a} → {b}", pa_authentic: "Chip xác thực",
     pa_unanchored: "Chữ ký hợp lệ — chưa có CSCA", pa_failed: "Chip KHÔNG xác thực",
   },
   en: {
@@ -43,7 +44,8 @@ const L = {
     chip_title: "Chip CCCD", chip_doc: "CCCD number (12 digits)", chip_dob: "Date of birth (YYMMDD)",
     chip_exp: "Date of expiry (YYMMDD)", chip_read: "Read chip", chip_demo: "Present demo card",
     chip_hint: "Place the card on the reader. The chip key comes from the CCCD QR just scanned, or type the CCCD number and the MRZ dates.",
-    chip_reading: "Reading the chip… hold the card still", pa_authentic: "Chip authentic",
+    chip_reading: "Reading the chip… hold the card still",
+    offline_as_of: "OFFLINE — data as of {t}", recheck: "RE-CHECK: the result for {n} changed: {a} → {b}", pa_authentic: "Chip authentic",
     pa_unanchored: "Valid signature — no CSCA configured", pa_failed: "Chip NOT authentic",
   },
 };
@@ -181,6 +183,15 @@ function render(e) {
     ul.append(li);
   }
   // Desk time is Vietnam time whatever the PC's zone is set to.
+  const offline = $("offline");
+  if (e.source === "cache" && e.data_as_of) {
+    const asOf = new Date(e.data_as_of).toLocaleString(lang === "vi" ? "vi-VN" : "en-GB",
+      { timeZone: "Asia/Ho_Chi_Minh", hour: "2-digit", minute: "2-digit", day: "2-digit", month: "2-digit", year: "numeric" });
+    offline.textContent = t("offline_as_of").replace("{t}", asOf);
+    offline.hidden = false;
+  } else {
+    offline.hidden = true;
+  }
   const when = e.checked_at ? new Date(e.checked_at).toLocaleString(lang === "vi" ? "vi-VN" : "en-GB",
     { timeZone: "Asia/Ho_Chi_Minh", hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
   $("meta").textContent = `${t("source_" + e.source)} · ${t("checked_at")} ${when}`;
@@ -201,6 +212,14 @@ async function post(body, url = "/api/v1/verify") {
   }
 }
 
+function showRecheck(e) {
+  const box = $("recheck");
+  const name = (e.person && e.person.full_name) || (e.credential && e.credential.full_name) || "";
+  box.textContent = t("recheck").replace("{n}", name)
+    .replace("{a}", t(e.recheck.previous_status)).replace("{b}", t(e.status));
+  box.hidden = false;
+}
+
 function setHealth(status) {
   $("health").dataset.status = status;
   $("health-text").textContent = t(status);
@@ -219,7 +238,12 @@ function connect() {
   es.onopen = () => { $("stream").dataset.status = "ok"; };
   es.onerror = () => { $("stream").dataset.status = "down"; };
   es.addEventListener("credential", (ev) => renderPending(JSON.parse(ev.data)));
-  es.addEventListener("eligibility", (ev) => { showError(null); render(JSON.parse(ev.data)); });
+  es.addEventListener("eligibility", (ev) => {
+    const data = JSON.parse(ev.data);
+    if (data.recheck) { showRecheck(data); return; }  // a past patient: do not replace the card
+    showError(null);
+    render(data);
+  });
   es.addEventListener("error", (ev) => { if (ev.data) showError(JSON.parse(ev.data)); });
   es.addEventListener("photo", (ev) => {
     const p = JSON.parse(ev.data);
