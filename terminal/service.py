@@ -53,7 +53,14 @@ from verify.tables import TABLE_FILES, Tables, parse_tables
 log = logging.getLogger(__name__)
 
 
+class BreakerPort(Protocol):
+    def failure(self) -> None: ...
+
+
 class RegistryPort(Protocol):
+    @property
+    def breaker(self) -> BreakerPort: ...
+
     async def check(self, query: CardQuery) -> RegistryAnswer: ...
 
 
@@ -217,6 +224,9 @@ class Verifier:
                 answer = await asyncio.wait_for(asyncio.shield(task), self.budget_seconds)
             except TimeoutError:
                 failure = "registry_slow"
+                # Too slow for the desk counts against the breaker now; a late success
+                # clears it again, so only a gateway that stays silent trips it.
+                self.registry.breaker.failure()
                 task.add_done_callback(lambda t: self._late_answer(t, credential))
             except RegistryError as e:
                 log.warning("registry failed fp=%s error=%s", credential.raw_fingerprint,
