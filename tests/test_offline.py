@@ -243,3 +243,18 @@ def test_snapshot_past_the_hard_limit_is_not_used(sim: BackgroundServer,
             "status"] == "down"
     finally:
         server.stop()
+
+
+def test_slow_registry_late_answer_is_kept(sim: BackgroundServer, tmp_path: Path) -> None:
+    server = offline_daemon(sim, tmp_path, budget_seconds=0.3, breaker_cooldown_seconds=60)
+    try:
+        sim_control(sim, latency_ms=1200)
+        first = verify(server, SON)
+        assert first["source"] == "cache" and "registry_slow" in codes(first)
+        time.sleep(1.5)  # the late answer arrives and goes into the journal
+        sim_control(sim, fault="http500")
+        again = verify(server, SON)
+        assert again["source"] == "cache" and codes(again)[0] == "offline_journal"
+        assert httpx.get(f"{server.url}/api/v1/rechecks").json() == []  # same outcome
+    finally:
+        server.stop()
