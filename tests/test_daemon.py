@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -137,9 +139,13 @@ def test_last_result_is_purged(sim: BackgroundServer, tmp_path: Path) -> None:
         server.stop()
 
 
-def read_events(url: str, count: int, ready: threading.Event,
-                out: list[tuple[str, dict[str, object]]]) -> None:
-    with httpx.stream("GET", f"{url}/api/v1/events", timeout=10) as r:
+Events = list[tuple[str, dict[str, Any]]]
+
+
+def collect(url: str, until: Callable[[Events], bool], ready: threading.Event,
+            out: Events) -> None:
+    """Read the event stream into ``out`` until ``until(out)``; ``ready`` once connected."""
+    with httpx.stream("GET", f"{url}/api/v1/events", timeout=30) as r:
         name = None
         for line in r.iter_lines():
             if line.startswith(": connected"):
@@ -148,8 +154,12 @@ def read_events(url: str, count: int, ready: threading.Event,
                 name = line[7:]
             elif line.startswith("data: ") and name:
                 out.append((name, json.loads(line[6:])))
-                if len(out) == count:
+                if until(out):
                     return
+
+
+def read_events(url: str, count: int, ready: threading.Event, out: Events) -> None:
+    collect(url, lambda ev: len(ev) >= count, ready, out)
 
 
 def test_server_sent_events(daemon: BackgroundServer) -> None:

@@ -129,11 +129,8 @@ def test_registry_health_strip(page: Page) -> None:
     expect(page.locator("#health")).to_have_attribute("data-status", "ok")
 
 
-@pytest.fixture
-def chip_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
-    from tests.test_chip_api import serve
-
-    server = serve(sim, tmp_path)
+def open_page(browser: Browser, server: BackgroundServer) -> Iterator[Page]:
+    """The staff page of ``server``, live; the server is stopped afterwards."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     pg = context.new_page()
     pg.goto(server.url + "/")
@@ -141,6 +138,13 @@ def chip_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterat
     yield pg
     context.close()
     server.stop()
+
+
+@pytest.fixture
+def chip_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
+    from tests.test_chip_api import serve
+
+    yield from open_page(browser, serve(sim, tmp_path))
 
 
 def test_demo_chip_shows_photo_and_badge(chip_page: Page) -> None:
@@ -166,14 +170,7 @@ def test_chip_read_uses_the_scanned_cccd_qr(chip_page: Page) -> None:
 def offline_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
     from tests.test_offline import offline_daemon
 
-    server = offline_daemon(sim, tmp_path)
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
-    pg = context.new_page()
-    pg.goto(server.url + "/")
-    expect(pg.locator("#stream")).to_have_attribute("data-status", "ok")
-    yield pg
-    context.close()
-    server.stop()
+    yield from open_page(browser, offline_daemon(sim, tmp_path))
 
 
 def test_offline_answers_are_labelled_and_rechecks_flagged(offline_page: Page,

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -34,6 +34,7 @@ from terminal.app import build_services, create_app
 from terminal.chipflow import PcscSource
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, terminal_settings
+from tests.test_daemon import collect
 
 PCSCD = "/usr/sbin/pcscd"
 TIEPDON = str(Path(sys.executable).parent / "tiepdon")
@@ -250,21 +251,6 @@ def test_card_read_without_a_card(pcscd: Pcscd) -> None:
 def test_pcscd_binary_present() -> None:
     assert shutil.which("pcscd") or Path(PCSCD).exists()
     assert datetime.now(UTC).year >= 2026
-
-
-def collect(url: str, until: Callable[[list[tuple[str, dict[str, object]]]], bool],
-            ready: threading.Event, out: list[tuple[str, dict[str, object]]]) -> None:
-    with httpx.stream("GET", f"{url}/api/v1/events", timeout=30) as r:
-        name = None
-        for line in r.iter_lines():
-            if line.startswith(": connected"):
-                ready.set()
-            elif line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: ") and name:
-                out.append((name, json.loads(line[6:])))
-                if until(out):
-                    return
 
 
 def test_scanned_qr_then_card_on_reader_reads_by_itself(
