@@ -38,7 +38,8 @@ def utf8(raw: bytes) -> str | None:
 
 
 def decode_zxing(frame: Frame) -> list[str]:
-    results = zxingcpp.read_barcodes(grey(frame), formats=zxingcpp.BarcodeFormat.QRCode,
+    results = zxingcpp.read_barcodes(grey(frame),
+                                     formats=zxingcpp.BarcodeFormat.QRCode,  # type: ignore[arg-type]
                                      try_rotate=True, try_downscale=True, try_invert=True)
     return [t for t in (utf8(bytes(r.bytes)) for r in results if r.valid) if t]
 
@@ -111,7 +112,7 @@ def frames_of(path: Path, *, step: int = 1, limit: int = 10_000) -> Sequence[Fra
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         return [] if image is None else [image]
     cap = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[Frame] = []
     try:
         index = 0
         while len(frames) < limit:
@@ -174,7 +175,7 @@ def compose(code: Frame, *, size: tuple[int, int] = (1280, 720), at: tuple[int, 
 def write_clip(path: Path, scenes: Sequence[tuple[Frame, int]], *, fps: int = 15) -> None:
     """An MJPG video: each scene is a frame held for a number of frames."""
     h, w = scenes[0][0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (w, h))
     try:
         for frame, count in scenes:
             for _ in range(count):
@@ -191,3 +192,166 @@ def screen_code(payload: str) -> Frame:
     yy, xx = np.mgrid[0:phone.shape[0], 0:phone.shape[1]]
     moire = (6 * np.sin(xx / 2.1) * np.sin(yy / 2.3)).astype(np.int16)
     return np.clip(phone.astype(np.int16) + moire, 0, 255).astype(np.uint8)
+
+
+# -- capture ------------------------------------------------------------------------------------
+def code_in_view(frame: Frame) -> bool:
+    """Finder patterns found (a QR is there) — used only when decoding failed."""
+    with contextlib.suppress(cv2.error):
+        ok, _ = _OPENCV.detect(grey(frame))
+        return bool(ok)
+    return False
+
+
+class _Source:
+    """A device index, a video file, a stream URL or an image folder, read the same way."""
+
+    def __init__(self, spec: str, fps: float) -> None:
+        self.spec = spec
+        self.interval = 1.0 / fps
+        self.cap: Any = None
+        self.images: list[Path] | None = None
+        self.paced = False
+
+    def open(self) -> None:
+        path = Path(self.spec)
+        if path.is_dir():
+            self.images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.paced = True
+            return
+        target: int | str = int(self.spec) if self.spec.isdigit() else self.spec
+        if isinstance(target, str) and "://" not in target and not path.is_file():
+            raise OSError(f"camera source missing: {path.name}")
+        cap = cv2.VideoCapture(target)
+        if not cap.isOpened():
+            cap.release()
+            raise OSError("camera could not be opened (unplugged or busy)")
+        self.cap = cap
+        self.paced = isinstance(target, str) and "://" not in target  # a file plays at fps
+
+    def read(self) -> Frame | None:
+        if self.images is not None:
+            if not self.images:
+                return None
+            return cv2.imread(str(self.images.pop(0)), cv2.IMREAD_COLOR)
+        ok, frame = self.cap.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+        self.images = None
+
+
+class CameraReader:
+    """Capture, decode, de-duplicate; callbacks for payloads, state changes and hints.
+
+    One thread captures (pacing files at ``fps``) and keeps only the newest frame; one decodes
+    the newest frame whenever it is free, so a slow decode drops frames instead of lagging.
+    """
+
+    def __init__(self, spec: str, *, on_payload: Callable[[str], None],
+                 on_state: Callable[[str, str], None], on_hint: Callable[[], None],
+                 fps: float = 15.0, decode: Callable[[Frame], list[str]] = decode_shipped,
+                 dedup: Any = None, repeat_file: bool = False) -> None:
+        from readers.scanloop import Deduper, SourceHealth, UnreadableHint
+
+        self.spec = spec
+        self.fps = fps
+        self.decode = decode
+        self.on_payload, self.on_state, self.on_hint = on_payload, on_state, on_hint
+        self.dedup = dedup or Deduper()
+        self.health = SourceHealth()
+        self.hint = UnreadableHint()
+        self.repeat_file = repeat_file
+        self.frames_read = 0
+        self.frames_decoded = 0
+        self._latest: Frame | None = None
+        self._latest_id = 0
+        self._cond = __import__("threading").Condition()
+
+    def run(self, stop: Any) -> None:
+        """Blocking until ``stop`` (a threading.Event) is set; never raises.
+
+        A device or stream that stops giving frames is reopened with a growing delay. A file
+        or folder plays once at ``fps`` (tests, the demo clip) and plays again when it is
+        replaced — which is also how tests unplug and replug a "camera".
+        """
+        import threading
+        import time
+
+        decoder = threading.Thread(target=self._decode_loop, args=(stop,), daemon=True,
+                                   name="camera-decode")
+        decoder.start()
+        played: float | None = None
+        while not stop.is_set():
+            path = Path(self.spec)
+            file_like = not self.spec.isdigit() and "://" not in self.spec
+            stamp = path.stat().st_mtime if file_like and path.exists() else None
+            if file_like and stamp is not None and stamp == played:
+                stop.wait(0.3)  # already played: wait for a new file
+                continue
+            source = _Source(self.spec, self.fps)
+            try:
+                source.open()
+            except OSError as e:
+                self._state_down(str(e))
+                stop.wait(self.health.failed(str(e)))
+                continue
+            self.health.opened()
+            self.on_state("ok", "")
+            next_at = time.monotonic()
+            while not stop.is_set():
+                frame = source.read()
+                if frame is None:
+                    break
+                self.frames_read += 1
+                with self._cond:
+                    self._latest, self._latest_id = frame, self._latest_id + 1
+                    self._cond.notify()
+                if source.paced:
+                    next_at += 1.0 / self.fps
+                    stop.wait(max(0.0, next_at - time.monotonic()))
+            source.close()
+            if stop.is_set():
+                break
+            if file_like:
+                played = None if self.repeat_file else stamp
+                self._state_down("camera stream ended")
+                self.health.failed("camera stream ended")
+            else:
+                self._state_down("no frames (camera unplugged?)")
+                stop.wait(self.health.failed("no frames"))
+        with self._cond:
+            self._cond.notify_all()
+        decoder.join(5)
+
+    def _state_down(self, reason: str) -> None:
+        if self.health.status != "down" or self.health.reason != reason:
+            self.on_state("down", reason)
+
+    def _decode_loop(self, stop: Any) -> None:
+        import time
+
+        seen = 0
+        while not stop.is_set():
+            with self._cond:
+                while self._latest_id == seen and not stop.is_set():
+                    self._cond.wait(0.5)
+                frame, seen = self._latest, self._latest_id
+            if frame is None or stop.is_set():
+                continue
+            try:
+                found = self.decode(frame)
+            except Exception:
+                found = []
+            self.frames_decoded += 1
+            now = time.monotonic()
+            for text in self.dedup.feed(found, now):
+                self.on_payload(text)
+            if not found and self.frames_decoded % 5 == 0 and self.hint.feed(
+                    code_in_view(frame), False, now):
+                self.on_hint()
+            elif found:
+                self.hint.feed(True, True, now)

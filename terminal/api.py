@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -54,6 +56,7 @@ class VerifyRequest(BaseModel):
     id_number: str | None = Field(default=None, max_length=64)
     full_name: str | None = Field(default=None, max_length=200)
     date_of_birth: str | None = Field(default=None, max_length=32)
+    reader: Literal["keyboard", "manual", "his"] | None = None
 
 
 def _offer_chip_keys(request: Request, credential: Credential) -> None:
@@ -79,12 +82,13 @@ async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -
             if any((body.card_code, body.id_number)):
                 raise MissingFieldError("send either qr or typed numbers, not both")
             fp = verifier.fingerprint(body.qr)
-            credential = verifier.credential_from_qr(body.qr)
+            credential = replace(verifier.credential_from_qr(body.qr), reader=body.reader)
             _offer_chip_keys(request, credential)
         else:
             credential = verifier.credential_from_manual(
                 card_code=body.card_code, id_number=body.id_number,
                 full_name=body.full_name, date_of_birth=body.date_of_birth)
+            credential = replace(credential, reader=body.reader)
             fp = credential.raw_fingerprint
         result = await verifier.verify(credential)
     except InputFormatError as e:
@@ -152,6 +156,10 @@ async def health(request: Request) -> dict[str, Any]:
     chip = services.chip
     if chip is not None:
         components["chip_reader"] = await chip.health()
+    devices = services.devices
+    if devices is not None:
+        for name, state in devices.states.items():
+            components[name] = dict(state)
     components.update(services.extra_health)
     overall = "ok" if components["registry"]["status"] == "ok" else "degraded"
     return {"status": overall, "components": components}
@@ -236,6 +244,16 @@ async def chip_demo(chip: ChipDep) -> JSONResponse:
         raise HTTPException(404, "not a demo terminal")
     p = DEMO_PERSON
     return await _read(chip, keys_from_cccd(p.id_number, p.date_of_birth, p.issue_date))
+
+
+@router.post("/api/v1/camera/demo", tags=["camera"])
+async def camera_demo(request: Request) -> dict[str, str]:
+    """Demo only: play the demo camera clip (a CCCD QR, then a VssID screen) once more."""
+    clip = _services(request).demo_clip
+    if clip is None:
+        raise HTTPException(404, "not a demo terminal")
+    os.utime(clip)  # the camera reader plays a file again when it changes
+    return {"status": "playing"}
 
 
 @router.get("/api/v1/photo", tags=["chip"])

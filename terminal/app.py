@@ -25,6 +25,7 @@ from terminal import api, pages
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
 from terminal.offline import OfflineStore, load_terminal_key
+from terminal.scanners import DeviceHub
 from terminal.service import Verifier, load_tables
 from terminal.settings import Settings, SettingsError
 from verify.errors import VerifyError
@@ -46,6 +47,8 @@ class Services:
     registry: RegistryClient | None = None
     chip: ChipService | None = None
     offline: OfflineStore | None = None
+    devices: DeviceHub | None = None
+    demo_clip: Path | None = None  # demo: the camera clip that POST /api/v1/camera/demo replays
     probe_seconds: float = PROBE_SECONDS
     watch_readers: bool = True
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -77,9 +80,16 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             from readers.pcsc import ReaderWatcher  # pyscard only where a reader is watched
 
             tasks.append(asyncio.create_task(chip.watch(ReaderWatcher)))
+        devices = services.devices
+        if devices is not None:
+            devices.start(asyncio.get_running_loop(), camera=settings.camera.source,
+                          fps=settings.camera.fps, repeat_seconds=settings.camera.repeat_seconds,
+                          scanner=settings.scanner.port, baud=settings.scanner.baud)
         try:
             yield
         finally:
+            if devices is not None:
+                await asyncio.to_thread(devices.stop)
             services.bus.close()
             for task in tasks:
                 task.cancel()
@@ -142,7 +152,8 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         trust=trust if trust is not None else load_csca_dir(settings.chip.csca_dir),
         extended=settings.chip.extended_length, retries=settings.chip.retries,
         keep_seconds=settings.privacy.last_result_minutes * 60, now=now)
-    return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline)
+    return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
+                    devices=DeviceHub(verifier, bus))
 
 
 def cache_dir(settings: Settings) -> Path:

@@ -83,6 +83,29 @@ def cmd_qr_parse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_qr_scan(args: argparse.Namespace) -> int:
+    """Decode every QR in image or video files with the shipped chain; one JSON line a file."""
+    from readers.camera import scan_file
+    from verify.errors import InputFormatError
+    from verify.qr import parse_qr
+
+    failed = False
+    for name in args.files:
+        result = scan_file(Path(name))
+        payloads: list[dict[str, Any]] = []
+        for text in result.payloads:
+            try:
+                payloads.append(parse_qr(text).to_json())
+            except InputFormatError as e:
+                payloads.append({"error": e.code, "detail": e.detail})
+        line: dict[str, Any] = {"file": name, "payloads": payloads}
+        if result.error:
+            line["error"] = result.error
+            failed = True
+        sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from terminal.app import build_services
     from verify.tables import Status
@@ -372,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("text")
     parse.add_argument("--config")
     parse.set_defaults(func=cmd_qr_parse)
+    scan = qr_sub.add_parser("scan", help="decode the QR codes in image or video files")
+    scan.add_argument("files", nargs="+")
+    scan.set_defaults(func=cmd_qr_scan)
 
     check = sub.add_parser("check", help="one eligibility decision; prints an eligibility JSON")
     what = check.add_mutually_exclusive_group(required=True)

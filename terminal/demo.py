@@ -66,11 +66,13 @@ def demo_environment(registry_url: str, data_dir: Path) -> dict[str, str]:
 
 
 def demo_settings(registry_url: str, data_dir: Path, host: str, port: int,
-                  cache: dict[str, Any] | None = None) -> Settings:
+                  cache: dict[str, Any] | None = None, camera: str = "") -> Settings:
     doc = demo_config(registry_url, data_dir)
     doc["http"] = {"host": host, "port": port}
     if cache:
         doc["cache"] = cache
+    if camera:
+        doc["camera"] = {"source": camera}
     return parse_settings(doc, environ={})
 
 
@@ -93,6 +95,18 @@ def demo_snapshot(data_dir: Path, today: date, *, version: int = 1) -> dict[str,
             "reading_key_file": str(reading_file)}
 
 
+def demo_clip(data_dir: Path) -> Path:
+    """A camera clip: a CCCD QR on a desk, then the BHYT QR on a VssID-style phone screen."""
+    from readers.camera import compose, render_qr, screen_code, write_clip
+
+    blank = compose(render_qr("x")[:1, :1])
+    path = data_dir / "demo-camera.avi"
+    write_clip(path, [(blank, 15), (compose(render_qr(EXAMPLES[0], module_px=7)), 45),
+                      (blank, 15), (compose(screen_code(EXAMPLES[1]), background=90), 45),
+                      (blank, 15)])
+    return path
+
+
 def _csv_lines(rows: list[dict[str, Any]]) -> list[str]:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS))
@@ -110,10 +124,13 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="tiepdon-demo-"))
     try:
         cache = demo_snapshot(data_dir, today)
-        settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1], cache)
+        clip = demo_clip(data_dir)
+        settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1], cache,
+                                 camera=str(clip))
         card, pki = demo_card()
         services = build_services(settings, chip_source=DemoSource(card),
                                   trust=load_trust([pki.csca_pem()]))
+        services.demo_clip = clip
         app = create_app(settings, services)
         shown = f"[{host}]" if ":" in host else host
         print(f"http://{shown}:{settings.http.port}/", flush=True)

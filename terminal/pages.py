@@ -24,6 +24,7 @@ async def staff_page(request: Request) -> HTMLResponse:
         "keep_last_seconds": settings.privacy.last_result_minutes * 60,
         "chip": chip is not None,
         "chip_demo": chip is not None and chip.is_demo,
+        "camera_demo": request.app.state.services.demo_clip is not None,
     }
     html = (_STATIC / "index.html").read_text(encoding="utf-8")
     # JSON inside a <script type="application/json">: escape "<" so no value can close it.

@@ -97,6 +97,17 @@ class CacheSettings(_Section):
     breaker_cooldown_seconds: float = Field(default=30, gt=0, le=3600)
 
 
+class CameraSettings(_Section):
+    source: str = ""
+    fps: float = Field(default=15, gt=0, le=60)
+    repeat_seconds: float = Field(default=30, gt=0, le=3600)
+
+
+class ScannerSettings(_Section):
+    port: str = ""
+    baud: int = Field(default=9600, ge=1200, le=921600)
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (tests)
@@ -117,6 +128,8 @@ class Settings(_Section):
     data: DataSettings = DataSettings()
     chip: ChipSettings = ChipSettings()
     cache: CacheSettings = CacheSettings()
+    camera: CameraSettings = CameraSettings()
+    scanner: ScannerSettings = ScannerSettings()
     http: HttpSettings = HttpSettings()
     privacy: PrivacySettings = PrivacySettings()
     ui: UiSettings = UiSettings()

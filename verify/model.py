@@ -172,6 +172,8 @@ class Credential:
     benefit_digit: int | None = None
     issuing_place: str | None = None
     raw_fingerprint: str | None = None
+    # Which reader brought it: camera | scanner | keyboard | manual | chip | his (None: unknown)
+    reader: str | None = None
     # Chip reads: CONTRACT.md's chip fields (nationality … passive_auth, apdus), JSON-ready.
     chip: dict[str, Any] | None = None
 

@@ -23,6 +23,9 @@ const L = {
     chip_exp: "Ngày hết hạn (YYMMDD)", chip_read: "Đọc chip", chip_demo: "Đặt thẻ mẫu (demo)",
     chip_hint: "Đặt thẻ lên đầu đọc. Khóa đọc chip lấy từ mã QR CCCD vừa quét, hoặc nhập số CCCD và ngày trên dòng MRZ.",
     chip_reading: "Đang đọc chip… giữ yên thẻ",
+    camera: "Camera", scanner: "Máy quét", camera_demo: "Phát clip camera mẫu (demo)",
+    via_camera: "qua camera", via_scanner: "qua máy quét", via_keyboard: "qua ô quét",
+    via_manual: "nhập tay", via_chip: "qua chip", via_his: "từ HIS",
     offline_as_of: "NGOẠI TUYẾN — dữ liệu lúc {t}", recheck: "KIỂM TRA LẠI: kết quả của {n} đã đổi: {a} → {b}", pa_authentic: "Chip xác thực",
     pa_unanchored: "Chữ ký hợp lệ — chưa có CSCA", pa_failed: "Chip KHÔNG xác thực",
   },
@@ -45,6 +48,9 @@ const L = {
     chip_exp: "Date of expiry (YYMMDD)", chip_read: "Read chip", chip_demo: "Present demo card",
     chip_hint: "Place the card on the reader. The chip key comes from the CCCD QR just scanned, or type the CCCD number and the MRZ dates.",
     chip_reading: "Reading the chip… hold the card still",
+    camera: "Camera", scanner: "Scanner", camera_demo: "Play demo camera clip",
+    via_camera: "via camera", via_scanner: "via scanner", via_keyboard: "via scan field",
+    via_manual: "typed", via_chip: "via chip", via_his: "from HIS",
     offline_as_of: "OFFLINE — data as of {t}", recheck: "RE-CHECK: the result for {n} changed: {a} → {b}", pa_authentic: "Chip authentic",
     pa_unanchored: "Valid signature — no CSCA configured", pa_failed: "Chip NOT authentic",
   },
@@ -194,7 +200,8 @@ function render(e) {
   }
   const when = e.checked_at ? new Date(e.checked_at).toLocaleString(lang === "vi" ? "vi-VN" : "en-GB",
     { timeZone: "Asia/Ho_Chi_Minh", hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
-  $("meta").textContent = `${t("source_" + e.source)} · ${t("checked_at")} ${when}`;
+  const via = cred.reader ? ` · ${t("via_" + cred.reader)}` : (cred.kind === "chip" ? ` · ${t("via_chip")}` : "");
+  $("meta").textContent = `${t("source_" + e.source)}${via} · ${t("checked_at")} ${when}`;
   schedulePurge();
 }
 
@@ -230,6 +237,9 @@ async function refreshHealth() {
     const r = await fetch("/api/v1/health");
     const h = await r.json();
     setHealth(h.components.registry.status);
+    for (const name of ["camera", "scanner"]) {
+      if (h.components[name]) { $(name).hidden = false; $(name).dataset.status = h.components[name].status; }
+    }
   } catch (err) { setHealth("down"); }
 }
 
@@ -255,6 +265,11 @@ function connect() {
   es.addEventListener("device", (ev) => {
     const d = JSON.parse(ev.data);
     if (d.device === "registry") setHealth(d.status);
+    if (d.device === "camera" || d.device === "scanner") {
+      $(d.device).hidden = false;
+      $(d.device).dataset.status = d.status;
+      $(d.device).title = d.reason || "";
+    }
   });
 }
 
@@ -270,12 +285,12 @@ document.addEventListener("DOMContentLoaded", async () => {
     const text = $("wedge").value;
     $("wedge").value = "";
     if (/^\d{12}\|/.test(text.trim())) lastCccdQr = text;
-    if (text.trim()) post({ qr: text });
+    if (text.trim()) post({ qr: text, reader: "keyboard" });
   });
   $("manual-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const code = $("m-code").value.replace(/\s/g, "");
-    const body = { full_name: $("m-name").value, date_of_birth: $("m-dob").value };
+    const body = { full_name: $("m-name").value, date_of_birth: $("m-dob").value, reader: "manual" };
     if (/^\d{12}$/.test(code)) body.id_number = code; else body.card_code = code;
     post(body);
   });
@@ -286,6 +301,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   });
   if (CONFIG.chip) $("chip-form").hidden = false;
   if (CONFIG.chip_demo) $("chip-demo").hidden = false;
+  if (CONFIG.camera_demo) $("camera-demo").hidden = false;
+  $("camera-demo").addEventListener("click", () => fetch("/api/v1/camera/demo", { method: "POST" }));
   $("chip-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const doc = $("c-doc").value.trim();
