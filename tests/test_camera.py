@@ -1,0 +1,210 @@
+"""Camera and serial scanners: generated frames and clips, a pseudo-terminal pair, the daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from readers.camera import (
+    DECODERS,
+    CameraReader,
+    compose,
+    render_qr,
+    scan_file,
+    screen_code,
+    write_clip,
+)
+from readers.framing import LineFramer
+from readers.scanloop import Deduper, SourceHealth, UnreadableHint
+from readers.serialport import SerialScanner
+from tests.conftest import BHYT_NEW_EXAMPLE, BHYT_OLD_EXAMPLE, CCCD_EXAMPLE
+from tests.test_cli import run
+
+# A name zbar's charset guessing is known to garble when the code has no UTF-8 marker.
+NU = "001300012345||TRẦN THỊ NỮ|01012000|Nữ|Thừa Thiên Huế|01012022"
+
+
+@pytest.mark.parametrize("payload", [CCCD_EXAMPLE, BHYT_OLD_EXAMPLE, BHYT_NEW_EXAMPLE, NU])
+@pytest.mark.parametrize("eci", [False, True])
+def test_shipped_chain_is_byte_exact(payload: str, eci: bool) -> None:
+    frame = compose(render_qr(payload, module_px=5, eci=eci))
+    assert DECODERS["shipped"](frame) == [payload]
+    assert DECODERS["zxing-cpp"](frame) == [payload]
+
+
+def test_inverted_screen_code_reads() -> None:
+    frame = compose(screen_code(BHYT_NEW_EXAMPLE), background=90)
+    assert DECODERS["shipped"](frame) == [BHYT_NEW_EXAMPLE]
+
+
+def clip(path: Path, *payloads: str, hold: int = 20) -> Path:
+    blank = compose(render_qr("x")[:1, :1])
+    scenes = [(blank, 3)]
+    for p in payloads:
+        scenes += [(compose(render_qr(p, module_px=6)), hold), (blank, 3)]
+    write_clip(path, scenes)
+    return path
+
+
+def test_scan_file_images_and_videos(tmp_path: Path) -> None:
+    video = clip(tmp_path / "c.avi", CCCD_EXAMPLE, BHYT_NEW_EXAMPLE)
+    assert scan_file(video).payloads == [CCCD_EXAMPLE, BHYT_NEW_EXAMPLE]
+    import cv2
+
+    image = tmp_path / "c.png"
+    cv2.imwrite(str(image), compose(render_qr(BHYT_OLD_EXAMPLE)))
+    assert scan_file(image).payloads == [BHYT_OLD_EXAMPLE]
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    assert scan_file(junk).error and scan_file(tmp_path / "missing.avi").error
+
+
+def test_qr_scan_command(tmp_path: Path) -> None:
+    video = clip(tmp_path / "c.avi", CCCD_EXAMPLE, "not a credential")
+    p = run("qr", "scan", str(video))
+    assert p.returncode == 0, p.stderr
+    line = json.loads(p.stdout)
+    assert line["file"] == str(video)
+    assert line["payloads"][0]["kind"] == "cccd_qr"
+    assert line["payloads"][1]["error"] == "qr_format"
+    missing = run("qr", "scan", str(tmp_path / "nope.avi"))
+    assert missing.returncode == 2 and json.loads(missing.stdout)["error"] == "file not found"
+
+
+# -- pure loop logic -------------------------------------------------------------------------
+def test_deduper_one_event_per_presentation() -> None:
+    d = Deduper(gone_frames=3, repeat_seconds=30)
+    events = [d.feed(["A"], t) for t in range(10)]            # held in view: one event
+    assert sum(len(e) for e in events) == 1
+    for t in range(10, 14):
+        d.feed([], t)                                          # leaves view
+    assert d.feed(["A"], 14) == ["A"]                          # shown again
+    assert d.feed(["A", "B"], 15) == ["B"]
+    assert d.feed(["A"], 50) == ["A"]                          # held past the repeat time
+
+
+def test_source_health_backoff() -> None:
+    h = SourceHealth()
+    delays = [h.failed("x") for _ in range(6)]
+    assert delays == [0.5, 1.0, 2.0, 5.0, 5.0, 5.0] and h.status == "down"
+    h.opened()
+    assert (h.status, h.failures) == ("ok", 0)
+
+
+def test_unreadable_hint_rate_limited() -> None:
+    hint = UnreadableHint(frames=3, every_seconds=10)
+    fired = [hint.feed(True, False, t) for t in range(13)]  # fires at t=2 and t=12
+    assert fired.count(True) == 2 and fired.index(True) == 2
+    assert not hint.feed(True, True, 20)
+
+
+def test_line_framer() -> None:
+    f = LineFramer()
+    assert f.feed(b"00109801") == []
+    assert f.feed(CCCD_EXAMPLE.encode()[8:] + b"\r") == [CCCD_EXAMPLE]
+    assert f.feed(b"\r\nabc\n\xff\xfe\r") == ["abc", None]
+    assert f.feed(b"x" * 9000 + b"\r") == [] and f.dropped == 1
+
+
+# -- the camera reader on clips ----------------------------------------------------------------
+class Recorder:
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+        self.states: list[tuple[str, str]] = []
+        self.hints = 0
+        self.changed = threading.Condition()
+
+    def payload(self, text: str) -> None:
+        with self.changed:
+            self.payloads.append(text)
+            self.changed.notify_all()
+
+    def state(self, status: str, reason: str) -> None:
+        with self.changed:
+            self.states.append((status, reason))
+            self.changed.notify_all()
+
+    def hint(self) -> None:
+        self.hints += 1
+
+    def wait(self, predicate: object, timeout: float = 20) -> None:
+        with self.changed:
+            assert self.changed.wait_for(predicate, timeout), (self.payloads, self.states)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def camera(tmp_path: Path) -> Iterator[tuple[Path, Recorder]]:
+    rec = Recorder()
+    path = tmp_path / "camera.avi"
+    stop = threading.Event()
+    reader = CameraReader(str(path), on_payload=rec.payload, on_state=rec.state,
+                          on_hint=rec.hint, fps=60)
+    thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    thread.start()
+    yield path, rec
+    stop.set()
+    thread.join(10)
+
+
+def test_camera_clip_gives_one_event_per_code(camera: tuple[Path, Recorder],
+                                              tmp_path: Path) -> None:
+    path, rec = camera
+    rec.wait(lambda: rec.states and rec.states[-1][0] == "down")  # no camera yet
+    clip(tmp_path / "tmp.avi", CCCD_EXAMPLE, BHYT_NEW_EXAMPLE, hold=30).rename(path)
+    rec.wait(lambda: ("down", "camera stream ended") in rec.states)
+    assert rec.payloads == [CCCD_EXAMPLE, BHYT_NEW_EXAMPLE]
+    assert ("ok", "") in rec.states
+
+
+def test_camera_unplugged_and_replugged(camera: tuple[Path, Recorder], tmp_path: Path) -> None:
+    path, rec = camera
+    clip(tmp_path / "a.avi", CCCD_EXAMPLE).rename(path)
+    rec.wait(lambda: len(rec.payloads) == 1)
+    path.unlink()                                   # unplugged
+    rec.wait(lambda: any(s == "down" and "missing" in r for s, r in rec.states))
+    time.sleep(0.1)
+    clip(tmp_path / "b.avi", BHYT_OLD_EXAMPLE).rename(path)  # plugged back in
+    rec.wait(lambda: len(rec.payloads) == 2)
+    assert rec.payloads[1] == BHYT_OLD_EXAMPLE
+
+
+# -- the serial scanner on a pseudo-terminal -----------------------------------------------------
+@pytest.fixture
+def pty_scanner(tmp_path: Path) -> Iterator[tuple[int, str, Path, Recorder, list[int]]]:
+    master, slave = os.openpty()
+    link = tmp_path / "ttyScanner"
+    rec = Recorder()
+    garbage: list[int] = []
+    stop = threading.Event()
+    scanner = SerialScanner(str(link), on_payload=rec.payload, on_state=rec.state,
+                            on_garbage=lambda: garbage.append(1))
+    thread = threading.Thread(target=scanner.run, args=(stop,), daemon=True)
+    thread.start()
+    yield master, os.ttyname(slave), link, rec, garbage
+    stop.set()
+    thread.join(10)
+    os.close(master)
+    os.close(slave)
+
+
+def test_serial_scanner_frames_payloads_and_survives_hotplug(
+        pty_scanner: tuple[int, str, Path, Recorder, list[int]]) -> None:
+    master, slave_path, link, rec, garbage = pty_scanner
+    rec.wait(lambda: rec.states and rec.states[-1][0] == "down")  # not plugged in yet
+    link.symlink_to(slave_path)                                   # plugged in: the path appears
+    rec.wait(lambda: ("ok", "") in rec.states)
+    os.write(master, CCCD_EXAMPLE.encode()[:10])           # a payload in two pieces
+    time.sleep(0.05)
+    os.write(master, CCCD_EXAMPLE.encode()[10:] + b"\r")
+    os.write(master, b"\xff\xfe\xfd\r")                     # line noise
+    os.write(master, BHYT_NEW_EXAMPLE.encode() + b"\r\n")
+    rec.wait(lambda: len(rec.payloads) == 2)
+    assert rec.payloads == [CCCD_EXAMPLE, BHYT_NEW_EXAMPLE]
+    assert garbage == [1]
+
