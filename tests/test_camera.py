@@ -208,3 +208,42 @@ def test_serial_scanner_frames_payloads_and_survives_hotplug(
     assert rec.payloads == [CCCD_EXAMPLE, BHYT_NEW_EXAMPLE]
     assert garbage == [1]
 
+
+
+def test_daemon_verifies_from_camera_and_scanner(sim: object, tmp_path: Path) -> None:
+    import httpx
+
+    from terminal.app import create_app
+    from terminal.server import BackgroundServer, start_background
+    from tests.conftest import daemon_services, terminal_settings
+    from tests.test_daemon import collect
+
+    assert isinstance(sim, BackgroundServer)
+    master, slave = os.openpty()
+    settings = terminal_settings(sim.url, tmp_path / "data",
+                                 camera__source=str(tmp_path / "cam.avi"), camera__fps=60,
+                                 scanner__port=os.ttyname(slave))
+    server = start_background(create_app(settings, daemon_services(settings)))
+    events: list[tuple[str, dict[str, object]]] = []
+    ready = threading.Event()
+
+    def done(ev: list[tuple[str, dict[str, object]]]) -> bool:
+        readers = {d["credential"]["reader"] for n, d in ev  # type: ignore[index]
+                   if n == "eligibility"}
+        return {"camera", "scanner"} <= readers
+
+    reader = threading.Thread(target=collect, args=(server.url, done, ready, events))
+    try:
+        reader.start()
+        assert ready.wait(10)
+        clip(tmp_path / "tmp.avi", CCCD_EXAMPLE).rename(tmp_path / "cam.avi")
+        os.write(master, BHYT_NEW_EXAMPLE.encode() + b"\r")
+        reader.join(30)
+        assert done(events), events
+        health = httpx.get(f"{server.url}/api/v1/health").json()["components"]
+        assert health["scanner"]["status"] == "ok"
+        assert health["camera"]["status"] in ("ok", "down")  # the clip may have ended
+    finally:
+        server.stop()
+        os.close(master)
+        os.close(slave)
