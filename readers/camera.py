@@ -4,8 +4,8 @@ only importer of ``cv2``, ``zxingcpp``, ``pyzbar`` and ``segno``.
 Every decoder returns the payload's exact bytes decoded as UTF-8 (never a charset guess: a
 Vietnamese name must survive byte for byte); a payload that is not valid UTF-8 is dropped.
 The shipped chain (chosen by ``bench/qr.py``, see bench/RESULTS.md) runs zxing-cpp on every
-frame and, on a miss, a second pass on a contrast-equalised frame (glare, low contrast) —
-cheap fallbacks, rate-limited by the camera loop.
+frame and, on a miss, once more on a sharpened frame; the camera loop decodes only the newest
+frame, so a slow pass drops frames instead of lagging.
 """
 
 from __future__ import annotations
@@ -73,21 +73,18 @@ def decode_opencv_aruco(frame: Frame) -> list[str]:
     return []
 
 
-_CLAHE = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8))
-
-
-def equalised(frame: Frame) -> Frame:
-    """Second pass for glare and low contrast (adaptive threshold hurts low contrast)."""
-    return _CLAHE.apply(grey(frame))
+def sharpened(frame: Frame) -> Frame:
+    """Unsharp mask: the second pass that helped blur and motion blur on the benchmark set
+    (CLAHE added nothing there; an adaptive threshold lost glare frames; half size lost
+    codes — bench/RESULTS.md)."""
+    g = grey(frame)
+    return cv2.addWeighted(g, 1.8, cv2.GaussianBlur(g, (0, 0), 2.0), -0.8, 0)
 
 
 def decode_shipped(frame: Frame) -> list[str]:
-    """zxing-cpp on the frame; on a miss, zxing-cpp on the equalised frame."""
+    """zxing-cpp on the frame; on a miss, zxing-cpp on the sharpened frame."""
     g = grey(frame)
-    found = decode_zxing(g)
-    if not found:
-        found = decode_zxing(equalised(g))
-    return found
+    return decode_zxing(g) or decode_zxing(sharpened(g))
 
 
 DECODERS: dict[str, Callable[[Frame], list[str]]] = {
