@@ -92,7 +92,7 @@ def degrade(family: str, text: str, rnd: random.Random) -> Any:
         m = cv2.getRotationMatrix2D((big.shape[1] / 2, big.shape[0] / 2), angle, 1.0)
         code = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]), borderValue=255)
     frame, (x, y, cw, ch) = place(background(rnd), code, rnd)
-    g = frame.astype(np.float32)
+    g: Any = frame.astype(np.float32)
     if family == "perspective":
         src = np.array([[x, y], [x + cw, y], [x + cw, y + ch], [x, y + ch]], dtype=np.float32)
         j = [rnd.uniform(-0.18, 0.18) * cw for _ in range(8)]
