@@ -105,7 +105,7 @@ def degrade(family: str, text: str, rnd: random.Random) -> Any:
         g = cv2.GaussianBlur(g, (0, 0), rnd.uniform(1.2, 2.6))
     elif family == "motion_blur":
         n = rnd.randrange(7, 15)
-        k = np.zeros((n, n), np.float32)
+        k: Any = np.zeros((n, n), np.float32)
         k[n // 2, :] = 1.0 / n
         m = cv2.getRotationMatrix2D((n / 2 - .5, n / 2 - .5), rnd.uniform(0, 180), 1.0)
         k = cv2.warpAffine(k, m, (n, n))
