@@ -313,10 +313,9 @@ class CameraReader:
             source.close()
             if stop.is_set():
                 break
-            if file_like:
+            if file_like:  # a clip that played to its end is not a fault
                 played = None if self.repeat_file else stamp
-                self._state_down("camera stream ended")
-                self.health.failed("camera stream ended")
+                self.on_state("ok", "clip played to its end")
             else:
                 self._state_down("no frames (camera unplugged?)")
                 stop.wait(self.health.failed("no frames"))
