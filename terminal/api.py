@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -20,6 +21,7 @@ from terminal.chipflow import ChipService, DemoSource
 from terminal.events import EventBus
 from terminal.service import Verifier, error_json
 from verify.errors import InputFormatError, MissingFieldError, QrFormatError
+from verify.his import checkin_record
 from verify.model import Credential, CredentialKind
 from verify.qr import parse_cccd_qr
 
@@ -265,3 +267,82 @@ async def photo(chip: ChipDep) -> Response:
     fmt, image = got
     return Response(image, media_type="image/jpeg" if fmt == "jpeg" else "image/jp2",
                     headers={"Cache-Control": "no-store"})
+
+
+# -- staff page extras, HIS check-in, kiosk ------------------------------------------------------
+@router.get("/api/v1/recent", tags=["verify"])
+async def recent(verifier: VerifierDep) -> list[dict[str, Any]]:
+    """The shift's recent patients, newest first (purged after ``privacy.recent_hours``)."""
+    return verifier.shift.recent()
+
+
+@router.get("/api/v1/stats", tags=["operations"])
+async def stats(verifier: VerifierDep) -> dict[str, Any]:
+    """Counts for the shift dashboard: patients per hour, sources, result codes. No names."""
+    return verifier.shift.stats()
+
+
+@router.get("/api/v1/last/checkin", tags=["verify"])
+async def last_checkin(verifier: VerifierDep) -> JSONResponse:
+    """The latest patient as QĐ 130/QĐ-BYT check-in fields, for the HIS reception form."""
+    result = verifier.last()
+    if result is None:
+        return JSONResponse({"error": NO_RESULT}, status_code=404)
+    return JSONResponse(checkin_record(result.credential, result.eligibility))
+
+
+KIOSK_TEXT = {
+    "eligible": ("Thẻ BHYT hợp lệ. Mời ông/bà ngồi chờ gọi tên.",
+                 "Your health insurance card is valid. Please take a seat."),
+    "not_eligible": ("Thẻ BHYT chưa dùng được. Mời ông/bà gặp nhân viên tiếp đón.",
+                     "Your card cannot be used. Please see the reception staff."),
+    "needs_review": ("Nhân viên đang kiểm tra thông tin. Xin vui lòng chờ.",
+                     "Staff are checking your details. Please wait."),
+}
+
+
+def mask_name(name: str | None) -> str | None:
+    """``Nguyễn Văn An`` → ``NGUYỄN V. A.``: family name and initials only (kiosk)."""
+    if not name:
+        return None
+    parts = name.upper().split()
+    return " ".join([parts[0], *(p[0] + "." for p in parts[1:])])
+
+
+def kiosk_view(event: dict[str, Any]) -> dict[str, Any] | None:
+    """What the patient may see of an eligibility event; None for other events."""
+    status = event.get("status")
+    if status not in KIOSK_TEXT or event.get("recheck"):
+        return None
+    person = event.get("person") or {}
+    vi, en = KIOSK_TEXT[status]
+    return {"status": status, "name": mask_name(person.get("full_name")), "vi": vi, "en": en,
+            "offline": event.get("source") == "cache"}
+
+
+@router.get("/api/v1/kiosk/events", tags=["kiosk"])
+async def kiosk_events(bus: BusDep) -> StreamingResponse:
+    """The kiosk's own stream: status, a masked name and a sentence. It never carries ID
+    numbers, card codes, full names or photos, so the patient-facing browser never has them."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        with bus.subscribe() as queue:
+            yield b"retry: 2000\n: connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event is None:
+                    return
+                if event.name == "credential":
+                    yield b"event: reading\ndata: {}\n\n"
+                    continue
+                view = kiosk_view(event.data) if event.name == "eligibility" else None
+                if view is not None:
+                    payload = json.dumps(view, ensure_ascii=False)
+                    yield f"event: result\ndata: {payload}\n\n".encode()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -146,6 +146,7 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         now=now,
         offline=offline,
         budget_seconds=c.budget_seconds,
+        recent_hours=settings.privacy.recent_hours,
     )
     chip = ChipService(
         chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,

@@ -9,8 +9,33 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from terminal.dashboard import render
+
 router = APIRouter(include_in_schema=False)
 _STATIC = Path(__file__).resolve().parent / "static"
+
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _page(name: str, config: dict[str, object]) -> HTMLResponse:
+    html = (_STATIC / name).read_text(encoding="utf-8")
+    # JSON inside a <script type="application/json">: escape "<" so no value can close it.
+    blob = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
+    return HTMLResponse(html.replace("__PAGE_CONFIG__", blob), headers=_HEADERS)
+
+
+@router.get("/kiosk", response_class=HTMLResponse)
+async def kiosk_page(request: Request) -> HTMLResponse:
+    settings = request.app.state.settings
+    return _page("kiosk.html", {"facility_name": settings.facility.name,
+                                "clear_seconds": settings.kiosk.clear_seconds})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -26,14 +51,13 @@ async def staff_page(request: Request) -> HTMLResponse:
         "chip_demo": chip is not None and chip.is_demo,
         "camera_demo": request.app.state.services.demo_clip is not None,
     }
-    html = (_STATIC / "index.html").read_text(encoding="utf-8")
-    # JSON inside a <script type="application/json">: escape "<" so no value can close it.
-    blob = json.dumps(page_config, ensure_ascii=False).replace("<", "\\u003c")
-    html = html.replace("__PAGE_CONFIG__", blob)
-    return HTMLResponse(html, headers={
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                   "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    })
+    return _page("index.html", page_config)
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard_page(request: Request) -> HTMLResponse:
+    """The shift's counts as server-side SVG (no script)."""
+    settings = request.app.state.settings
+    stats = request.app.state.services.verifier.shift.stats()
+    name = settings.facility.name or settings.facility.code
+    return HTMLResponse(render(stats, name), headers=_HEADERS)

@@ -80,6 +80,53 @@ def ephemeral_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
 
 
+class Shift:
+    """The shift's recent patients (for staff) and counts (for the dashboard), in memory,
+    purged after ``keep_seconds``. Counts carry no personal data."""
+
+    def __init__(self, keep_seconds: float) -> None:
+        self.keep = keep_seconds
+        self.items: list[tuple[float, datetime, dict[str, Any]]] = []
+
+    def add(self, result: Verification) -> None:
+        if self.keep <= 0:
+            return
+        e, c = result.eligibility, result.credential
+        self.items.append((time.monotonic(), e.checked_at, {
+            "checked_at": e.checked_at.isoformat(), "status": e.status.value,
+            "source": e.source.value, "registry_code": e.registry_code,
+            "full_name": (e.person.full_name if e.person else None) or c.full_name,
+            "card_code": e.card_code, "kind": c.kind.value, "reader": c.reader,
+        }))
+        self._purge()
+
+    def _purge(self) -> None:
+        cutoff = time.monotonic() - self.keep
+        self.items = [i for i in self.items if i[0] >= cutoff]
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        self._purge()
+        return [d for _, _, d in reversed(self.items[-limit:])]
+
+    def stats(self) -> dict[str, Any]:
+        """Patients per hour (VN time), online vs offline, result-code mix: counts only."""
+        self._purge()
+        per_hour: dict[str, int] = {}
+        sources: dict[str, int] = {}
+        codes: dict[str, int] = {}
+        statuses: dict[str, int] = {}
+        for _, at, d in self.items:
+            hour = at.astimezone(VN_TZ).strftime("%H:00")
+            per_hour[hour] = per_hour.get(hour, 0) + 1
+            sources[d["source"]] = sources.get(d["source"], 0) + 1
+            code = d["registry_code"] or "—"
+            codes[code] = codes.get(code, 0) + 1
+            statuses[d["status"]] = statuses.get(d["status"], 0) + 1
+        return {"total": len(self.items), "per_hour": dict(sorted(per_hour.items())),
+                "sources": sources, "registry_codes": dict(sorted(codes.items())),
+                "statuses": statuses}
+
+
 MAX_PENDING = 500  # offline answers awaiting a re-check (a day at a busy desk)
 
 
@@ -131,6 +178,7 @@ class Verifier:
         keep_last_seconds: float = 900.0,
         offline: OfflineStore | None = None,
         budget_seconds: float = 3.0,
+        recent_hours: float = 8.0,
     ) -> None:
         self.offline = offline
         self.budget_seconds = budget_seconds
@@ -147,6 +195,7 @@ class Verifier:
         self._keep_last = keep_last_seconds
         self._last: tuple[float, Verification] | None = None
         self.metrics = Metrics()
+        self.shift = Shift(keep_seconds=recent_hours * 3600)
 
     def fingerprint(self, raw: str) -> str:
         return fingerprint(self._key, raw)
@@ -250,6 +299,7 @@ class Verifier:
                  credential.kind.value, credential.raw_fingerprint, eligibility.status.value,
                  eligibility.registry_code, eligibility.source.value, total_ms)
         self._last = (time.monotonic(), result)
+        self.shift.add(result)
         self._publish("eligibility", result.to_json())
         return result
 

@@ -115,6 +115,11 @@ class HttpSettings(_Section):
 
 class PrivacySettings(_Section):
     last_result_minutes: float = Field(default=15, gt=0, le=24 * 60)
+    recent_hours: float = Field(default=8, ge=0, le=24)
+
+
+class KioskSettings(_Section):
+    clear_seconds: float = Field(default=20, gt=0, le=600)
 
 
 class UiSettings(_Section):
@@ -133,6 +138,7 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     privacy: PrivacySettings = PrivacySettings()
     ui: UiSettings = UiSettings()
+    kiosk: KioskSettings = KioskSettings()
 
 
 def env_name(section: str, key: str) -> str:

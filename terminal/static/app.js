@@ -24,6 +24,7 @@ const L = {
     chip_hint: "Đặt thẻ lên đầu đọc. Khóa đọc chip lấy từ mã QR CCCD vừa quét, hoặc nhập số CCCD và ngày trên dòng MRZ.",
     chip_reading: "Đang đọc chip… giữ yên thẻ",
     camera: "Camera", scanner: "Máy quét", camera_demo: "Phát clip camera mẫu (demo)",
+    recent: "Người bệnh trong ca", chip_reader: "Đầu đọc chip", cache: "Dữ liệu ngoại tuyến",
     via_camera: "qua camera", via_scanner: "qua máy quét", via_keyboard: "qua ô quét",
     via_manual: "nhập tay", via_chip: "qua chip", via_his: "từ HIS",
     offline_as_of: "NGOẠI TUYẾN — dữ liệu lúc {t}", recheck: "KIỂM TRA LẠI: kết quả của {n} đã đổi: {a} → {b}", pa_authentic: "Chip xác thực",
@@ -49,6 +50,7 @@ const L = {
     chip_hint: "Place the card on the reader. The chip key comes from the CCCD QR just scanned, or type the CCCD number and the MRZ dates.",
     chip_reading: "Reading the chip… hold the card still",
     camera: "Camera", scanner: "Scanner", camera_demo: "Play demo camera clip",
+    recent: "Patients this shift", chip_reader: "Chip reader", cache: "Offline data",
     via_camera: "via camera", via_scanner: "via scanner", via_keyboard: "via scan field",
     via_manual: "typed", via_chip: "via chip", via_his: "from HIS",
     offline_as_of: "OFFLINE — data as of {t}", recheck: "RE-CHECK: the result for {n} changed: {a} → {b}", pa_authentic: "Chip authentic",
@@ -227,6 +229,34 @@ function showRecheck(e) {
   box.hidden = false;
 }
 
+function addRecent(item, atTop = true) {
+  const li = document.createElement("li");
+  li.dataset.status = item.status;
+  const when = document.createElement("span");
+  when.className = "when";
+  when.textContent = item.checked_at ? new Date(item.checked_at).toLocaleTimeString("vi-VN",
+    { timeZone: "Asia/Ho_Chi_Minh", hour: "2-digit", minute: "2-digit" }) : "";
+  const who = document.createElement("span");
+  who.textContent = item.full_name || item.card_code || "—";
+  const st = document.createElement("span");
+  st.className = "st";
+  st.dataset.i18n = item.status;
+  st.textContent = t(item.status);
+  li.append(when, who, st);
+  const list = $("recent");
+  if (atTop) list.prepend(li); else list.append(li);
+  while (list.children.length > 50) list.lastChild.remove();
+}
+
+async function loadRecent() {
+  try {
+    const r = await fetch("/api/v1/recent");
+    if (!r.ok) return;
+    $("recent").replaceChildren();
+    for (const item of await r.json()) addRecent(item, false);
+  } catch (err) { /* the next event fills it */ }
+}
+
 function setHealth(status) {
   $("health").dataset.status = status;
   $("health-text").textContent = t(status);
@@ -237,15 +267,20 @@ async function refreshHealth() {
     const r = await fetch("/api/v1/health");
     const h = await r.json();
     setHealth(h.components.registry.status);
-    for (const name of ["camera", "scanner"]) {
-      if (h.components[name]) { $(name).hidden = false; $(name).dataset.status = h.components[name].status; }
+    for (const [name, id] of [["camera", "camera"], ["scanner", "scanner"], ["chip_reader", "chip-health"], ["cache", "cache-health"]]) {
+      const c = h.components[name];
+      if (c) { $(id).hidden = false; $(id).dataset.status = c.status; $(id).title = c.reason || ""; }
     }
   } catch (err) { setHealth("down"); }
 }
 
 function connect() {
   const es = new EventSource("/api/v1/events");
-  es.onopen = () => { $("stream").dataset.status = "ok"; };
+  es.onopen = () => {  // also after a daemon restart: catch up on what was missed
+    $("stream").dataset.status = "ok";
+    refreshHealth();
+    loadRecent();
+  };
   es.onerror = () => { $("stream").dataset.status = "down"; };
   es.addEventListener("credential", (ev) => renderPending(JSON.parse(ev.data)));
   es.addEventListener("eligibility", (ev) => {
@@ -253,6 +288,8 @@ function connect() {
     if (data.recheck) { showRecheck(data); return; }  // a past patient: do not replace the card
     showError(null);
     render(data);
+    addRecent({ checked_at: data.checked_at, status: data.status, card_code: data.card_code,
+      full_name: (data.person && data.person.full_name) || (data.credential || {}).full_name });
   });
   es.addEventListener("error", (ev) => { if (ev.data) showError(JSON.parse(ev.data)); });
   es.addEventListener("photo", (ev) => {
@@ -265,6 +302,7 @@ function connect() {
   es.addEventListener("device", (ev) => {
     const d = JSON.parse(ev.data);
     if (d.device === "registry") setHealth(d.status);
+    if (d.device === "chip_reader") { $("chip-health").hidden = false; $("chip-health").dataset.status = d.status; }
     if (d.device === "camera" || d.device === "scanner") {
       $(d.device).hidden = false;
       $(d.device).dataset.status = d.status;
@@ -317,6 +355,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     post({}, "/api/v1/chip/demo");
   });
   connect();
+  loadRecent();
   refreshHealth();
   setInterval(refreshHealth, 30000);
   try {

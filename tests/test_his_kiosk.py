@@ -1,0 +1,90 @@
+"""HIS check-in export, the shift list and dashboard, the kiosk's redacted stream (HTTP)."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+
+from terminal.api import kiosk_view, mask_name
+from terminal.server import BackgroundServer
+from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
+
+
+def test_checkin_record_for_the_his(daemon: BackgroundServer) -> None:
+    assert httpx.get(f"{daemon.url}/api/v1/last/checkin").status_code == 404
+    httpx.post(f"{daemon.url}/api/v1/verify", json={"qr": CCCD_EXAMPLE}, timeout=10)
+    rec = httpx.get(f"{daemon.url}/api/v1/last/checkin").json()
+    assert rec["ho_ten"] == "Nguyễn Văn B" and rec["so_cccd"] == "001098012345"
+    assert rec["ngay_sinh"] == "200001010000" and rec["gioi_tinh"] == 2
+    assert rec["ma_the_bhyt"] == "SV4010123456789" and rec["ma_dkbd"] == "01C54"
+    assert rec["gt_the_tu"] == "20260101" and rec["gt_the_den"] == "20261231"
+    assert rec["status"] == "eligible" and rec["format"].startswith("QĐ 130")
+
+
+def test_year_only_birth_and_unknown_sex() -> None:
+    from datetime import UTC, datetime
+
+    from verify.eligibility import Eligibility, Person, Source
+    from verify.his import checkin_record
+    from verify.model import BirthDate, Credential, CredentialKind
+    from verify.tables import Status
+
+    e = Eligibility(Status.NEEDS_REVIEW, Source.NONE, datetime.now(UTC), None, (),
+                    person=Person("A", BirthDate(1965), None))
+    rec = checkin_record(Credential(kind=CredentialKind.MANUAL), e)
+    assert (rec["ngay_sinh"], rec["gioi_tinh"], rec["ma_the_bhyt"]) == ("196500000000", 3, None)
+
+
+def test_recent_list_and_dashboard(daemon: BackgroundServer) -> None:
+    for body in ({"qr": CCCD_EXAMPLE}, {"qr": BHYT_NEW_EXAMPLE}):
+        httpx.post(f"{daemon.url}/api/v1/verify", json=body, timeout=10)
+    recent = httpx.get(f"{daemon.url}/api/v1/recent").json()
+    assert [r["full_name"] for r in recent] == ["Nguyễn Tiến Đạt", "Nguyễn Văn B"]
+    stats = httpx.get(f"{daemon.url}/api/v1/stats").json()
+    assert stats["total"] == 2 and stats["sources"] == {"registry": 2}
+    assert stats["registry_codes"] == {"000": 2}
+    page = httpx.get(f"{daemon.url}/dashboard").text
+    assert "<svg" in page and "Cổng BHXH" in page
+    for private in ("Nguyễn", "001098012345", "SV4010123456789"):
+        assert private not in page
+
+
+def test_mask_name() -> None:
+    assert mask_name("Nguyễn Văn An") == "NGUYỄN V. A."
+    assert mask_name("Y Bhăm Niê") == "Y B. N."
+    assert mask_name(None) is None
+
+
+def test_kiosk_view_carries_no_identifiers() -> None:
+    event = {"status": "eligible", "source": "registry", "card_code": "SV4010123456789",
+             "person": {"full_name": "Nguyễn Văn B", "date_of_birth": "2000-01-01"},
+             "credential": {"id_number": "001098012345"}}
+    view = kiosk_view(event)
+    assert view is not None and set(view) == {"status", "name", "vi", "en", "offline"}
+    assert view["name"] == "NGUYỄN V. B."
+    assert kiosk_view({**event, "recheck": {"changed": True}}) is None
+
+
+def test_kiosk_stream(daemon: BackgroundServer) -> None:
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        with httpx.stream("GET", f"{daemon.url}/api/v1/kiosk/events", timeout=10) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+                if line.startswith(": connected"):
+                    ready.set()
+                if line.startswith("data: ") and "event: result" in lines[-2:-1]:
+                    return
+
+    t = threading.Thread(target=read)
+    t.start()
+    assert ready.wait(10)
+    httpx.post(f"{daemon.url}/api/v1/verify", json={"qr": CCCD_EXAMPLE}, timeout=10)
+    t.join(10)
+    raw = "\n".join(lines)
+    assert "event: reading" in raw and "NGUYỄN V. B." in raw
+    for private in ("001098012345", "SV4010123456789", "Nguyễn Văn B", "2000"):
+        assert private not in raw
