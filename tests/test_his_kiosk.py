@@ -86,5 +86,5 @@ def test_kiosk_stream(daemon: BackgroundServer) -> None:
     t.join(10)
     raw = "\n".join(lines)
     assert "event: reading" in raw and "NGUYỄN V. B." in raw
-    for private in ("001098012345", "SV4010123456789", "Nguyễn Văn B", "2000"):
+    for private in ("001098012345", "SV4010123456789", "Nguyễn Văn B", "2000-01-01"):
         assert private not in raw
