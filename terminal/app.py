@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from terminal import api, pages
+from terminal.audit import AuditLog
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
 from terminal.offline import OfflineStore, load_terminal_key
@@ -147,6 +148,10 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         offline=offline,
         budget_seconds=c.budget_seconds,
         recent_hours=settings.privacy.recent_hours,
+        audit=None if key is not None else AuditLog(
+            audit_dir(settings), derive_key(terminal_key, "audit"),
+            retention_days=settings.audit.retention_days),
+        desk=settings.audit.desk,
     )
     chip = ChipService(
         chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,
@@ -155,6 +160,10 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         keep_seconds=settings.privacy.last_result_minutes * 60, now=now)
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
                     devices=DeviceHub(verifier, bus))
+
+
+def audit_dir(settings: Settings) -> Path:
+    return Path(settings.audit.dir) if settings.audit.dir else settings.data.dir / "audit"
 
 
 def cache_dir(settings: Settings) -> Path:

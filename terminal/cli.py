@@ -49,7 +49,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(Path(args.config) if getattr(args, "config", None) else None)
 
 
-def _cli_key(settings: Settings) -> bytes:
+def _cli_key(settings: Settings, *, required: bool = False) -> bytes:
     """The daemon's fingerprint key when it exists and is readable, else a one-off key.
 
     One-shot commands never create files in the data folder.
@@ -65,6 +65,9 @@ def _cli_key(settings: Settings) -> bytes:
             continue
         if len(key) >= 32:
             return key
+    if required:
+        raise CliError("the terminal key is not readable here (run as the tiepdon user, or "
+                       "set TIEPDON_DATA_DIR)")
     return ephemeral_key()
 
 
@@ -309,6 +312,48 @@ def cmd_cache_lookup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- audit --------------------------------------------------------------------------------
+def _audit_log(args: argparse.Namespace) -> Any:
+    from terminal.app import audit_dir, derive_key
+    from terminal.audit import AuditLog
+
+    settings = _settings(args)
+    key = _cli_key(settings, required=True)
+    return AuditLog(audit_dir(settings), derive_key(key, "audit")), settings, key
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    audit, _, _ = _audit_log(args)
+    report = audit.verify()
+    _print_json({"records": report.records, "first_seq": report.first_seq,
+                 "last_seq": report.last_seq, "ok": report.ok,
+                 "problems": list(report.problems)})
+    if not report.ok:
+        print(f"tiepdon: audit log tampered: {report.problems[0]}", file=sys.stderr)
+        return EXIT_NEGATIVE
+    return EXIT_OK
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    audit, _, _ = _audit_log(args)
+    for record in audit.export():
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def cmd_audit_find(args: argparse.Namespace) -> int:
+    """Lookups of one person: the auditor types the ID; only its fingerprint is compared."""
+    from terminal.app import derive_key
+    from verify.fingerprint import fingerprint
+
+    audit, _, key = _audit_log(args)
+    target = fingerprint(derive_key(key, "fingerprint"), "subject:" + (args.id or args.card))
+    hits = [r for r in audit.export() if r.get("TIEPDON_SUBJECT") == target]
+    for record in hits:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return EXIT_OK if hits else EXIT_NEGATIVE
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from terminal.app import build_services, create_app
     from terminal.server import bind, serve_foreground
@@ -456,6 +501,20 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--id", help="12-digit CCCD number")
     lookup.add_argument("--config")
     lookup.set_defaults(func=cmd_cache_lookup)
+
+    audit = sub.add_parser("audit", help="the append-only audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    for name, func, text in (("verify", cmd_audit_verify, "check the hash chain"),
+                             ("export", cmd_audit_export, "records as journald/syslog fields")):
+        sp = audit_sub.add_parser(name, help=text)
+        sp.add_argument("--config")
+        sp.set_defaults(func=func)
+    find = audit_sub.add_parser("find", help="lookups of one person (by keyed fingerprint)")
+    who = find.add_mutually_exclusive_group(required=True)
+    who.add_argument("--id", help="12-digit CCCD number")
+    who.add_argument("--card", help="BHYT card code")
+    find.add_argument("--config")
+    find.set_defaults(func=cmd_audit_find)
 
     sim = sub.add_parser("registry-sim", help="a server speaking the registry gateway protocol")
     sim.add_argument("--host", default="127.0.0.1")

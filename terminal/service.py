@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from terminal.audit import AuditLog
 from terminal.events import EventBus
 from terminal.metrics import Metrics
 from terminal.offline import OfflineStore
@@ -179,7 +180,11 @@ class Verifier:
         offline: OfflineStore | None = None,
         budget_seconds: float = 3.0,
         recent_hours: float = 8.0,
+        audit: AuditLog | None = None,
+        desk: str = "",
     ) -> None:
+        self.audit = audit
+        self.desk = desk
         self.offline = offline
         self.budget_seconds = budget_seconds
         self.pending: list[Pending] = []
@@ -300,6 +305,7 @@ class Verifier:
                  eligibility.registry_code, eligibility.source.value, total_ms)
         self._last = (time.monotonic(), result)
         self.shift.add(result)
+        self._audit(result)
         self._publish("eligibility", result.to_json())
         return result
 
@@ -369,6 +375,27 @@ class Verifier:
         cutoff = time.monotonic() - self._keep_last
         self.rechecks = [(t, d) for t, d in self.rechecks if t >= cutoff]
         return [d for _, d in self.rechecks]
+
+    def subject(self, credential: Credential) -> str | None:
+        """The keyed fingerprint an auditor searches by (``tiepdon audit find``)."""
+        ident = credential.id_number or credential.card_code
+        return self.fingerprint("subject:" + ident) if ident else None
+
+    def _audit(self, result: Verification) -> None:
+        if self.audit is None:
+            return
+        c, e = result.credential, result.eligibility
+        try:
+            self.audit.append({
+                "desk": self.desk or self.facility_code,
+                "officer": self.fingerprint("officer:" + self.officer_id)
+                if self.officer_id else None,
+                "kind": c.kind.value, "subject": self.subject(c), "reader": c.reader,
+                "result_code": e.registry_code, "status": e.status.value,
+                "source": e.source.value})
+        except OSError as err:  # a full disk must not stop the desk; say so loudly
+            log.error("audit append failed: %s", type(err).__name__)
+            self.metrics.input_errors["audit_write_failed"] += 1
 
     def last(self) -> Verification | None:
         """The latest result, until the privacy window purges it."""

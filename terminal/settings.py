@@ -118,6 +118,12 @@ class PrivacySettings(_Section):
     recent_hours: float = Field(default=8, ge=0, le=24)
 
 
+class AuditSettings(_Section):
+    dir: str = ""
+    retention_days: float = Field(default=365, gt=0, le=3650)
+    desk: str = ""
+
+
 class KioskSettings(_Section):
     clear_seconds: float = Field(default=20, gt=0, le=600)
 
@@ -139,6 +145,7 @@ class Settings(_Section):
     privacy: PrivacySettings = PrivacySettings()
     ui: UiSettings = UiSettings()
     kiosk: KioskSettings = KioskSettings()
+    audit: AuditSettings = AuditSettings()
 
 
 def env_name(section: str, key: str) -> str:

@@ -1,0 +1,100 @@
+"""The append-only audit log on disk: one JSON line per verification in
+``<data>/audit/audit-YYYYMMDD.jsonl``, chained across files (verify/audit.py), rotated daily,
+purged after the retention; each record also goes to the log (journald) as structured fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from verify.audit import GENESIS, ChainReport, seal, verify_chain
+
+log = logging.getLogger("tiepdon.audit")
+
+
+class AuditLog:
+    def __init__(self, folder: Path, key: bytes, *, retention_days: float = 365) -> None:
+        self.folder = folder
+        self.key = key
+        self.retention = timedelta(days=retention_days)
+        self._lock = threading.Lock()
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._prev, self._seq = self._tail()
+
+    def files(self) -> list[Path]:
+        return sorted(self.folder.glob("audit-*.jsonl"))
+
+    def _tail(self) -> tuple[str, int]:
+        for path in reversed(self.files()):
+            lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+            if lines:
+                last = json.loads(lines[-1])
+                return str(last["mac"]), int(last["seq"]) + 1
+        return GENESIS, 1
+
+    def append(self, record: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+        now = now or datetime.now(UTC)
+        with self._lock:
+            sealed = seal(self.key, self._prev, {**record, "seq": self._seq,
+                                                 "at": now.isoformat()})
+            path = self.folder / f"audit-{now.astimezone(UTC):%Y%m%d}.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, json.dumps(sealed, ensure_ascii=False).encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._prev, self._seq = sealed["mac"], self._seq + 1
+        log.info("audit seq=%s kind=%s subject=%s code=%s status=%s source=%s",
+                 sealed["seq"], sealed["kind"], sealed["subject"], sealed["result_code"],
+                 sealed["status"], sealed["source"],
+                 extra={"TIEPDON_AUDIT_SEQ": sealed["seq"], "TIEPDON_SUBJECT": sealed["subject"],
+                        "TIEPDON_STATUS": sealed["status"]})
+        return sealed
+
+    def purge(self, now: datetime | None = None) -> int:
+        cutoff = ((now or datetime.now(UTC)) - self.retention).strftime("%Y%m%d")
+        removed = 0
+        for path in self.files():
+            if path.stem.split("-", 1)[1] < cutoff:
+                path.unlink()
+                removed += 1
+        return removed
+
+    def verify(self) -> ChainReport:
+        """The whole chain across the files, oldest first."""
+        problems: list[str] = []
+        prev: str | None = None
+        seq: int | None = None
+        total = 0
+        first = last = None
+        for index, path in enumerate(self.files()):
+            report = verify_chain(self.key, path.read_text(encoding="utf-8").splitlines(),
+                                  start_prev=prev if index else None,
+                                  start_seq=seq if index else None)
+            problems += [f"{path.name}: {p}" for p in report.problems]
+            total += report.records
+            first = report.first_seq if first is None else first
+            last = report.last_seq if report.last_seq is not None else last
+            prev = report.last_mac
+            seq = (report.last_seq + 1) if report.last_seq is not None else seq
+        return ChainReport(total, first, last, prev or GENESIS, tuple(problems))
+
+    def export(self) -> list[dict[str, Any]]:
+        """Records as journald/syslog-style fields for the hospital's log system."""
+        out = []
+        for path in self.files():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                out.append({"SYSLOG_IDENTIFIER": "tiepdon", "PRIORITY": 6,
+                            "MESSAGE": f"verification {rec['status']} ({rec['source']})",
+                            **{f"TIEPDON_{k.upper()}": v for k, v in rec.items()}})
+        return out
