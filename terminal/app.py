@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from terminal import api, pages
+from terminal import api, pages, systemd
 from terminal.audit import AuditLog
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
@@ -65,6 +65,7 @@ async def _probe_loop(services: Services, every: float) -> None:
             await services.verifier.recheck()  # after an outage this is the breaker's trial
         if services.offline is not None:
             services.offline.purge()
+            await asyncio.to_thread(services.offline.reload_if_changed)
         await asyncio.sleep(every)
 
 
@@ -86,6 +87,12 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             devices.start(asyncio.get_running_loop(), camera=settings.camera.source,
                           fps=settings.camera.fps, repeat_seconds=settings.camera.repeat_seconds,
                           scanner=settings.scanner.port, baud=settings.scanner.baud)
+        interval = systemd.watchdog_interval()
+        if interval:
+            tasks.append(asyncio.create_task(systemd.watchdog(
+                lambda: all(not t.done() for t in tasks[:-1] or [])
+                and (devices is None or devices.alive()), interval)))
+        systemd.notify("READY=1\nSTATUS=serving")
         try:
             yield
         finally:

@@ -273,6 +273,36 @@ def cmd_cache_install(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cache_fetch(args: argparse.Namespace) -> int:
+    """Download the publisher's snapshot (``cache.url``) and install it (the daily timer)."""
+    import shutil
+    import tempfile
+
+    from terminal.app import cache_dir
+    from verify.cache import fetch, install
+    from verify.snapshot import CacheIntegrityError
+
+    settings = _settings(args)
+    url = args.url or settings.cache.url
+    if not url:
+        raise SettingsError("invalid setting cache.url (TIEPDON_CACHE_URL): required")
+    target = cache_dir(settings)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
+    try:
+        fetch(url, staging)
+        manifest = install(staging, target, _trusted(settings))
+    except CacheIntegrityError as e:
+        print(f"tiepdon: snapshot refused: {e.detail}", file=sys.stderr)
+        return EXIT_NEGATIVE
+    except OSError as e:
+        raise CliError(f"snapshot download failed: {type(e).__name__}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _print_json(manifest.to_json())
+    return EXIT_OK
+
+
 def cmd_cache_info(args: argparse.Namespace) -> int:
     from terminal.app import cache_dir
     from verify.cache import installed_manifest
@@ -492,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("dir")
         sp.add_argument("--config")
         sp.set_defaults(func=func)
+    cfetch = cache_sub.add_parser("fetch", help="download and install from cache.url")
+    cfetch.add_argument("url", nargs="?", help="overrides cache.url")
+    cfetch.add_argument("--config")
+    cfetch.set_defaults(func=cmd_cache_fetch)
     info = cache_sub.add_parser("info", help="the installed snapshot")
     info.add_argument("--config")
     info.set_defaults(func=cmd_cache_info)

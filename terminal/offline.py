@@ -132,6 +132,16 @@ class OfflineStore:
             return
         self._refresh_status()
 
+    def reload_if_changed(self) -> bool:
+        """Reopen when ``current`` points elsewhere (the timer installed a snapshot)."""
+        current = self.cache_dir / "current"
+        target = current.resolve() if current.exists() else None
+        loaded = self.snapshot.folder if self.snapshot is not None else None
+        if target == loaded:
+            return False
+        self.load()
+        return True
+
     def _refresh_status(self) -> None:
         snapshot = self.snapshot
         if snapshot is None:

@@ -108,6 +108,10 @@ class DeviceHub:
         thread.start()
         self._threads.append(thread)
 
+    def alive(self) -> bool:
+        """Every device thread still running (the watchdog asks)."""
+        return all(t.is_alive() for t in self._threads)
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:

@@ -88,6 +88,7 @@ class ChipSettings(_Section):
 
 class CacheSettings(_Section):
     dir: str = ""
+    url: str = ""
     trusted_keys: list[str] = Field(default_factory=list)
     reading_key_file: str = ""
     max_age_days: float = Field(default=30, gt=0, le=3650)
@@ -192,7 +193,12 @@ def parse_settings(doc: Mapping[str, Any], environ: Mapping[str, str] | None = N
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (or ``$TIEPDON_CONFIG``; none at all means defaults) and the environment."""
-    env = os.environ if environ is None else environ
+    env = dict(os.environ if environ is None else environ)
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    secret = Path(creds) / "registry.password" if creds else None
+    if secret is not None and secret.is_file() and not env.get("TIEPDON_REGISTRY_PASSWORD"):
+        # systemd credential (LoadCredential=registry.password:…): never in the config file
+        env["TIEPDON_REGISTRY_PASSWORD"] = secret.read_text(encoding="utf-8").strip()
     if path is None and env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
     doc: dict[str, Any] = {}

@@ -248,3 +248,28 @@ class Snapshot:
 
 def default_expiry(created: datetime, days: int) -> datetime:
     return created + timedelta(days=days)
+
+
+MAX_FETCH_BYTES = 64 << 30  # a 10 M-record snapshot is ~5 GB; refuse anything absurd
+
+
+def fetch(base_url: str, dest: Path, *, timeout: float = 60.0) -> None:
+    """Download ``manifest.json`` and ``records.db`` from the publisher into ``dest``.
+
+    Nothing is trusted here: :func:`install` verifies signature, size and hash afterwards.
+    """
+    import urllib.request
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (MANIFEST, RECORDS):
+        url = base_url.rstrip("/") + "/" + name
+        if not url.startswith(("http://", "https://")):
+            raise CacheError("snapshot URL must be http:// or https://")
+        with urllib.request.urlopen(url, timeout=timeout) as response, \
+                (dest / name).open("wb") as out:  # noqa: S310 - scheme checked above
+            total = 0
+            while chunk := response.read(CHUNK):
+                total += len(chunk)
+                if total > MAX_FETCH_BYTES:
+                    raise CacheIntegrityError("snapshot download is oversized")
+                out.write(chunk)
