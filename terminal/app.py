@@ -69,6 +69,32 @@ async def _probe_loop(services: Services, every: float) -> None:
         await asyncio.sleep(every)
 
 
+def gauges(services: Services) -> dict[str, tuple[str, float]]:
+    """Live values for /metrics: breaker state, readers, decode rate (no personal data)."""
+    out: dict[str, tuple[str, float]] = {}
+    if services.registry is not None:
+        state = services.registry.breaker.state
+        out["registry_breaker_open"] = ("1 while the circuit breaker keeps the registry out.",
+                                        float(state != "closed"))
+    devices = services.devices
+    if devices is not None:
+        camera = devices.readers.get("camera")
+        if camera is not None:
+            out["camera_frames_read_total"] = ("Frames captured.", float(camera.frames_read))
+            out["camera_frames_decoded_total"] = ("Frames run through the QR decoders.",
+                                                  float(camera.frames_decoded))
+        for name, state_ in devices.states.items():
+            out[f"{name}_up"] = (f"1 while the {name} works.", float(state_["status"] == "ok"))
+        scanner = devices.readers.get("scanner")
+        if scanner is not None:
+            out["scanner_payloads_total"] = ("Payloads read from the serial scanner.",
+                                             float(scanner.payloads))
+    if services.chip is not None:
+        out["chip_reader_error"] = ("1 after a failed chip read, until the next success.",
+                                    float(services.chip.last_error is not None))
+    return out
+
+
 def create_app(settings: Settings, services: Services) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,6 +142,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = services
+    services.verifier.metrics.gauges = lambda: gauges(services)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from terminal.settings import Settings, SettingsError, load_settings, require_online
 
@@ -38,11 +38,28 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
+class JournalFormatter(logging.Formatter):
+    """Under systemd (``$JOURNAL_STREAM``): a ``<N>`` syslog priority prefix that journald
+    turns into PRIORITY=, no timestamp (journald adds it), ``logger: message`` with
+    key=value pairs inside the message."""
+
+    PRIORITY: ClassVar[dict[int, int]] = {logging.DEBUG: 7, logging.INFO: 6,
+                                          logging.WARNING: 4, logging.ERROR: 3,
+                                          logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.name}: {record.getMessage()}"
+
+
 def _setup_logging(verbose: bool, daemon: bool) -> None:
     """Daemons log their events; one-shot commands print only their one line unless -v."""
     level = logging.DEBUG if verbose else logging.INFO if daemon else logging.ERROR
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(JournalFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _settings(args: argparse.Namespace) -> Settings:

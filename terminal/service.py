@@ -289,15 +289,15 @@ class Verifier:
                 self._publish("device", {"device": "registry", "status": "degraded",
                                          "reason": e.code})
             registry_ms = (time.perf_counter() - started) * 1000
-            self.metrics.registry_seconds_sum += registry_ms / 1000
-            self.metrics.registry_seconds_count += 1
+            self.metrics.observe_registry(registry_ms / 1000)
         if answer is not None:
             eligibility = decide(answer, credential, ctx)
             if self.offline is not None and answer.code in OFFLINE_KEEP_CODES:
                 self.offline.remember(credential, answer, ctx.checked_at)
         else:
             eligibility = self._offline(credential, ctx, failure)
-        self.metrics.verifications[eligibility.status.value, eligibility.source.value] += 1
+        self.metrics.verifications[eligibility.status.value, eligibility.source.value,
+                                   eligibility.registry_code or "none"] += 1
         total_ms = (time.perf_counter() - started) * 1000
         result = Verification(credential, eligibility, registry_ms=registry_ms)
         log.info("verified kind=%s fp=%s status=%s code=%s source=%s ms=%.1f",

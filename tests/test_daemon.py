@@ -185,8 +185,11 @@ def test_health_and_metrics(daemon: BackgroundServer) -> None:
     assert h["components"]["registry"]["status"] == "ok"
     assert h["components"]["cache"]["status"] == "down"
     m = httpx.get(f"{daemon.url}/metrics").text
-    assert 'tiepdon_verifications_total{status="eligible",source="registry"} 1' in m
+    assert ('tiepdon_verifications_total{status="eligible",source="registry",'
+            'registry_code="000"} 1') in m
     assert 'tiepdon_input_errors_total{code="qr_format"} 1' in m
+    assert 'tiepdon_registry_seconds_bucket{le="+Inf"} 1' in m
+    assert "tiepdon_registry_breaker_open 0" in m and "tiepdon_chip_reader_error 0" in m
 
 
 def test_pages_and_docs_use_no_cdn(daemon: BackgroundServer) -> None:
