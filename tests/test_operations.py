@@ -30,7 +30,7 @@ def test_ready_and_watchdog_notifications(sim: BackgroundServer, tmp_path: Path)
     proc = subprocess.Popen([TIEPDON, "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        messages = []
+        messages: list[str] = []
         while not any("WATCHDOG=1" in m for m in messages):
             messages.append(sock.recv(4096).decode())
             proc.poll()
