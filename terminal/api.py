@@ -61,6 +61,12 @@ class VerifyRequest(BaseModel):
     reader: Literal["keyboard", "manual", "his"] | None = None
 
 
+def _officer(request: Request) -> tuple[str, str] | None:
+    """The logged-in staff member's officer identity (LAN-bound terminals), else None."""
+    user = getattr(request.state, "user", None)
+    return (user.name, user.officer_id) if user is not None else None
+
+
 def _offer_chip_keys(request: Request, credential: Credential) -> None:
     """A CCCD QR carries the chip's access key: offer it for the next card on the reader."""
     chip = _services(request).chip
@@ -92,7 +98,7 @@ async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -
                 full_name=body.full_name, date_of_birth=body.date_of_birth)
             credential = replace(credential, reader=body.reader)
             fp = credential.raw_fingerprint
-        result = await verifier.verify(credential)
+        result = await verifier.verify(credential, officer=_officer(request))
     except InputFormatError as e:
         return _refused(e, fp)
     headers = {}
@@ -219,8 +225,9 @@ def access_keys(body: ChipReadRequest) -> list[AccessKey]:
                       (body.date_of_expiry or "").strip())]
 
 
-async def _read(chip: ChipService, keys: list[AccessKey]) -> JSONResponse:
-    outcome = await chip.read(keys)
+async def _read(chip: ChipService, keys: list[AccessKey],
+                officer: tuple[str, str] | None = None) -> JSONResponse:
+    outcome = await chip.read(keys, officer=officer)
     if outcome.read is None:
         err = chip.last_error_json or {"code": "chip_error"}
         return JSONResponse({"error": err}, status_code=422)
@@ -228,7 +235,8 @@ async def _read(chip: ChipService, keys: list[AccessKey]) -> JSONResponse:
 
 
 @router.post("/api/v1/chip/read", tags=["chip"])
-async def chip_read(body: ChipReadRequest, chip: ChipDep, verifier: VerifierDep) -> JSONResponse:
+async def chip_read(body: ChipReadRequest, chip: ChipDep, verifier: VerifierDep,
+                    request: Request) -> JSONResponse:
     """Read the chip CCCD on the reader with the given access key; the identity, eligibility
     and photo also arrive on ``/api/v1/events`` as they are read."""
     try:
@@ -236,16 +244,17 @@ async def chip_read(body: ChipReadRequest, chip: ChipDep, verifier: VerifierDep)
     except (InputFormatError, MrzError) as e:
         verifier.report(e, None)
         return JSONResponse({"error": error_json(e)}, status_code=422)
-    return await _read(chip, keys)
+    return await _read(chip, keys, _officer(request))
 
 
 @router.post("/api/v1/chip/demo", tags=["chip"])
-async def chip_demo(chip: ChipDep) -> JSONResponse:
+async def chip_demo(chip: ChipDep, request: Request) -> JSONResponse:
     """Demo only: present the virtual demo card (keys from its QR, as staff would scan it)."""
     if not isinstance(chip.source, DemoSource):
         raise HTTPException(404, "not a demo terminal")
     p = DEMO_PERSON
-    return await _read(chip, keys_from_cccd(p.id_number, p.date_of_birth, p.issue_date))
+    return await _read(chip, keys_from_cccd(p.id_number, p.date_of_birth, p.issue_date),
+                       _officer(request))
 
 
 @router.post("/api/v1/camera/demo", tags=["camera"])

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,8 +22,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from terminal import api, pages, systemd
+from terminal import api, pages, security, systemd
 from terminal.audit import AuditLog
+from terminal.auth import User, is_loopback, load_users
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
 from terminal.offline import OfflineStore, load_terminal_key
@@ -49,7 +51,8 @@ class Services:
     chip: ChipService | None = None
     offline: OfflineStore | None = None
     devices: DeviceHub | None = None
-    demo_clip: Path | None = None  # demo: the camera clip that POST /api/v1/camera/demo replays
+    demo_clip: Path | None = None  # demo: the clip that POST /api/v1/camera/demo replays
+    auth_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))  # sessions
     probe_seconds: float = PROBE_SECONDS
     watch_readers: bool = True
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -67,6 +70,19 @@ async def _probe_loop(services: Services, every: float) -> None:
             services.offline.purge()
             await asyncio.to_thread(services.offline.reload_if_changed)
         await asyncio.sleep(every)
+
+
+def _users(settings: Settings) -> dict[str, User]:
+    path = settings.auth.users_file
+    try:
+        users = load_users(Path(path)) if path else {}
+    except (OSError, ValueError, KeyError) as e:
+        raise SettingsError(f"invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): "
+                            f"{type(e).__name__}") from None
+    if not users:
+        raise SettingsError("invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): a "
+                            "LAN-bound daemon needs staff users (tiepdon user add)")
+    return users
 
 
 def gauges(services: Services) -> dict[str, tuple[str, float]]:
@@ -143,6 +159,11 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     services.verifier.metrics.gauges = lambda: gauges(services)
+    users = None
+    if not is_loopback(settings.http.host):
+        users = _users(settings)
+    security.install(app, users=users, tokens=settings.auth.api_tokens,
+                     key=services.auth_key, session_hours=settings.auth.session_hours)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -193,7 +214,7 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         extended=settings.chip.extended_length, retries=settings.chip.retries,
         keep_seconds=settings.privacy.last_result_minutes * 60, now=now)
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
-                    devices=DeviceHub(verifier, bus))
+                    devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"))
 
 
 def audit_dir(settings: Settings) -> Path:

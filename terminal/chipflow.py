@@ -210,7 +210,8 @@ class ChipService:
             return None
         return self._photo[1], self._photo[2]
 
-    async def read(self, keys: list[AccessKey], *, reader: str | None = None) -> ChipOutcome:
+    async def read(self, keys: list[AccessKey], *, reader: str | None = None,
+                   officer: tuple[str, str] | None = None) -> ChipOutcome:
         """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
         if self.source is None:
             raise ReaderError("no chip reader configured")
@@ -224,7 +225,8 @@ class ChipService:
             credential = chip_credential(identity, passive_auth=identity.passive_auth,
                                          photo=None, active_auth="not_supported", apdus=0,
                                          fingerprint=fp)
-            eligibility = asyncio.run_coroutine_threadsafe(self.verifier.verify(credential), loop)
+            eligibility = asyncio.run_coroutine_threadsafe(
+                self.verifier.verify(credential, officer=officer), loop)
             log.info("chip identity fp=%s pa=%s ms=%.1f", fp, identity.passive_auth.status,
                      (time.perf_counter() - started) * 1000)
 

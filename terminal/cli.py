@@ -401,6 +401,32 @@ def cmd_audit_find(args: argparse.Namespace) -> int:
     return EXIT_OK if hits else EXIT_NEGATIVE
 
 
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Add a staff user (password from the terminal, or one line on stdin)."""
+    import getpass
+
+    from terminal.auth import User, hash_password, load_users, user_entry
+
+    settings = _settings(args)
+    path = Path(args.users_file or settings.auth.users_file or "")
+    if not str(path):
+        raise SettingsError("invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): required")
+    if not (len(args.officer_id) == 12 and args.officer_id.isdigit()):
+        raise CliError("--officer-id is the officer's 12-digit CCCD number")
+    if path.exists() and args.username in load_users(path):
+        raise CliError(f"user {args.username} exists already")
+    password = (getpass.getpass("Mật khẩu / password: ") if sys.stdin.isatty()
+                else sys.stdin.readline().rstrip("\n"))
+    if len(password) < 8:
+        raise CliError("the password needs at least 8 characters")
+    entry = user_entry(User(args.username, args.name, args.officer_id, hash_password(password)))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(entry)
+    print(f"tiepdon: user {args.username} added", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from terminal.app import build_services, create_app
     from terminal.server import bind, serve_foreground
@@ -566,6 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--card", help="BHYT card code")
     find.add_argument("--config")
     find.set_defaults(func=cmd_audit_find)
+
+    user = sub.add_parser("user", help="staff users (LAN-bound terminals)")
+    user_sub = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
+    uadd = user_sub.add_parser("add", help="add a user; the password is read from stdin")
+    uadd.add_argument("username")
+    uadd.add_argument("--name", required=True, help="full name, sent as hoTenCb")
+    uadd.add_argument("--officer-id", required=True, help="12-digit CCCD, sent as cccdCb")
+    uadd.add_argument("--users-file")
+    uadd.add_argument("--config")
+    uadd.set_defaults(func=cmd_user_add)
 
     sim = sub.add_parser("registry-sim", help="a server speaking the registry gateway protocol")
     sim.add_argument("--host", default="127.0.0.1")

@@ -50,6 +50,8 @@ async def staff_page(request: Request) -> HTMLResponse:
         "chip": chip is not None,
         "chip_demo": chip is not None and chip.is_demo,
         "camera_demo": request.app.state.services.demo_clip is not None,
+        "csrf": getattr(request.state, "csrf", None),
+        "user": getattr(getattr(request.state, "user", None), "name", None),
     }
     return _page("index.html", page_config)
 

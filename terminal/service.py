@@ -254,17 +254,22 @@ class Verifier:
     def context(self) -> DecisionContext:
         return DecisionContext(self.tables, self.facility_code, self._now().astimezone(VN_TZ))
 
-    def query_for(self, credential: Credential) -> CardQuery:
+    def query_for(self, credential: Credential,
+                  officer: tuple[str, str] | None = None) -> CardQuery:
         card = credential.card_code or credential.id_number
         if not card or not credential.full_name or credential.date_of_birth is None:
             raise MissingFieldError("registry lookups need the card, the name and the DOB")
-        return CardQuery(card, credential.full_name, credential.date_of_birth,
-                         self.officer_name, self.officer_id)
+        name, ident = officer or (self.officer_name, self.officer_id)
+        return CardQuery(card, credential.full_name, credential.date_of_birth, name, ident)
 
-    async def verify(self, credential: Credential) -> Verification:
-        """Decide for one credential. Input errors raise; registry trouble is a decided value."""
+    async def verify(self, credential: Credential,
+                     officer: tuple[str, str] | None = None) -> Verification:
+        """Decide for one credential. Input errors raise; registry trouble is a decided value.
+
+        ``officer``: the logged-in staff member (name, CCCD) the lookup is made for; default
+        the configured officer."""
         try:
-            query = self.query_for(credential)
+            query = self.query_for(credential, officer)
         except MissingFieldError as e:
             self.report(e, credential.raw_fingerprint)
             raise

@@ -125,6 +125,12 @@ class AuditSettings(_Section):
     desk: str = ""
 
 
+class AuthSettings(_Section):
+    users_file: str = ""
+    api_tokens: list[str] = Field(default_factory=list)
+    session_hours: float = Field(default=12, gt=0, le=24 * 7)
+
+
 class KioskSettings(_Section):
     clear_seconds: float = Field(default=20, gt=0, le=600)
 
@@ -147,6 +153,7 @@ class Settings(_Section):
     ui: UiSettings = UiSettings()
     kiosk: KioskSettings = KioskSettings()
     audit: AuditSettings = AuditSettings()
+    auth: AuthSettings = AuthSettings()
 
 
 def env_name(section: str, key: str) -> str:

@@ -20,10 +20,11 @@ from verify.registry_sim import DEMO_FACILITY, DEMO_USERNAME
 TIEPDON = str(Path(sys.executable).parent / "tiepdon")
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
     return subprocess.run([TIEPDON, *args], capture_output=True, text=True, timeout=60,
-                          env={**base, **(env or {})}, check=False)
+                          env={**base, **(env or {})}, check=False, input=stdin or "")
 
 
 def online_env(sim: BackgroundServer, tmp_path: Path) -> dict[str, str]:

@@ -77,7 +77,7 @@ function applyLanguage() {
   document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
     el.placeholder = t(el.dataset.i18nPlaceholder);
   });
-  $("facility").textContent = [CONFIG.facility_name, CONFIG.facility_code].filter(Boolean).join(" · ");
+  $("facility").textContent = [CONFIG.facility_name, CONFIG.facility_code, CONFIG.user].filter(Boolean).join(" · ");
   if (current) render(current);
 }
 
@@ -210,9 +210,9 @@ function render(e) {
 async function post(body, url = "/api/v1/verify") {
   showError(null);
   try {
-    const r = await fetch(url, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
+    const headers = { "Content-Type": "application/json" };
+    if (CONFIG.csrf) headers["X-CSRF-Token"] = CONFIG.csrf;  // LAN-bound terminals
+    const r = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
     const data = await r.json();
     if (!r.ok) { showError(data.error || null); return; }
     if (url === "/api/v1/verify") render(data);  // chip answers arrive as events
@@ -340,7 +340,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (CONFIG.chip) $("chip-form").hidden = false;
   if (CONFIG.chip_demo) $("chip-demo").hidden = false;
   if (CONFIG.camera_demo) $("camera-demo").hidden = false;
-  $("camera-demo").addEventListener("click", () => fetch("/api/v1/camera/demo", { method: "POST" }));
+  $("camera-demo").addEventListener("click", () => post({}, "/api/v1/camera/demo"));
   $("chip-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const doc = $("c-doc").value.trim();
