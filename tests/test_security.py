@@ -72,7 +72,7 @@ def test_logged_in_staff_need_the_csrf_token(lan: BackgroundServer) -> None:
                     headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200 and r.json()["status"] == "eligible"
     assert client.get("/api/v1/last").status_code == 200
-    cookie = [c for c in client.cookies.jar if c.name == "tiepdon_session"][0]
+    cookie = next(c for c in client.cookies.jar if c.name == "tiepdon_session")
     assert cookie.has_nonstandard_attr("HttpOnly")
 
 
@@ -106,5 +106,5 @@ def test_lan_without_users_refuses_to_start(sim: BackgroundServer, tmp_path: Pat
     from terminal.settings import SettingsError
 
     settings = terminal_settings(sim.url, tmp_path / "data", http__host=LAN)
-    with pytest.raises(SettingsError, match="auth.users_file"):
+    with pytest.raises(SettingsError, match=r"auth\.users_file"):
         create_app(settings, daemon_services(settings))
