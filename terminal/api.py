@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
@@ -18,7 +18,7 @@ from readers.errors import MrzError
 from readers.mrz import AccessKey, access_key_from_line2
 from readers.vcard import DEMO_PERSON
 from terminal.chipflow import ChipService, DemoSource
-from terminal.events import EventBus
+from terminal.events import Event, EventBus
 from terminal.service import Verifier, error_json
 from verify.errors import InputFormatError, MissingFieldError, QrFormatError
 from verify.his import checkin_record
@@ -117,9 +117,9 @@ async def last(verifier: VerifierDep) -> JSONResponse:
     return JSONResponse(result.to_json())
 
 
-@router.get("/api/v1/events", tags=["verify"])
-async def events(bus: BusDep) -> StreamingResponse:
-    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``."""
+def event_stream(bus: EventBus, encode: Callable[[Event], bytes | None]) -> StreamingResponse:
+    """Server-sent events from the bus, ``encode`` deciding what each event becomes (None:
+    not sent); a comment every HEARTBEAT_SECONDS keeps proxies from closing the stream."""
 
     async def stream() -> AsyncIterator[bytes]:
         with bus.subscribe() as queue:
@@ -132,10 +132,18 @@ async def events(bus: BusDep) -> StreamingResponse:
                     continue
                 if event is None:
                     return
-                yield event.encode()
+                data = encode(event)
+                if data is not None:
+                    yield data
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/api/v1/events", tags=["verify"])
+async def events(bus: BusDep) -> StreamingResponse:
+    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``."""
+    return event_stream(bus, lambda event: event.encode())
 
 
 @router.get("/api/v1/health", tags=["operations"])
@@ -334,24 +342,12 @@ async def kiosk_events(bus: BusDep) -> StreamingResponse:
     """The kiosk's own stream: status, a masked name and a sentence. It never carries ID
     numbers, card codes, full names or photos, so the patient-facing browser never has them."""
 
-    async def stream() -> AsyncIterator[bytes]:
-        with bus.subscribe() as queue:
-            yield b"retry: 2000\n: connected\n\n"
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if event is None:
-                    return
-                if event.name == "credential":
-                    yield b"event: reading\ndata: {}\n\n"
-                    continue
-                view = kiosk_view(event.data) if event.name == "eligibility" else None
-                if view is not None:
-                    payload = json.dumps(view, ensure_ascii=False)
-                    yield f"event: result\ndata: {payload}\n\n".encode()
+    def encode(event: Event) -> bytes | None:
+        if event.name == "credential":
+            return b"event: reading\ndata: {}\n\n"
+        view = kiosk_view(event.data) if event.name == "eligibility" else None
+        if view is None:
+            return None
+        return f"event: result\ndata: {json.dumps(view, ensure_ascii=False)}\n\n".encode()
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return event_stream(bus, encode)
