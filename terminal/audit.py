@@ -5,6 +5,8 @@ purged after the retention; each record also goes to the log (journald) as struc
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -16,6 +18,7 @@ from typing import Any
 from verify.audit import GENESIS, ChainReport, seal, verify_chain
 
 log = logging.getLogger("tiepdon.audit")
+HEAD = "head.json"
 
 
 class AuditLog:
@@ -51,12 +54,43 @@ class AuditLog:
             finally:
                 os.close(fd)
             self._prev, self._seq = sealed["mac"], self._seq + 1
+            self._write_head(sealed["seq"], sealed["mac"])
         log.info("audit seq=%s kind=%s subject=%s code=%s status=%s source=%s",
                  sealed["seq"], sealed["kind"], sealed["subject"], sealed["result_code"],
                  sealed["status"], sealed["source"],
                  extra={"TIEPDON_AUDIT_SEQ": sealed["seq"], "TIEPDON_SUBJECT": sealed["subject"],
                         "TIEPDON_STATUS": sealed["status"]})
         return sealed
+
+    def _head_mac(self, seq: int, mac: str) -> str:
+        return hmac.new(self.key, f"head|{seq}|{mac}".encode(), hashlib.sha256).hexdigest()
+
+    def _write_head(self, seq: int, mac: str) -> None:
+        """The sealed head: the last record's number and MAC, so that records cut from the
+        end of the log are noticed too (a chain alone cannot tell)."""
+        tmp = self.folder / ".head.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"seq": seq, "mac": mac, "head_mac": self._head_mac(seq, mac)}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.folder / HEAD)
+
+    def _check_head(self, last_seq: int | None, last_mac: str) -> list[str]:
+        path = self.folder / HEAD
+        if not path.exists():
+            return [] if last_seq is None else ["the sealed head is missing (log tampered)"]
+        try:
+            head = json.loads(path.read_text(encoding="utf-8"))
+            seq, mac = int(head["seq"]), str(head["mac"])
+            ok = hmac.compare_digest(self._head_mac(seq, mac), str(head["head_mac"]))
+        except (ValueError, KeyError, TypeError):
+            return ["the sealed head is unreadable"]
+        if not ok:
+            return ["the sealed head was edited"]
+        if last_seq is None or seq > last_seq or (seq == last_seq and mac != last_mac):
+            return [f"records after {last_seq} were removed from the end (head says {seq})"]
+        return []
 
     def purge(self, now: datetime | None = None) -> int:
         cutoff = ((now or datetime.now(UTC)) - self.retention).strftime("%Y%m%d")
@@ -84,6 +118,7 @@ class AuditLog:
             last = report.last_seq if report.last_seq is not None else last
             prev = report.last_mac
             seq = (report.last_seq + 1) if report.last_seq is not None else seq
+        problems += self._check_head(last, prev or GENESIS)
         return ChainReport(total, first, last, prev or GENESIS, tuple(problems))
 
     def export(self) -> list[dict[str, Any]]:

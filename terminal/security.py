@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -25,6 +26,8 @@ from terminal.auth import (
 
 log = logging.getLogger(__name__)
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_FAILURES = 5          # wrong passwords from one address …
+LOCKOUT_SECONDS = 300.0   # … within this window lock that address out until it passes
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "X-Frame-Options": "DENY",
            "Permissions-Policy": "camera=(), microphone=(), geolocation=()"}
@@ -78,13 +81,26 @@ def install(app: FastAPI, *, users: dict[str, User] | None, tokens: list[str], k
         html = (_STATIC / "login.html").read_text(encoding="utf-8")
         return HTMLResponse(html.replace("__ERROR_HIDDEN__", "" if e else "hidden"))
 
+    failures: dict[str, list[float]] = {}
+
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        now = time.monotonic()
+        recent = [t for t in failures.get(client, []) if now - t < LOCKOUT_SECONDS]
+        if len(recent) >= MAX_FAILURES:
+            log.warning("login locked out for a while after repeated failures")
+            return JSONResponse({"error": {"code": "login_locked", "vi": "Sai mật khẩu nhiều "
+                                           "lần. Thử lại sau 5 phút.", "en": "Too many wrong "
+                                           "passwords. Try again in 5 minutes."}},
+                                status_code=429)
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         user = users.get(form.get("username", ""))
         if user is None or not check_password(form.get("password", ""), user.password):
+            failures[client] = [*recent, now]
             log.warning("login refused")
             return RedirectResponse("/login?e=1", status_code=303)
+        failures.pop(client, None)
         log.info("login ok")
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, make_session(key, user.username, session_hours),

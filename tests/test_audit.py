@@ -61,6 +61,15 @@ def test_removed_record_is_detected(tmp_path: Path) -> None:
     assert any("record 3" in p and "removed" in p for p in log.verify().problems)
 
 
+def test_records_cut_from_the_end_are_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    path, rows = lines(log)
+    path.write_text("\n".join(rows[:-2]) + "\n")
+    assert any("removed from the end" in p for p in log.verify().problems)
+    (tmp_path / "audit" / "head.json").unlink()
+    assert any("head is missing" in p for p in log.verify().problems)
+
+
 def test_reordered_records_are_detected(tmp_path: Path) -> None:
     log = filled(tmp_path)
     path, rows = lines(log)

@@ -65,6 +65,14 @@ def test_wrong_password(lan: BackgroundServer) -> None:
     assert "tiepdon_session" not in r.headers.get("set-cookie", "")
 
 
+def test_repeated_wrong_passwords_lock_out(lan: BackgroundServer) -> None:
+    codes = [httpx.post(f"{lan.url}/login", data={"username": "lan", "password": "x"}
+                        ).status_code for _ in range(6)]
+    assert codes == [303] * 5 + [429]
+    right = httpx.post(f"{lan.url}/login", data={"username": "lan", "password": "mat-khau-lan"})
+    assert right.status_code == 429  # even the right password waits out the lockout
+
+
 def test_logged_in_staff_need_the_csrf_token(lan: BackgroundServer) -> None:
     client, csrf = login(lan, "lan", "mat-khau-lan")
     assert client.post("/api/v1/verify", json={"qr": CCCD_EXAMPLE}).status_code == 403
