@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from readers.mrz import AccessKey
+from readers.mrz import AccessKey, CanKey
 
 LAW_2023_FROM = date(2024, 7, 1)
 NO_EXPIRY_AGE = 58
@@ -54,8 +54,10 @@ def expiry_candidates(date_of_birth: date, issue_date: date) -> list[str]:
     return out
 
 
-def keys_from_cccd(id_number: str, date_of_birth: date, issue_date: date) -> list[AccessKey]:
+def keys_from_cccd(id_number: str, date_of_birth: date,
+                   issue_date: date) -> list[AccessKey | CanKey]:
+    """PACE with the CAN first (used when the chip offers PACE), then BAC candidates."""
     dob = date_of_birth.strftime("%y%m%d")
     doc = id_number[3:]
     keys = [AccessKey(doc, dob, e) for e in expiry_candidates(date_of_birth, issue_date)]
-    return keys[:MAX_CANDIDATES]
+    return [CanKey(id_number[-6:]), *keys[:MAX_CANDIDATES]]

@@ -50,8 +50,10 @@ from readers.lds import (
     parse_ef_com,
     parse_sod,
 )
-from readers.mrz import AccessKey, Td1
+from readers.mrz import AccessKey, CanKey, Td1
 from readers.pa import PassiveAuth, PaStatus, passive_authentication
+from readers.pace import authenticate as pace_authenticate
+from readers.pace import has_pace
 from readers.sm import EXTENDED_READ_MAX, SHORT_READ_MAX, SecurePort, TerminalChannel
 
 FileKey = int | str
@@ -112,11 +114,39 @@ class ChipSession:
         if sw != SW.OK:
             raise ApduError(sw, "the card has no ICAO eMRTD application")
 
-    def open(self, keys: Sequence[AccessKey]) -> str:
-        """BAC with each candidate key in order, stopping at the first one accepted."""
+    def card_access(self) -> bytes | None:
+        """EF.CardAccess (read by short file identifier, before any application is
+        selected): None when the card has none — then it does not offer PACE."""
+        data, sw = self.port.send_and_receive(encode_command(Command(
+            0x00, INS_READ_BINARY, 0x80 | SFI["cardaccess"], 0x00, le=256)))
+        return data if sw in (SW.OK, SW.END_OF_FILE) and data else None
+
+    def open(self, keys: Sequence[AccessKey | CanKey]) -> str:
+        """PACE for a CAN when the chip offers it, else BAC with each candidate in order,
+        stopping at the first key accepted. The eMRTD application ends up selected."""
         if not keys:
             raise AccessDenied("no access key to try")
+        offers_pace = False
+        if any(isinstance(k, CanKey) for k in keys):
+            access = self.card_access()
+            offers_pace = access is not None and has_pace(access)
+        selected = False
         for key in keys:
+            if isinstance(key, CanKey):
+                if not offers_pace:
+                    continue
+                try:
+                    suite = pace_authenticate(self.port, key.can, rnd=self.rnd)
+                except AccessDenied:
+                    continue
+                self.secure = SecurePort(self.port, TerminalChannel(suite, bytes(16)))
+                _, sw = self._transmit(Command(0x00, INS_SELECT, 0x04, 0x0C, AID_ICAO))
+                if sw != SW.OK:
+                    raise ApduError(sw, "the card has no ICAO eMRTD application")
+                return "pace"
+            if not selected:
+                self.select_application()
+                selected = True
             try:
                 session = authenticate(self.port, BacKeys.from_access_key(key),
                                        rnd_ifd=self.rnd(8), k_ifd=self.rnd(16))
@@ -170,13 +200,12 @@ class ChipSession:
         return bytes(buf)
 
 
-def read_chip(port: CardPort, keys: Sequence[AccessKey], *, rnd: Callable[[int], bytes],
+def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callable[[int], bytes],
               extended: bool, trust: Sequence[x509.Certificate], now: datetime,
               on_identity: Callable[[ChipIdentity], None] | None = None,
               want_photo: bool = True) -> ChipRead:
     counter = CountingPort(port)
     s = ChipSession(counter, rnd=rnd, extended=extended)
-    s.select_application()
     access = s.open(keys)
     com = parse_ef_com(s.read_file("com"))
     groups: dict[int, bytes] = {1: s.read_file(1)}
@@ -213,7 +242,7 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey], *, rnd: Callable[[int],
                     counter.bytes_out)
 
 
-def read_with_retries(connect: Callable[[], CardPort], keys: Sequence[AccessKey], *,
+def read_with_retries(connect: Callable[[], CardPort], keys: Sequence[AccessKey | CanKey], *,
                       retries: int = 2, **kwargs: Any) -> ChipRead:
     """Tag lost mid-read: reconnect and restart from SELECT, at most ``retries`` more times.
 

@@ -62,6 +62,20 @@ class AccessKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CanKey:
+    """PACE's card access number: on Vietnamese cards the last 6 digits of the ID."""
+
+    can: str
+
+    def __post_init__(self) -> None:
+        if not (len(self.can) == 6 and self.can.isascii() and self.can.isdigit()):
+            raise MrzError("the CAN is 6 digits")
+
+    def mrz_information(self) -> str:  # a label for fingerprints, like AccessKey's
+        return "CAN:" + self.can
+
+
+@dataclass(frozen=True, slots=True)
 class Td1:
     document_code: str
     issuer: str

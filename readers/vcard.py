@@ -51,6 +51,13 @@ from readers.lds import (
     encode_dg13,
 )
 from readers.mrz import AccessKey, check_digit
+from readers.pace import (
+    INS_GENERAL_AUTHENTICATE,
+    INS_MSE,
+    OID_PACE_ECDH_GM_AES_128,
+    PARAM_BRAINPOOL_P256R1,
+    PaceCard,
+)
 from readers.sm import CardChannel
 
 DEMO_FACE = Path(__file__).resolve().parent / "data" / "demo_face.jpg"
@@ -221,6 +228,7 @@ class Faults:
     drop_dg13: tuple[int, ...] = ()   # DG13 fields left out
     bad_mac_after: int | None = None  # corrupt the MAC of this protected answer (1-based)
     aa: str = "none"                  # none (no DG15) | ec (Active Authentication) | ec_wrong
+    pace: bool = True                 # EF.CardAccess offers PACE (CAN = last 6 ID digits)
 
 
 def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
@@ -268,6 +276,10 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
         data[at] ^= 0x02 if data[at] & 0x02 == 0 else 0x06
         groups[faults.tamper_dg] = bytes(data)
     files: dict[FileKey, bytes] = {"com": com, "sod": sod}
+    if faults.pace:  # SecurityInfos: PACEInfo {id-PACE-ECDH-GM-AES-CBC-CMAC-128, v2, P-256r1}
+        files["cardaccess"] = encode_tlv(0x31, encode_tlv(0x30, encode_tlv(
+            0x06, OID_PACE_ECDH_GM_AES_128) + encode_tlv(0x02, b"\x02")
+            + encode_tlv(0x02, bytes([PARAM_BRAINPOOL_P256R1]))))
     for number, content in groups.items():
         files[number] = content
     return files
@@ -313,6 +325,7 @@ class VirtualCccd:
     _challenge: bytes | None = None
     _channel: CardChannel | None = None
     _answers: int = 0
+    _pace: PaceCard | None = None
 
     @property
     def atr(self) -> bytes:
@@ -324,6 +337,7 @@ class VirtualCccd:
         self._current = None
         self._challenge = None
         self._channel = None
+        self._pace = None
 
     def process(self, apdu: bytes) -> bytes:
         self.apdus += 1
@@ -352,6 +366,20 @@ class VirtualCccd:
             return self._sw(SW.OK)
         if c.ins == INS_SELECT and c.p1 == 0x00:
             return self._sw(SW.INS_NOT_SUPPORTED)  # DOMAIN.md §4: no MF on these cards
+        if (c.ins == INS_READ_BINARY and c.p1 == 0x80 | SFI["cardaccess"]
+                and "cardaccess" in self.files):
+            content = self.files["cardaccess"]  # readable before any authentication
+            return content[c.p2:c.p2 + (c.le or 256)] + self._sw(SW.OK)
+        if c.ins == INS_MSE and c.p1 == 0xC1 and c.p2 == 0xA4 and "cardaccess" in self.files:
+            can = "000000" if self.faults.wrong_key else self.access_key.document_number[-6:]
+            self._pace = PaceCard(can, self.rnd)
+            return self._sw(SW.OK)
+        if c.ins == INS_GENERAL_AUTHENTICATE and self._pace is not None:
+            data, sw = self._pace.answer(c.data)
+            if self._pace.suite is not None:
+                self._channel = CardChannel(self._pace.suite, bytes(16))
+                self._pace = None
+            return data + self._sw(sw)
         if not self._selected_app:
             return self._sw(SW.FILE_NOT_FOUND)
         if c.ins == INS_GET_CHALLENGE:
@@ -391,6 +419,11 @@ class VirtualCccd:
     def _command(self, c: Command) -> tuple[bytes, int]:
         if c.extended and not self.faults.extended:
             return b"", SW.WRONG_LENGTH
+        if c.ins == INS_SELECT and c.p1 == 0x04:  # after PACE the AID is selected under SM
+            if c.data != AID_ICAO:
+                return b"", SW.FILE_NOT_FOUND
+            self._selected_app = True
+            return b"", SW.OK
         if c.ins == INS_SELECT and c.p1 == 0x02:
             fid = int.from_bytes(c.data, "big") if len(c.data) == 2 else -1
             for key, value in FID.items():

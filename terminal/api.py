@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from readers.access import keys_from_cccd
 from readers.errors import MrzError
-from readers.mrz import AccessKey, access_key_from_line2
+from readers.mrz import AccessKey, CanKey, access_key_from_line2
 from readers.vcard import DEMO_PERSON
 from terminal.chipflow import ChipService, DemoSource
 from terminal.events import Event, EventBus
@@ -195,10 +195,12 @@ async def metrics(verifier: VerifierDep) -> PlainTextResponse:
 
 # -- chip ------------------------------------------------------------------------------------
 class ChipReadRequest(BaseModel):
-    """The access key: a CCCD QR (ID, DOB, issue date), typed MRZ data, or MRZ line 2."""
+    """The access key: a CCCD QR (ID, DOB, issue date), the CAN, typed MRZ data, or MRZ
+    line 2."""
 
     model_config = ConfigDict(extra="forbid")
     qr: str | None = Field(default=None, max_length=4096)
+    can: str | None = Field(default=None, max_length=6)
     document_number: str | None = Field(default=None, max_length=12)
     date_of_birth: str | None = Field(default=None, max_length=6)
     date_of_expiry: str | None = Field(default=None, max_length=6)
@@ -215,8 +217,10 @@ def _chip(request: Request) -> ChipService:
 ChipDep = Annotated[ChipService, Depends(_chip)]
 
 
-def access_keys(body: ChipReadRequest) -> list[AccessKey]:
+def access_keys(body: ChipReadRequest) -> list[AccessKey | CanKey]:
     """Raises InputFormatError / MrzError with a staff sentence when the key cannot be built."""
+    if body.can:
+        return [CanKey(body.can.strip())]
     if body.qr:
         credential = parse_cccd_qr(body.qr)
         if credential.date_of_birth is None or credential.date_of_birth.exact is None or (
@@ -233,7 +237,7 @@ def access_keys(body: ChipReadRequest) -> list[AccessKey]:
                       (body.date_of_expiry or "").strip())]
 
 
-async def _read(chip: ChipService, keys: list[AccessKey],
+async def _read(chip: ChipService, keys: list[AccessKey | CanKey],
                 officer: tuple[str, str] | None = None) -> JSONResponse:
     outcome = await chip.read(keys, officer=officer)
     if outcome.read is None:

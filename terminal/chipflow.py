@@ -24,7 +24,7 @@ from readers.apdu import SW, CardPort
 from readers.atr import supports_extended_length
 from readers.chip import ChipIdentity, ChipRead, read_with_retries
 from readers.errors import ApduError, ReaderError, SecureMessagingError, TlvError
-from readers.mrz import AccessKey, yymmdd_to_date
+from readers.mrz import AccessKey, CanKey, yymmdd_to_date
 from readers.pa import PassiveAuth, load_trust
 from readers.vcard import VirtualCccd
 from terminal.events import EventBus
@@ -89,7 +89,7 @@ def load_csca_dir(directory: str) -> list[x509.Certificate]:
     return load_trust(certs)
 
 
-def read_from_source(source: ChipSource, keys: list[AccessKey], *, extended_mode: str,
+def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, extended_mode: str,
                      retries: int, trust: list[x509.Certificate], now: datetime,
                      on_identity: Callable[[ChipIdentity], None] | None = None) -> ChipRead:
     """Blocking: connect, choose short or extended length from the ATR, read with retries."""
@@ -197,7 +197,7 @@ class ChipService:
         self._photo: tuple[float, str, bytes] | None = None
         self.last_error: str | None = None
         self.last_error_json: dict[str, Any] | None = None
-        self._offered: tuple[float, list[AccessKey]] | None = None
+        self._offered: tuple[float, list[AccessKey | CanKey]] | None = None
         self.readers: dict[str, bool] | None = None  # what the watcher saw last
 
     @property
@@ -210,7 +210,7 @@ class ChipService:
             return None
         return self._photo[1], self._photo[2]
 
-    async def read(self, keys: list[AccessKey], *, reader: str | None = None,
+    async def read(self, keys: list[AccessKey | CanKey], *, reader: str | None = None,
                    officer: tuple[str, str] | None = None) -> ChipOutcome:
         """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
         if self.source is None:
@@ -260,12 +260,12 @@ class ChipService:
                  result.passive_auth.status, (time.perf_counter() - started) * 1000)
         return ChipOutcome(verification, result)
 
-    def offer_keys(self, keys: list[AccessKey]) -> None:
+    def offer_keys(self, keys: list[AccessKey | CanKey]) -> None:
         """Keys from a CCCD QR just scanned: a card placed on the reader soon after is read
         with them without any click."""
         self._offered = (time.monotonic(), keys)
 
-    def _take_offer(self) -> list[AccessKey] | None:
+    def _take_offer(self) -> list[AccessKey | CanKey] | None:
         if self._offered is None or time.monotonic() - self._offered[0] > OFFER_SECONDS:
             return None
         keys, self._offered = self._offered[1], None

@@ -163,14 +163,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_card_read(args: argparse.Namespace) -> int:
     """Read a chip CCCD on a PC/SC reader; prints the chip JSON (no registry lookup)."""
     from readers.access import keys_from_cccd
-    from readers.mrz import AccessKey
+    from readers.mrz import AccessKey, CanKey
     from readers.pa import PaStatus
     from terminal.chipflow import PcscSource, chip_credential, load_csca_dir, read_from_source
     from verify.qr import parse_cccd_qr
 
+    keys: list[Any]
     if args.can:
-        raise CliError("PACE with the CAN is not supported yet: use --qr or --doc/--dob/--expiry")
-    if args.qr:
+        keys = [CanKey(args.can)]
+    elif args.qr:
         c = parse_cccd_qr(args.qr)
         if not (c.id_number and c.date_of_birth and c.date_of_birth.exact and c.issue_date):
             raise CliError("the QR lacks the ID, DOB or issue date the chip key needs")
@@ -179,7 +180,8 @@ def cmd_card_read(args: argparse.Namespace) -> int:
         doc = args.doc[3:] if len(args.doc) == 12 else args.doc
         keys = [AccessKey(doc, args.dob, args.expiry)]
     else:
-        raise CliError("give the access key: --qr TEXT, or --doc DOC9 --dob YYMMDD --expiry YYMMDD")
+        raise CliError("give the access key: --qr TEXT, --can CAN, or --doc DOC9 --dob YYMMDD "
+                       "--expiry YYMMDD")
     settings = _settings(args)
     try:
         trust = load_csca_dir(args.csca or settings.chip.csca_dir)
@@ -535,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     key = read.add_mutually_exclusive_group()
     key.add_argument("--qr", help="the card's CCCD QR text (ID, DOB and issue date)")
     key.add_argument("--doc", help="document number (last 9 ID digits) or the 12-digit ID")
-    key.add_argument("--can", help="card access number (PACE; not supported yet)")
+    key.add_argument("--can", help="card access number: the last 6 digits of the ID (PACE)")
     read.add_argument("--dob", help="date of birth YYMMDD (with --doc)")
     read.add_argument("--expiry", help="date of expiry YYMMDD (with --doc)")
     read.add_argument("--csca", help="folder of trusted CSCA certificates")

@@ -36,7 +36,7 @@ from readers.lds import (
     parse_ef_com,
     parse_face_record,
 )
-from readers.mrz import AccessKey, access_key_from_line2, check_digit, parse_td1
+from readers.mrz import AccessKey, CanKey, access_key_from_line2, check_digit, parse_td1
 from readers.pa import PaStatus, load_trust
 from readers.vcard import (
     DEMO_PERSON,
@@ -85,7 +85,8 @@ def card(faults: Faults | None = None) -> VirtualCccd:
     return VirtualCccd(files, DEMO_PERSON.access_key, faults)
 
 
-def read(c: VirtualCccd, *, extended: bool = False, keys: list[AccessKey] | None = None,
+def read(c: VirtualCccd, *, extended: bool = False,
+         keys: list[AccessKey | CanKey] | None = None,
          trusted: bool = True, seen: list[ChipIdentity] | None = None) -> ChipRead:
     return read_chip(Port(c), keys or [DEMO_PERSON.access_key], rnd=os.urandom,
                      extended=extended, trust=trust() if trusted else [], now=NOW,
@@ -142,7 +143,7 @@ def test_expiry_from_the_age_milestones(dob: date, issued: date, first: str) -> 
 def test_keys_from_qr_try_candidates_until_one_works() -> None:
     keys = keys_from_cccd(DEMO_PERSON.id_number, DEMO_PERSON.date_of_birth,
                           DEMO_PERSON.issue_date)
-    assert keys[0] == DEMO_PERSON.access_key
+    assert keys[1] == DEMO_PERSON.access_key  # after the CAN
     wrong_first = [AccessKey("088004321", "880329", "480329"), *keys]
     assert read(card(), keys=wrong_first).passive_auth.status is PaStatus.AUTHENTIC
 
@@ -373,3 +374,53 @@ def test_rsa_iso9796_2_answers() -> None:
     assert verify_answer(key.public_key(), challenge, signature, 0x9000) == "passed"
     assert verify_answer(key.public_key(), bytes(8), signature, 0x9000) == "failed"
     assert verify_answer(key.public_key(), challenge, signature, 0x6A80) == "failed"
+
+
+# -- PACE with the CAN -------------------------------------------------------------------------
+CAN = CanKey(DEMO_PERSON.id_number[-6:])
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_pace_with_the_can(extended: bool) -> None:
+    result = read(card(), extended=extended, keys=[CAN])
+    assert result.identity.access == "pace"
+    assert result.passive_auth.status is PaStatus.AUTHENTIC
+    assert result.apdus <= (12 if extended else 95)
+
+
+def test_wrong_can_falls_back_to_bac() -> None:
+    result = read(card(), keys=[CanKey("111111"), DEMO_PERSON.access_key])
+    assert result.identity.access == "bac"
+    with pytest.raises(AccessDenied):
+        read(card(), keys=[CanKey("111111")])
+
+
+def test_card_without_pace_uses_bac() -> None:
+    result = read(card(Faults(pace=False)), keys=[CAN, DEMO_PERSON.access_key])
+    assert result.identity.access == "bac"
+
+
+def test_keys_from_qr_try_the_can_first() -> None:
+    keys = keys_from_cccd(DEMO_PERSON.id_number, DEMO_PERSON.date_of_birth,
+                          DEMO_PERSON.issue_date)
+    assert keys[0] == CAN
+    assert read(card(), keys=keys).identity.access == "pace"
+
+
+def test_pace_curve_and_tampered_points() -> None:
+    from readers.errors import SecureMessagingError
+    from readers.pace import G, N, decode_point, encode_point, mul, on_curve
+
+    assert on_curve(G) and mul(N, G) is None
+    point = encode_point(mul(12345, G))
+    assert decode_point(point) == mul(12345, G)
+    with pytest.raises(SecureMessagingError):
+        decode_point(point[:-1] + bytes([point[-1] ^ 1]))  # off the curve
+    with pytest.raises(SecureMessagingError):
+        decode_point(b"\x02" + point[1:33])                 # compressed: not accepted
+
+
+def test_torn_during_pace_never_yields_a_result() -> None:
+    for k in range(8):
+        with pytest.raises(CardRemoved):
+            read(card(Faults(torn_after=k)), keys=[CAN])

@@ -17,7 +17,7 @@ CORE_MODULES = [
     "verify/tables.py", "verify/eligibility.py", "verify/registry.py",
     "verify/fingerprint.py", "readers/framing.py", "readers/errors.py", "readers/apdu.py",
     "readers/atr.py", "readers/mrz.py", "readers/sm.py", "readers/bac.py", "readers/lds.py",
-    "readers/pa.py", "readers/chip.py", "readers/access.py", "readers/aa.py",
+    "readers/pa.py", "readers/chip.py", "readers/access.py", "readers/aa.py", "readers/pace.py",
     "verify/snapshot.py", "readers/scanloop.py", "verify/his.py", "verify/audit.py",
 ]
 CORE_DOTTED = {p.removesuffix(".py").replace("/", ".") for p in CORE_MODULES}

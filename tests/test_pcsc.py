@@ -195,6 +195,7 @@ def test_daemon_reads_the_chip_through_pcscd(inserted: list[VpcdCard],
     assert r.status_code == 200, r.text
     chip = r.json()
     assert chip["kind"] == "chip" and chip["passive_auth"]["status"] == "authentic"
+    assert chip["access"] == "pace"  # the QR's CAN first, through pcscd
     assert chip["eligibility"]["status"] == "eligible"
     assert chip["eligibility"]["messages"][1]["code"] == "chip_authentic"
     photo = httpx.get(f"{chip_daemon.url}/api/v1/photo")
