@@ -23,6 +23,7 @@ from bench.verify import machine
 from readers import pcsc
 from readers.chip import ChipIdentity, read_chip
 from readers.errors import ReaderError
+from readers.mrz import CanKey
 from readers.pa import PaStatus, load_trust
 from readers.vcard import DEMO_FACE, DEMO_PERSON, VirtualCccd, build_files, make_pki
 
@@ -77,7 +78,10 @@ def main() -> int:
     rows = []
     try:
         port = connect()
-        for extended in (False, True):
+        plans = [(access, extended) for access in ("bac", "pace") for extended in (False, True)]
+        for access, extended in plans:
+            keys = ([DEMO_PERSON.access_key] if access == "bac"
+                    else [CanKey(DEMO_PERSON.id_number[-6:])])
             apdus, bytes_in, bytes_out, cpu, to_id, to_photo = [], [], [], [], [], []
             for _ in range(args.reads + 1):
                 marks: dict[str, float] = {}
@@ -86,7 +90,7 @@ def main() -> int:
                     marks["identity"] = time.perf_counter()
 
                 t0, c0 = time.perf_counter(), time.process_time()
-                result = read_chip(port, [DEMO_PERSON.access_key], rnd=os.urandom,
+                result = read_chip(port, keys, rnd=os.urandom,
                                    extended=extended, trust=trust, now=datetime.now(UTC),
                                    on_identity=on_identity)
                 t1, c1 = time.perf_counter(), time.process_time()
@@ -98,8 +102,8 @@ def main() -> int:
                 to_id.append((marks["identity"] - t0) * 1000)
                 to_photo.append((t1 - t0) * 1000)
             # the first read warms caches (imports, pyscard); leave it out
-            rows.append((extended, apdus[1:], bytes_in[1:], bytes_out[1:], cpu[1:], to_id[1:],
-                         to_photo[1:]))
+            rows.append((access, extended, apdus[1:], bytes_in[1:], bytes_out[1:], cpu[1:],
+                         to_id[1:], to_photo[1:]))
         port.close()
     finally:
         stop.set()
@@ -109,17 +113,18 @@ def main() -> int:
     print(f"path: pyscard → pcscd → vsmartcard vpcd → virtual CCCD (separate process); "
           f"{args.reads} reads per mode after one warm-up; file sizes: "
           + ", ".join(f"{k} {v} B" for k, v in sizes.items()))
-    print("| mode | APDUs/read | bytes in | bytes out | terminal CPU ms p50 / max "
+    print("| access | length | APDUs/read | bytes in | bytes out | terminal CPU ms p50 / max "
           "| to identity ms p50 | to photo ms p50 / p95 |")
-    print("|---|---|---|---|---|---|---|")
-    for extended, a, bi, bo, cpu, ti, tp in rows:
-        print(f"| {'extended' if extended else 'short (Le ≤ 0xDF)'} | {statistics.median(a):.0f} "
+    print("|---|---|---|---|---|---|---|---|")
+    for access, extended, a, bi, bo, cpu, ti, tp in rows:
+        print(f"| {access.upper()} | {'extended' if extended else 'short (Le ≤ 0xDF)'} "
+              f"| {statistics.median(a):.0f} "
               f"| {statistics.median(bi):.0f} | {statistics.median(bo):.0f} "
               f"| {statistics.median(cpu):.1f} / {max(cpu):.1f} | {statistics.median(ti):.1f} "
               f"| {statistics.median(tp):.1f} / {pct(tp, 95):.1f} |")
-    short_ok = statistics.median(rows[0][1]) <= 95
-    ext_ok = statistics.median(rows[1][1]) <= 12
-    cpu_ok = all(max(r[4]) <= 50 for r in rows)
+    short_ok = all(statistics.median(r[2]) <= 95 for r in rows if not r[1])
+    ext_ok = all(statistics.median(r[2]) <= 12 for r in rows if r[1])
+    cpu_ok = all(max(r[5]) <= 50 for r in rows)
     print(f"targets: short ≤ 95 APDUs {'met' if short_ok else 'MISSED'}; extended ≤ 12 "
           f"{'met' if ext_ok else 'MISSED'}; ≤ 50 ms terminal CPU {'met' if cpu_ok else 'MISSED'}")
     return 0 if short_ok and ext_ok and cpu_ok else 1

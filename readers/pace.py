@@ -64,15 +64,53 @@ def add(p1: Point, p2: Point) -> Point:
     return x3, (lam * (x1 - x3) - y1) % P
 
 
+Jacobian = tuple[int, int, int]  # (X, Y, Z) ↔ affine (X/Z², Y/Z³); Z = 0 is infinity
+
+
+def _jdouble(p: Jacobian) -> Jacobian:
+    x, y, z = p
+    if y == 0 or z == 0:
+        return (1, 1, 0)
+    yy = y * y % P
+    s = 4 * x * yy % P
+    m = (3 * x * x + A * pow(z, 4, P)) % P
+    x3 = (m * m - 2 * s) % P
+    return x3, (m * (s - x3) - 8 * yy * yy) % P, 2 * y * z % P
+
+
+def _jadd(p: Jacobian, q: Jacobian) -> Jacobian:
+    if p[2] == 0:
+        return q
+    if q[2] == 0:
+        return p
+    z1z1, z2z2 = p[2] * p[2] % P, q[2] * q[2] % P
+    u1, u2 = p[0] * z2z2 % P, q[0] * z1z1 % P
+    s1, s2 = p[1] * z2z2 * q[2] % P, q[1] * z1z1 * p[2] % P
+    if u1 == u2:
+        return _jdouble(p) if s1 == s2 else (1, 1, 0)
+    h, r = (u2 - u1) % P, (s2 - s1) % P
+    hh = h * h % P
+    hhh = h * hh % P
+    x3 = (r * r - hhh - 2 * u1 * hh) % P
+    return x3, (r * (u1 * hh - x3) - s1 * hhh) % P, h * p[2] * q[2] % P
+
+
 def mul(k: int, pt: Point) -> Point:
-    result: Point = None
-    addend = pt
+    """k·pt by double-and-add in Jacobian coordinates (one inversion at the end)."""
+    if pt is None or k % N == 0:
+        return None
+    result: Jacobian = (1, 1, 0)
+    addend: Jacobian = (pt[0], pt[1], 1)
     while k:
         if k & 1:
-            result = add(result, addend)
-        addend = add(addend, addend)
+            result = _jadd(result, addend)
+        addend = _jdouble(addend)
         k >>= 1
-    return result
+    x, y, z = result
+    if z == 0:
+        return None
+    zi = pow(z, -1, P)
+    return x * zi * zi % P, y * zi * zi * zi % P
 
 
 def encode_point(pt: Point) -> bytes:
