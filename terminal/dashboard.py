@@ -22,18 +22,18 @@ def _bars(per_hour: dict[str, int]) -> str:
     hours.sort()
     top = max([1, *per_hour.values()])
     w, height, pad = 36, 180, 24
-    parts = [f'<svg class="chart" viewBox="0 0 {len(hours) * w + pad} {height + 46}" '
+    parts = [f'<svg class="chart" viewBox="0 0 {len(hours) * w + pad} {height + 56}" '
              f'role="img" aria-label="Số người bệnh theo giờ">']
     for i, hour in enumerate(hours):
         n = per_hour.get(hour, 0)
         bh = round(height * n / top)
         x = pad + i * w
-        parts.append(f'<rect x="{x}" y="{height - bh + 10}" width="{w - 8}" height="{bh}" '
+        parts.append(f'<rect x="{x}" y="{height - bh + 20}" width="{w - 8}" height="{bh}" '
                      f'fill="#1d5a8a"><title>{hour}: {n}</title></rect>')
         if n:
-            parts.append(f'<text x="{x + (w - 8) / 2}" y="{height - bh + 4}" '
+            parts.append(f'<text x="{x + (w - 8) / 2}" y="{height - bh + 14}" '
                          f'text-anchor="middle" font-size="12">{n}</text>')
-        parts.append(f'<text x="{x + (w - 8) / 2}" y="{height + 28}" text-anchor="middle" '
+        parts.append(f'<text x="{x + (w - 8) / 2}" y="{height + 38}" text-anchor="middle" '
                      f'font-size="11">{hour[:2]}h</text>')
     parts.append("</svg>")
     return "".join(parts)
