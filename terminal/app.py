@@ -140,6 +140,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         finally:
             if devices is not None:
                 await asyncio.to_thread(devices.stop)
+            await asyncio.to_thread(services.verifier.drain)  # the last audit records
             services.bus.close()
             for task in tasks:
                 task.cancel()

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +89,7 @@ class Shift:
 
     def __init__(self, keep_seconds: float) -> None:
         self.keep = keep_seconds
-        self.items: list[tuple[float, datetime, dict[str, Any]]] = []
+        self.items: deque[tuple[float, datetime, dict[str, Any]]] = deque()
 
     def add(self, result: Verification) -> None:
         if self.keep <= 0:
@@ -103,11 +105,12 @@ class Shift:
 
     def _purge(self) -> None:
         cutoff = time.monotonic() - self.keep
-        self.items = [i for i in self.items if i[0] >= cutoff]
+        while self.items and self.items[0][0] < cutoff:  # oldest first: O(1) per call
+            self.items.popleft()
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         self._purge()
-        return [d for _, _, d in reversed(self.items[-limit:])]
+        return [d for _, _, d in list(reversed(self.items))[:limit]]
 
     def stats(self) -> dict[str, Any]:
         """Patients per hour (VN time), online vs offline, result-code mix: counts only."""
@@ -185,6 +188,7 @@ class Verifier:
     ) -> None:
         self.audit = audit
         self.desk = desk
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
         self.offline = offline
         self.budget_seconds = budget_seconds
         self.pending: list[Pending] = []
@@ -387,8 +391,17 @@ class Verifier:
         return self.fingerprint("subject:" + ident) if ident else None
 
     def _audit(self, result: Verification) -> None:
+        """Queue the audit record: written (and fsynced) in order by one writer thread, so
+        the answer never waits on the disk. ``drain`` waits for the queue (shutdown, tests)."""
         if self.audit is None:
             return
+        self._writer.submit(self._write_audit, result)
+
+    def drain(self) -> None:
+        self._writer.submit(lambda: None).result()
+
+    def _write_audit(self, result: Verification) -> None:
+        assert self.audit is not None  # checked before queueing
         c, e = result.credential, result.eligibility
         try:
             self.audit.append({

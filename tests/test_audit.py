@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -102,6 +103,8 @@ def test_daemon_audits_every_verification(daemon: BackgroundServer, tmp_path: Pa
         httpx.post(f"{daemon.url}/api/v1/verify", json=body, timeout=10)
     httpx.post(f"{daemon.url}/api/v1/verify", json={"qr": "junk"}, timeout=10)  # not a lookup
     env = {"TIEPDON_DATA_DIR": str(tmp_path / "data")}
+    app: Any = daemon.server.config.app
+    app.state.services.verifier.drain()  # records are written behind the answers
     p = run("audit", "verify", env=env)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["records"] == 3

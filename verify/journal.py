@@ -49,6 +49,9 @@ class Journal:
         if new:
             path.chmod(0o600)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: no fsync per answer (a power cut may lose the last few recent answers,
+        # never corrupt the file) — the desk must not wait on the disk.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS entry (h BLOB PRIMARY KEY, at TEXT NOT "
                            "NULL, sealed BLOB NOT NULL, mac BLOB NOT NULL) WITHOUT ROWID")
         self._key = terminal_key
