@@ -29,7 +29,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.verify import machine, start, stop
-from verify.cache import Snapshot, build, install, verify_dir
+from verify.adapters.cache import Snapshot, build, install, verify_dir
 from verify.snapshot import lookup_identifier, public_key_text
 
 READING = bytes(range(32))

@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.verify import machine
-from readers import pcsc
-from readers.chip import ChipIdentity, read_chip
+from readers.devices import pcsc
+from readers.doubles.vcard import DEMO_FACE, DEMO_PERSON, VirtualCccd, build_files, make_pki
+from readers.emrtd.access import can_of
+from readers.emrtd.chip import ChipIdentity, read_chip
+from readers.emrtd.mrz import CanKey
+from readers.emrtd.pa import PaStatus, load_trust
 from readers.errors import ReaderError
-from readers.mrz import CanKey
-from readers.pa import PaStatus, load_trust
-from readers.vcard import DEMO_FACE, DEMO_PERSON, VirtualCccd, build_files, make_pki
 
 DG2_TARGET = 16 * 1024
 
@@ -39,7 +40,7 @@ def photo_16k() -> bytes:
 
 def card_process(queue: Any, stop: Any) -> None:
     """Child process: build the card, hand the CSCA to the parent, stay in the reader."""
-    from readers.vpcd import VpcdCard
+    from readers.doubles.vpcd import VpcdCard
 
     pki = make_pki(now=datetime.now(UTC))
     files = build_files(DEMO_PERSON, pki, photo=photo_16k())
@@ -81,7 +82,7 @@ def main() -> int:
         plans = [(access, extended) for access in ("bac", "pace") for extended in (False, True)]
         for access, extended in plans:
             keys = ([DEMO_PERSON.access_key] if access == "bac"
-                    else [CanKey(DEMO_PERSON.id_number[-6:])])
+                    else [CanKey(can_of(DEMO_PERSON.id_number))])
             apdus, bytes_in, bytes_out, cpu, to_id, to_photo = [], [], [], [], [], []
             for _ in range(args.reads + 1):
                 marks: dict[str, float] = {}

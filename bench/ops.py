@@ -48,7 +48,7 @@ def usage(pid: int, seconds: float) -> tuple[float, float]:
 
 def daemon_costs(work: Path) -> list[tuple[str, float, float]]:
     from bench.qrdata import samples
-    from readers.camera import write_clip
+    from readers.doubles.render import write_clip
 
     clip = work / "clip.avi"
     frames = [s.frame for s in samples(4) if s.family in ("clean", "perspective", "scale")]

@@ -22,7 +22,9 @@ import cv2
 
 from bench.qrdata import FAMILIES, samples
 from bench.verify import machine
-from readers.camera import DECODERS, CameraReader, write_clip
+from readers.devices.camera import CameraReader
+from readers.doubles.decoders import DECODERS
+from readers.doubles.render import write_clip
 
 
 def pct(values: list[float], p: float) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from readers.camera import render_qr
+from readers.doubles.render import render_qr
 from verify.model import BirthDate, Credential, CredentialKind, Sex
 from verify.qr import encode_bhyt_qr, encode_cccd_qr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -13,17 +14,16 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from readers.access import keys_from_cccd
+from readers.emrtd.mrz import AccessKey, CanKey
 from readers.errors import MrzError
-from readers.mrz import AccessKey, CanKey, access_key_from_line2
-from readers.vcard import DEMO_PERSON
-from terminal.chipflow import ChipService, DemoSource
+from terminal.chipflow import ChipService
 from terminal.events import Event, EventBus
-from terminal.service import Verifier, error_json
-from verify.errors import InputFormatError, MissingFieldError, QrFormatError
+from terminal.flow.results import DESK, Actor, error_json
+from terminal.flow.verifier import Verifier
+from verify.credentials import ChipKeyInput, chip_keys, chip_keys_from_qr
+from verify.errors import InputFormatError, MissingFieldError
 from verify.his import checkin_record
 from verify.model import Credential, CredentialKind
-from verify.qr import parse_cccd_qr
 
 router = APIRouter()
 HEARTBEAT_SECONDS = 15.0
@@ -61,19 +61,23 @@ class VerifyRequest(BaseModel):
     reader: Literal["keyboard", "manual", "his"] | None = None
 
 
-def _officer(request: Request) -> tuple[str, str] | None:
-    """The logged-in staff member's officer identity (LAN-bound terminals), else None."""
+def _actor(request: Request) -> Actor:
+    """Who looked: the logged-in staff member, the HIS token, else the desk's officer."""
     user = getattr(request.state, "user", None)
-    return (user.name, user.officer_id) if user is not None else None
+    if user is not None:
+        return Actor("staff", user.username, user.name, user.officer_id)
+    token = getattr(request.state, "token_name", None)
+    if token:
+        return Actor("his", token)
+    return DESK
 
 
 def _offer_chip_keys(request: Request, credential: Credential) -> None:
     """A CCCD QR carries the chip's access key: offer it for the next card on the reader."""
     chip = _services(request).chip
-    dob = credential.date_of_birth.exact if credential.date_of_birth else None
-    if (chip is not None and credential.kind is CredentialKind.CCCD_QR and dob
-            and credential.issue_date and credential.id_number):
-        chip.offer_keys(keys_from_cccd(credential.id_number, dob, credential.issue_date))
+    if chip is not None and credential.kind is CredentialKind.CCCD_QR:
+        with contextlib.suppress(InputFormatError):  # a QR without the key fields: no offer
+            chip.offer_keys(chip_keys_from_qr(credential))
 
 
 def _refused(error: InputFormatError, fp: str | None) -> JSONResponse:
@@ -98,7 +102,7 @@ async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -
                 full_name=body.full_name, date_of_birth=body.date_of_birth)
             credential = replace(credential, reader=body.reader)
             fp = credential.raw_fingerprint
-        result = await verifier.verify(credential, officer=_officer(request))
+        result = await verifier.verify(credential, _actor(request))
     except InputFormatError as e:
         return _refused(e, fp)
     headers = {}
@@ -219,27 +223,12 @@ ChipDep = Annotated[ChipService, Depends(_chip)]
 
 def access_keys(body: ChipReadRequest) -> list[AccessKey | CanKey]:
     """Raises InputFormatError / MrzError with a staff sentence when the key cannot be built."""
-    if body.can:
-        return [CanKey(body.can.strip())]
-    if body.qr:
-        credential = parse_cccd_qr(body.qr)
-        if credential.date_of_birth is None or credential.date_of_birth.exact is None or (
-                credential.issue_date is None or credential.id_number is None):
-            raise QrFormatError("the QR lacks the DOB or issue date the chip key needs")
-        return keys_from_cccd(credential.id_number, credential.date_of_birth.exact,
-                              credential.issue_date)
-    doc = (body.document_number or "").strip()
-    if len(doc) == 12 and doc.isdigit():
-        doc = doc[3:]  # the 12-digit ID: the MRZ document number is its last 9 digits
-    if body.mrz_line2:
-        return [access_key_from_line2(body.mrz_line2, doc)]
-    return [AccessKey(doc, (body.date_of_birth or "").strip(),
-                      (body.date_of_expiry or "").strip())]
+    return chip_keys(ChipKeyInput(**body.model_dump()))
 
 
 async def _read(chip: ChipService, keys: list[AccessKey | CanKey],
-                officer: tuple[str, str] | None = None) -> JSONResponse:
-    outcome = await chip.read(keys, officer=officer)
+                actor: Actor = DESK) -> JSONResponse:
+    outcome = await chip.read(keys, actor=actor)
     if outcome.read is None:
         err = chip.last_error_json or {"code": "chip_error"}
         return JSONResponse({"error": err}, status_code=422)
@@ -256,17 +245,16 @@ async def chip_read(body: ChipReadRequest, chip: ChipDep, verifier: VerifierDep,
     except (InputFormatError, MrzError) as e:
         verifier.report(e, None)
         return JSONResponse({"error": error_json(e)}, status_code=422)
-    return await _read(chip, keys, _officer(request))
+    return await _read(chip, keys, _actor(request))
 
 
 @router.post("/api/v1/chip/demo", tags=["chip"])
 async def chip_demo(chip: ChipDep, request: Request) -> JSONResponse:
     """Demo only: present the virtual demo card (keys from its QR, as staff would scan it)."""
-    if not isinstance(chip.source, DemoSource):
+    keys = chip.source.demo_keys if chip.source is not None else None
+    if keys is None:
         raise HTTPException(404, "not a demo terminal")
-    p = DEMO_PERSON
-    return await _read(chip, keys_from_cccd(p.id_number, p.date_of_birth, p.issue_date),
-                       _officer(request))
+    return await _read(chip, keys, _actor(request))
 
 
 @router.post("/api/v1/camera/demo", tags=["camera"])

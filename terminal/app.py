@@ -27,17 +27,17 @@ from terminal.audit import AuditLog
 from terminal.auth import User, is_loopback, load_users
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
+from terminal.flow.verifier import Verifier
 from terminal.offline import OfflineStore, load_terminal_key
+from terminal.resources import load_tables, static_dir
 from terminal.scanners import DeviceHub
-from terminal.service import Verifier, load_tables
 from terminal.settings import Settings, SettingsError
+from verify.adapters.journal import Journal
+from verify.adapters.registry_client import CircuitBreaker, RegistryClient
 from verify.errors import VerifyError
-from verify.journal import Journal
-from verify.registry_client import CircuitBreaker, RegistryClient
 from verify.snapshot import parse_trusted_keys
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 PROBE_SECONDS = 60.0
 
 
@@ -121,7 +121,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             await asyncio.to_thread(services.offline.load)  # signature + content hash
         chip = services.chip
         if chip is not None and isinstance(chip.source, PcscSource) and services.watch_readers:
-            from readers.pcsc import ReaderWatcher  # pyscard only where a reader is watched
+            from readers.devices.pcsc import ReaderWatcher  # pyscard only where a reader is watched
 
             tasks.append(asyncio.create_task(chip.watch(ReaderWatcher)))
         devices = services.devices
@@ -167,7 +167,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
                      key=services.auth_key, session_hours=settings.auth.session_hours)
     app.include_router(api.router)
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     return app
 
 

@@ -20,17 +20,18 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from readers.apdu import SW, CardPort
-from readers.atr import supports_extended_length
-from readers.chip import ChipIdentity, ChipRead, read_with_retries
+from readers.emrtd.apdu import SW, CardPort
+from readers.emrtd.atr import supports_extended_length
+from readers.emrtd.chip import ChipIdentity, ChipRead, read_with_retries
+from readers.emrtd.mrz import AccessKey, CanKey
+from readers.emrtd.pa import load_trust
 from readers.errors import ApduError, ReaderError, SecureMessagingError, TlvError
-from readers.mrz import AccessKey, CanKey, yymmdd_to_date
-from readers.pa import PassiveAuth, load_trust
-from readers.vcard import VirtualCccd
 from terminal.events import EventBus
-from terminal.service import Verification, Verifier, error_json
-from verify.errors import DateFormatError, InputFormatError
-from verify.model import VN_TZ, BirthDate, Credential, CredentialKind, parse_dmy, parse_sex
+from terminal.flow.results import DESK, Actor, Verification, error_json
+from terminal.flow.verifier import Verifier
+from verify.credentials import chip_credential
+from verify.errors import InputFormatError
+from verify.model import VN_TZ
 
 log = logging.getLogger(__name__)
 CSCA_SUFFIXES = (".pem", ".crt", ".cer", ".der")
@@ -40,30 +41,15 @@ OFFER_SECONDS = 120.0  # how long a scanned CCCD QR stays the key for the next c
 class ChipSource(Protocol):
     name: str
 
+    @property
+    def demo_keys(self) -> list[AccessKey | CanKey] | None:
+        """A demo source presents one known card: the keys staff would scan from its QR.
+        None on a real reader (``POST /api/v1/chip/demo`` answers 404 there)."""
+        ...
+
     def connect(self) -> tuple[CardPort, bytes]:
         """A freshly reset card and its ATR; raises a ReaderError when there is none."""
         ...
-
-
-class _CardProcessPort:
-    def __init__(self, card: VirtualCccd) -> None:
-        self.card = card
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        answer = self.card.process(apdu)
-        return answer[:-2], int.from_bytes(answer[-2:], "big")
-
-
-@dataclass
-class DemoSource:
-    """The demo's "present demo card": the virtual CCCD in process, no pcscd needed."""
-
-    card: VirtualCccd
-    name: str = "Thẻ mẫu (demo)"
-
-    def connect(self) -> tuple[CardPort, bytes]:
-        self.card.reset()
-        return _CardProcessPort(self.card), self.card.atr
 
 
 @dataclass
@@ -71,8 +57,14 @@ class PcscSource:
     reader: str | None = None
     name: str = "PC/SC"
 
+    @property
+    def demo_keys(self) -> list[AccessKey | CanKey] | None:
+        return None
+
     def connect(self) -> tuple[CardPort, bytes]:
-        from readers import pcsc  # the only importer of pyscard, loaded when a reader is used
+        from readers.devices import (
+            pcsc,  # the only importer of pyscard, loaded when a reader is used
+        )
 
         port = pcsc.connect(self.reader)
         self.name = port.reader
@@ -117,54 +109,6 @@ def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, exte
                              on_identity=on_identity)
 
 
-def _day(text: str | None) -> date | None:
-    if not text:
-        return None
-    try:
-        return parse_dmy(text)
-    except DateFormatError:
-        return None
-
-
-def chip_credential(identity: ChipIdentity, *, passive_auth: PassiveAuth, photo: Any,
-                    active_auth: str, apdus: int, fingerprint: str) -> Credential:
-    """CONTRACT.md's chip credential from what the chip said (DG13 first, the MRZ as backup)."""
-    d, mrz = identity.dg13, identity.mrz
-    dob_text = d.get(3)
-    dob = _day(dob_text)
-    if dob is None:
-        dob = yymmdd_to_date(mrz.date_of_birth, pivot_year=datetime.now(VN_TZ).year)
-    sex = parse_sex(d.get(4) or "") or parse_sex({"M": "male", "F": "female"}.get(mrz.sex, ""))
-    expiry = _day(d.get(12))  # "Không thời hạn" and other text: the card has no expiry
-    chip: dict[str, Any] = {
-        "nationality": d.get(5), "ethnicity": d.get(6), "religion": d.get(7),
-        "place_of_origin": d.get(8), "place_of_residence": d.get(9),
-        "identifying_features": d.get(10), "father_name": d.father_name,
-        "mother_name": d.mother_name, "spouse_name": d.spouse_name,
-        "expiry_date": expiry.isoformat() if expiry else None,
-        "mrz": {"document_number": mrz.document_number, "date_of_birth": mrz.date_of_birth,
-                "date_of_expiry": mrz.date_of_expiry, "sex": mrz.sex,
-                "nationality": mrz.nationality},
-        "access": identity.access,
-        "photo": {"format": photo.format, "bytes": len(photo.image)} if photo else None,
-        "passive_auth": passive_auth.to_json(),
-        "active_auth": active_auth,
-        "apdus": apdus,
-    }
-    return Credential(
-        kind=CredentialKind.CHIP,
-        id_number=d.get(1) or mrz.id_number,
-        old_id_number=d.get(15) or None,
-        full_name=d.get(2),
-        date_of_birth=BirthDate.of(dob) if dob else None,
-        sex=sex,
-        address=d.get(9),
-        issue_date=_day(d.get(11)),
-        raw_fingerprint=fingerprint,
-        chip={k: v for k, v in chip.items() if v is not None or k in ("expiry_date", "photo")},
-    )
-
-
 async def _settle(f: concurrent.futures.Future[Verification] | None) -> Verification | None:
     """The eligibility started at identity time; input errors there were reported already."""
     if f is None:
@@ -200,9 +144,12 @@ class ChipService:
         self._offered: tuple[float, list[AccessKey | CanKey]] | None = None
         self.readers: dict[str, bool] | None = None  # what the watcher saw last
 
+    def _today(self) -> date:
+        return self._now().astimezone(VN_TZ).date()
+
     @property
     def is_demo(self) -> bool:
-        return isinstance(self.source, DemoSource)
+        return self.source is not None and self.source.demo_keys is not None
 
     def photo(self) -> tuple[str, bytes] | None:
         if self._photo is None or time.monotonic() - self._photo[0] > self.keep_seconds:
@@ -211,7 +158,7 @@ class ChipService:
         return self._photo[1], self._photo[2]
 
     async def read(self, keys: list[AccessKey | CanKey], *, reader: str | None = None,
-                   officer: tuple[str, str] | None = None) -> ChipOutcome:
+                   actor: Actor | None = None) -> ChipOutcome:
         """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
         if self.source is None:
             raise ReaderError("no chip reader configured")
@@ -224,9 +171,9 @@ class ChipService:
             nonlocal eligibility
             credential = chip_credential(identity, passive_auth=identity.passive_auth,
                                          photo=None, active_auth="not_supported", apdus=0,
-                                         fingerprint=fp)
+                                         fingerprint=fp, today=self._today())
             eligibility = asyncio.run_coroutine_threadsafe(
-                self.verifier.verify(credential, officer=officer), loop)
+                self.verifier.verify(credential, actor or DESK), loop)
             log.info("chip identity fp=%s pa=%s ms=%.1f", fp, identity.passive_auth.status,
                      (time.perf_counter() - started) * 1000)
 
@@ -304,10 +251,10 @@ class ChipService:
         """ok / degraded / down with a reason, for /api/v1/health."""
         if self.source is None:
             return {"status": "down", "reason": "no chip reader configured"}
-        if isinstance(self.source, DemoSource):
+        if self.is_demo:
             status = "degraded" if self.last_error else "ok"
             return {"status": status, "reason": self.last_error or "demo card"}
-        from readers import pcsc
+        from readers.devices import pcsc
 
         names = await asyncio.to_thread(pcsc.list_readers)
         if not names:
@@ -321,7 +268,7 @@ class ChipService:
         assert read is not None
         credential = chip_credential(read.identity, passive_auth=read.passive_auth,
                                      photo=read.photo, active_auth=read.active_auth,
-                                     apdus=read.apdus, fingerprint="")
+                                     apdus=read.apdus, fingerprint="", today=self._today())
         out: dict[str, Any] = credential.to_json()
         out.pop("raw_fingerprint", None)
         if outcome.verification is not None:

@@ -71,8 +71,8 @@ def _cli_key(settings: Settings, *, required: bool = False) -> bytes:
 
     One-shot commands never create files in the data folder.
     """
+    from terminal.flow.intake import ephemeral_key
     from terminal.offline import TERMINAL_KEY
-    from terminal.service import ephemeral_key
 
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     for folder in ([Path(creds)] if creds else []) + [settings.data.dir]:
@@ -105,7 +105,7 @@ def cmd_qr_parse(args: argparse.Namespace) -> int:
 
 def cmd_qr_scan(args: argparse.Namespace) -> int:
     """Decode every QR in image or video files with the shipped chain; one JSON line a file."""
-    from readers.camera import scan_file
+    from readers.devices.camera import scan_file
     from verify.errors import InputFormatError
     from verify.qr import parse_qr
 
@@ -162,26 +162,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_card_read(args: argparse.Namespace) -> int:
     """Read a chip CCCD on a PC/SC reader; prints the chip JSON (no registry lookup)."""
-    from readers.access import keys_from_cccd
-    from readers.mrz import AccessKey, CanKey
-    from readers.pa import PaStatus
-    from terminal.chipflow import PcscSource, chip_credential, load_csca_dir, read_from_source
-    from verify.qr import parse_cccd_qr
+    from readers.emrtd.pa import PaStatus
+    from terminal.chipflow import PcscSource, load_csca_dir, read_from_source
+    from verify.credentials import ChipKeyInput, chip_credential, chip_keys
+    from verify.model import VN_TZ
 
-    keys: list[Any]
-    if args.can:
-        keys = [CanKey(args.can)]
-    elif args.qr:
-        c = parse_cccd_qr(args.qr)
-        if not (c.id_number and c.date_of_birth and c.date_of_birth.exact and c.issue_date):
-            raise CliError("the QR lacks the ID, DOB or issue date the chip key needs")
-        keys = keys_from_cccd(c.id_number, c.date_of_birth.exact, c.issue_date)
-    elif args.doc and args.dob and args.expiry:
-        doc = args.doc[3:] if len(args.doc) == 12 else args.doc
-        keys = [AccessKey(doc, args.dob, args.expiry)]
-    else:
+    if not (args.can or args.qr or (args.doc and args.dob and args.expiry)):
         raise CliError("give the access key: --qr TEXT, --can CAN, or --doc DOC9 --dob YYMMDD "
                        "--expiry YYMMDD")
+    keys = chip_keys(ChipKeyInput(qr=args.qr, can=args.can, document_number=args.doc,
+                                  date_of_birth=args.dob, date_of_expiry=args.expiry))
     settings = _settings(args)
     try:
         trust = load_csca_dir(args.csca or settings.chip.csca_dir)
@@ -193,7 +183,8 @@ def cmd_card_read(args: argparse.Namespace) -> int:
                               now=datetime.now(UTC))
     credential = chip_credential(result.identity, passive_auth=result.passive_auth,
                                  photo=result.photo, active_auth=result.active_auth,
-                                 apdus=result.apdus, fingerprint="")
+                                 apdus=result.apdus, fingerprint="",
+                                 today=datetime.now(VN_TZ).date())
     out = credential.to_json()
     out.pop("raw_fingerprint", None)
     if args.photo_out and result.photo is not None:
@@ -243,7 +234,7 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from terminal.app import read_reading_key
-    from verify.cache import build
+    from verify.adapters.cache import build
     from verify.snapshot import records_from_csv
 
     signing = serialization.load_pem_private_key(Path(args.signing_key).read_bytes(), None)
@@ -261,7 +252,7 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_verify(args: argparse.Namespace) -> int:
-    from verify.cache import verify_dir
+    from verify.adapters.cache import verify_dir
     from verify.snapshot import CacheIntegrityError
 
     settings = _settings(args)
@@ -276,7 +267,7 @@ def cmd_cache_verify(args: argparse.Namespace) -> int:
 
 def cmd_cache_install(args: argparse.Namespace) -> int:
     from terminal.app import cache_dir
-    from verify.cache import install
+    from verify.adapters.cache import install
     from verify.snapshot import CacheIntegrityError
 
     settings = _settings(args)
@@ -298,7 +289,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
     import tempfile
 
     from terminal.app import cache_dir
-    from verify.cache import fetch, install
+    from verify.adapters.cache import fetch, install
     from verify.snapshot import CacheIntegrityError
 
     settings = _settings(args)
@@ -324,7 +315,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 
 def cmd_cache_info(args: argparse.Namespace) -> int:
     from terminal.app import cache_dir
-    from verify.cache import installed_manifest
+    from verify.adapters.cache import installed_manifest
 
     settings = _settings(args)
     manifest = installed_manifest(cache_dir(settings), _trusted(settings))
@@ -342,7 +333,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 def cmd_cache_lookup(args: argparse.Namespace) -> int:
     """Print one record (personal data, deliberately, for IT staff checking a snapshot)."""
     from terminal.app import cache_dir, read_reading_key
-    from verify.cache import Snapshot
+    from verify.adapters.cache import Snapshot
     from verify.snapshot import lookup_identifier
 
     settings = _settings(args)
@@ -464,7 +455,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_registry_sim(args: argparse.Namespace) -> int:
     from terminal.server import bind, serve_foreground
     from verify.model import VN_TZ
-    from verify.registry_sim import SimControl, create_sim_app, open_registry
+    from verify.simulator.registry_sim import SimControl, create_sim_app, open_registry
 
     fixed = date.fromisoformat(args.today) if args.today else None
     seed_day = fixed or datetime.now(VN_TZ).date()

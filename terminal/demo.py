@@ -18,15 +18,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from readers.pa import load_trust
-from readers.vcard import demo_card
+from readers.doubles.vcard import DemoSource, demo_card
+from readers.emrtd.pa import load_trust
 from terminal.app import build_services, create_app
-from terminal.chipflow import DemoSource
 from terminal.server import bind, serve_foreground, start_background
 from terminal.settings import Settings, env_name, parse_settings
-from verify.cache import build, install
+from verify.adapters.cache import build, install
 from verify.model import VN_TZ
-from verify.registry_sim import (
+from verify.simulator.registry_sim import (
     DEMO_FACILITY,
     DEMO_OFFICER_ID,
     DEMO_OFFICER_NAME,
@@ -97,7 +96,7 @@ def demo_snapshot(data_dir: Path, today: date, *, version: int = 1) -> dict[str,
 
 def demo_clip(data_dir: Path) -> Path:
     """A camera clip: a CCCD QR on a desk, then the BHYT QR on a VssID-style phone screen."""
-    from readers.camera import compose, render_qr, screen_code, write_clip
+    from readers.doubles.render import compose, render_qr, screen_code, write_clip
 
     blank = compose(render_qr("x")[:1, :1])
     path = data_dir / "demo-camera.avi"

@@ -17,9 +17,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from verify.cache import Snapshot
+from verify.adapters.cache import Snapshot
+from verify.adapters.journal import Journal
 from verify.errors import CardCodeError, VerifyError
-from verify.journal import Journal
 from verify.model import VN_TZ, BirthDate, Credential, Sex, parse_birth_date
 from verify.registry import RegistryAnswer, answer_from_json, answer_to_json
 from verify.snapshot import age_days, lookup_identifier, parse_iso_day

@@ -4,15 +4,15 @@ offline. Card text is put on the page with ``textContent`` only, never as HTML."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from terminal.dashboard import render
+from terminal.resources import static_dir
 
 router = APIRouter(include_in_schema=False)
-_STATIC = Path(__file__).resolve().parent / "static"
+_STATIC = static_dir()
 
 
 _HEADERS = {

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from terminal.events import EventBus
-from terminal.service import Verifier
+from terminal.flow.verifier import Verifier
 from verify.errors import InputFormatError
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class DeviceHub:
         if camera:
             self.start_camera(camera, fps=fps, repeat_seconds=repeat_seconds)
         if scanner:
-            from readers.serialport import SerialScanner
+            from readers.devices.serialport import SerialScanner
 
             reader = SerialScanner(scanner, baud=baud, on_payload=self._payload("scanner"),
                                    on_state=self._state("scanner"),
@@ -92,8 +92,8 @@ class DeviceHub:
             self._spawn("scanner", reader)
 
     def start_camera(self, source: str, *, fps: float = 15, repeat_seconds: float = 30) -> None:
-        from readers.camera import CameraReader
-        from readers.scanloop import Deduper
+        from readers.devices.camera import CameraReader
+        from readers.scan.scanloop import Deduper
 
         reader = CameraReader(source, on_payload=self._payload("camera"),
                               on_state=self._state("camera"), on_hint=self._hint(Hint()),

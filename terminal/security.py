@@ -7,7 +7,6 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -23,6 +22,7 @@ from terminal.auth import (
     make_session,
     read_session,
 )
+from terminal.resources import static_dir
 
 log = logging.getLogger(__name__)
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -32,7 +32,7 @@ HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"
            "X-Frame-Options": "DENY",
            "Permissions-Policy": "camera=(), microphone=(), geolocation=()"}
 UNAUTHORIZED = {"code": "unauthorized", "vi": "Cần đăng nhập.", "en": "Sign in first."}
-_STATIC = Path(__file__).resolve().parent / "static"
+_STATIC = static_dir()
 
 
 def install(app: FastAPI, *, users: dict[str, User] | None, tokens: list[str], key: bytes,
@@ -42,6 +42,10 @@ def install(app: FastAPI, *, users: dict[str, User] | None, tokens: list[str], k
     @app.middleware("http")
     async def guard(request: Request,
                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if users is None:  # loopback desk: no login; a presented HIS token still names itself
+            auth = request.headers.get("authorization", "")
+            request.state.token_name = (check_bearer(tokens, auth[7:].strip())
+                                        if auth.lower().startswith("bearer ") else None)
         response = await _authenticate(request, call_next) if users is not None else (
             await call_next(request))
         for name, value in HEADERS.items():
@@ -54,8 +58,12 @@ def install(app: FastAPI, *, users: dict[str, User] | None, tokens: list[str], k
         request.state.user = None
         if path.startswith(PUBLIC_PATHS):
             return await call_next(request)
+        request.state.token_name = None
         auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer ") and check_bearer(tokens, auth[7:].strip()):
+        token_name = (check_bearer(tokens, auth[7:].strip())
+                      if auth.lower().startswith("bearer ") else None)
+        if token_name is not None:
+            request.state.token_name = token_name  # the audit records which HIS looked
             return await call_next(request)  # the HIS: no cookie, so no CSRF to fear
         session = request.cookies.get(COOKIE, "")
         username = read_session(key, session) if session else None

@@ -20,8 +20,6 @@ ENV_PREFIX = "TIEPDON_"
 CONFIG_ENV = "TIEPDON_CONFIG"
 # Values copied from the example file that must never reach production (template style).
 PLACEHOLDERS = frozenset({"changeme", "change-me", "CHANGE_ME", "00000", "000000000000"})
-# The shipped data tables live beside this package in the source tree / install prefix.
-DEFAULT_TABLES_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 class SettingsError(Exception):
@@ -76,7 +74,7 @@ class OfficerSettings(_Section):
 
 class DataSettings(_Section):
     dir: Path = Path("/var/lib/tiepdon")
-    tables_dir: Path = DEFAULT_TABLES_DIR
+    tables_dir: Path | None = None  # None: the tables shipped in the package (verify/data)
 
 
 class ChipSettings(_Section):

@@ -15,11 +15,11 @@ import pytest
 
 from terminal.app import Services, build_services, create_app
 from terminal.demo import demo_config
+from terminal.resources import load_tables
 from terminal.server import BackgroundServer, start_background
-from terminal.service import load_tables
-from terminal.settings import DEFAULT_TABLES_DIR, Settings, parse_settings
+from terminal.settings import Settings, parse_settings
 from verify.model import VN_TZ
-from verify.registry_sim import (
+from verify.simulator.registry_sim import (
     SimControl,
     create_sim_app,
     open_registry,
@@ -44,7 +44,7 @@ BHYT_NEW_EXAMPLE = (
 
 @pytest.fixture(scope="session")
 def tables() -> Tables:
-    return load_tables(DEFAULT_TABLES_DIR)
+    return load_tables()
 
 
 def sim_server(tmp_path: Path, control: SimControl | None = None) -> BackgroundServer:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from readers.apdu import Command, parse_command
-from readers.bac import BacKeys, authenticate, card_authenticate, key_seed
-from readers.errors import AccessDenied, SecureMessagingError
-from readers.mrz import AccessKey
-from readers.sm import (
+from readers.emrtd.apdu import Command, parse_command
+from readers.emrtd.bac import BacKeys, authenticate, card_authenticate, key_seed
+from readers.emrtd.mrz import AccessKey
+from readers.emrtd.sm import (
     CardChannel,
     Des3Suite,
     SecurePort,
@@ -20,6 +19,7 @@ from readers.sm import (
     pad,
     retail_mac,
 )
+from readers.errors import AccessDenied, SecureMessagingError
 from tests.fakecard import ScriptedCard
 
 D = json.loads((Path(__file__).parent / "data" / "icao9303_11_appendix_d.json").read_text())
@@ -105,7 +105,7 @@ def test_wrong_key_is_access_denied(card) -> None:  # type: ignore[no-untyped-de
 
 
 def _e_and_m(keys: BacKeys) -> bytes:
-    from readers.sm import des3_cbc
+    from readers.emrtd.sm import des3_cbc
 
     e = des3_cbc(keys.k_enc, h("rnd_ifd") + h("rnd_ic") + h("k_ifd"))
     return e + retail_mac(keys.k_mac, pad(e))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from readers.vcard import Faults
+from readers.doubles.vcard import Faults
 from terminal.app import create_app
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import CCCD_EXAMPLE, daemon_services, terminal_settings

@@ -11,8 +11,16 @@ from typing import IO
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from verify.cache import MANIFEST, RECORDS, Snapshot, build, install, installed_manifest, verify_dir
-from verify.journal import Journal
+from verify.adapters.cache import (
+    MANIFEST,
+    RECORDS,
+    Snapshot,
+    build,
+    install,
+    installed_manifest,
+    verify_dir,
+)
+from verify.adapters.journal import Journal
 from verify.snapshot import (
     CSV_COLUMNS,
     CacheError,

@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from readers.camera import (
-    DECODERS,
-    CameraReader,
-    compose,
-    render_qr,
-    scan_file,
-    screen_code,
-    write_clip,
-)
-from readers.framing import LineFramer
-from readers.scanloop import Deduper, SourceHealth, UnreadableHint
-from readers.serialport import SerialScanner
+from readers.devices.camera import CameraReader, scan_file
+from readers.devices.serialport import SerialScanner
+from readers.doubles.decoders import DECODERS
+from readers.doubles.render import compose, render_qr, screen_code, write_clip
+from readers.scan.framing import LineFramer
+from readers.scan.scanloop import Deduper, SourceHealth, UnreadableHint
 from tests.conftest import BHYT_NEW_EXAMPLE, BHYT_OLD_EXAMPLE, CCCD_EXAMPLE
 from tests.test_cli import run
 

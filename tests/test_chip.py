@@ -15,31 +15,9 @@ from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 
-from readers.access import expiry_candidates, keys_from_cccd
-from readers.apdu import (
-    Command,
-    encode_command,
-    encode_tlv,
-    parse_command,
-    parse_tlv,
-    parse_tlvs,
-    unwrap_tlv,
-)
-from readers.atr import supports_extended_length
-from readers.chip import ChipIdentity, ChipRead, read_chip, read_with_retries
-from readers.errors import AccessDenied, CardRemoved, MrzError, SecureMessagingError, TlvError
-from readers.lds import (
-    DG_TAGS,
-    encode_dg13,
-    parse_dg2,
-    parse_dg13,
-    parse_ef_com,
-    parse_face_record,
-)
-from readers.mrz import AccessKey, CanKey, access_key_from_line2, check_digit, parse_td1
-from readers.pa import PaStatus, load_trust
-from readers.vcard import (
+from readers.doubles.vcard import (
     DEMO_PERSON,
+    CardProcessPort,
     Faults,
     TestPki,
     VirtualCccd,
@@ -50,6 +28,29 @@ from readers.vcard import (
     make_pki,
     mrz_name,
 )
+from readers.emrtd.access import expiry_candidates, keys_from_cccd
+from readers.emrtd.apdu import (
+    Command,
+    encode_command,
+    encode_tlv,
+    parse_command,
+    parse_tlv,
+    parse_tlvs,
+    unwrap_tlv,
+)
+from readers.emrtd.atr import supports_extended_length
+from readers.emrtd.chip import ChipIdentity, ChipRead, read_chip, read_with_retries
+from readers.emrtd.lds import (
+    DG_TAGS,
+    encode_dg13,
+    parse_dg2,
+    parse_dg13,
+    parse_ef_com,
+    parse_face_record,
+)
+from readers.emrtd.mrz import AccessKey, CanKey, access_key_from_line2, check_digit, parse_td1
+from readers.emrtd.pa import PaStatus, load_trust
+from readers.errors import AccessDenied, CardRemoved, MrzError, SecureMessagingError, TlvError
 
 NOW = datetime(2026, 3, 16, 2, 30, tzinfo=UTC)
 
@@ -68,17 +69,6 @@ def trust() -> list[x509.Certificate]:
     return load_trust([pki().csca_pem()])
 
 
-class Port:
-    """The in-process transport: what pcscd would carry, as bytes."""
-
-    def __init__(self, card: VirtualCccd) -> None:
-        self.card = card
-
-    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        answer = self.card.process(apdu)
-        return answer[:-2], int.from_bytes(answer[-2:], "big")
-
-
 def card(faults: Faults | None = None) -> VirtualCccd:
     faults = faults or Faults()
     files = build_files(DEMO_PERSON, pki(), faults=faults, other_pki=foreign_pki(), now=NOW)
@@ -88,7 +78,7 @@ def card(faults: Faults | None = None) -> VirtualCccd:
 def read(c: VirtualCccd, *, extended: bool = False,
          keys: list[AccessKey | CanKey] | None = None,
          trusted: bool = True, seen: list[ChipIdentity] | None = None) -> ChipRead:
-    return read_chip(Port(c), keys or [DEMO_PERSON.access_key], rnd=os.urandom,
+    return read_chip(CardProcessPort(c), keys or [DEMO_PERSON.access_key], rnd=os.urandom,
                      extended=extended, trust=trust() if trusted else [], now=NOW,
                      on_identity=seen.append if seen is not None else None)
 
@@ -324,7 +314,7 @@ def test_retry_after_tag_lost_restarts_from_select() -> None:
         if not cards:
             raise CardRemoved("no card")
         attempts.append(cards.pop(0))
-        return Port(attempts[-1])
+        return CardProcessPort(attempts[-1])
 
     result = read_with_retries(connect, [DEMO_PERSON.access_key], retries=2, rnd=os.urandom,
                                extended=False, trust=trust(), now=NOW)
@@ -334,7 +324,7 @@ def test_retry_after_tag_lost_restarts_from_select() -> None:
 
 def test_retry_budget_is_bounded() -> None:
     def connect() -> Port:
-        return Port(card(Faults(torn_after=5)))
+        return CardProcessPort(card(Faults(torn_after=5)))
 
     with pytest.raises(CardRemoved):
         read_with_retries(connect, [DEMO_PERSON.access_key], retries=2, rnd=os.urandom,
@@ -363,7 +353,7 @@ def test_rsa_iso9796_2_answers() -> None:
 
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from readers.aa import verify_answer
+    from readers.emrtd.aa import verify_answer
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     n, d = key.public_key().public_numbers().n, key.private_numbers().d
@@ -408,8 +398,8 @@ def test_keys_from_qr_try_the_can_first() -> None:
 
 
 def test_pace_curve_and_tampered_points() -> None:
+    from readers.emrtd.pace import G, N, decode_point, encode_point, mul, on_curve
     from readers.errors import SecureMessagingError
-    from readers.pace import G, N, decode_point, encode_point, mul, on_curve
 
     assert on_curve(G) and mul(N, G) is None
     point = encode_point(mul(12345, G))

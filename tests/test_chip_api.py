@@ -10,11 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from readers.apdu import CardPort
-from readers.pa import PaStatus, load_trust
-from readers.vcard import DEMO_PERSON, Faults, VirtualCccd, build_files, make_atr
+from readers.doubles.vcard import (
+    DEMO_PERSON,
+    DemoSource,
+    Faults,
+    VirtualCccd,
+    build_files,
+    make_atr,
+)
+from readers.emrtd.apdu import CardPort
+from readers.emrtd.pa import PaStatus, load_trust
 from terminal.app import build_services, create_app
-from terminal.chipflow import DemoSource, read_from_source
+from terminal.chipflow import read_from_source
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, terminal_settings
 from tests.test_daemon import read_events

@@ -15,7 +15,7 @@ import pytest
 from terminal.demo import demo_environment
 from terminal.server import BackgroundServer
 from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
-from verify.registry_sim import DEMO_FACILITY, DEMO_USERNAME
+from verify.simulator.registry_sim import DEMO_FACILITY, DEMO_USERNAME
 
 TIEPDON = str(Path(sys.executable).parent / "tiepdon")
 

@@ -18,8 +18,8 @@ from terminal.app import create_app
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, TODAY, daemon_services, sim_control, terminal_settings
 from tests.test_cache import READING, Publisher
-from verify.cache import install
-from verify.registry_sim import seed_records
+from verify.adapters.cache import install
+from verify.simulator.registry_sim import seed_records
 from verify.snapshot import CSV_COLUMNS, public_key_text, records_from_csv
 
 SON = {"card_code": "HT3790200000003", "full_name": "Phạm Văn Sơn", "date_of_birth": "02/02/1950"}

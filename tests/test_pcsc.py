@@ -24,12 +24,12 @@ import httpx
 import pytest
 from cryptography import x509
 
-from readers import pcsc
-from readers.chip import read_chip
+from readers.devices import pcsc
+from readers.doubles.vcard import DEMO_PERSON, Faults, TestPki, VirtualCccd, build_files, make_pki
+from readers.doubles.vpcd import VPCD_PORT, VpcdCard
+from readers.emrtd.chip import read_chip
+from readers.emrtd.pa import PaStatus, load_trust
 from readers.errors import AccessDenied, CardRemoved, ReaderError
-from readers.pa import PaStatus, load_trust
-from readers.vcard import DEMO_PERSON, Faults, TestPki, VirtualCccd, build_files, make_pki
-from readers.vpcd import VPCD_PORT, VpcdCard
 from terminal.app import build_services, create_app
 from terminal.chipflow import PcscSource
 from terminal.server import BackgroundServer, start_background

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from readers.vcard import DEMO_PERSON
+from readers.doubles.vcard import DEMO_PERSON
 from terminal.server import BackgroundServer
 from tests.conftest import TODAY, sim_control
 from tests.test_chip_api import serve as chip_serve
 from tests.test_offline import offline_daemon
-from verify.registry_sim import seed_people
+from verify.simulator.registry_sim import seed_people
 
 
 def secrets_of_the_day() -> list[str]:

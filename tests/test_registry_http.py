@@ -15,11 +15,11 @@ import pytest
 
 from terminal.server import BackgroundServer, bind
 from tests.conftest import sim_control, sim_server
+from verify.adapters.registry_client import RegistryClient
 from verify.errors import RegistryAuthError, RegistryProtocolError, RegistryUnavailable
 from verify.model import BirthDate, parse_birth_date
 from verify.registry import CardQuery, RegistryAnswer
-from verify.registry_client import RegistryClient
-from verify.registry_sim import (
+from verify.simulator.registry_sim import (
     DEMO_OFFICER_ID,
     DEMO_OFFICER_NAME,
     DEMO_PASSWORD,
@@ -185,7 +185,7 @@ def test_undocumented_code_passes_through(sim: BackgroundServer) -> None:
 
 
 def test_failure_rate_fails_some_lookups(tmp_path: Path) -> None:
-    from verify.registry_sim import SimControl
+    from verify.simulator.registry_sim import SimControl
 
     server = sim_server(tmp_path, SimControl(failure_rate=0.5))
     try:

@@ -15,7 +15,7 @@ from terminal.app import create_app
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import CCCD_EXAMPLE, daemon_services, terminal_settings
 from tests.test_cli import run
-from verify.registry_sim import DEMO_OFFICER_ID, DEMO_OFFICER_NAME
+from verify.simulator.registry_sim import DEMO_OFFICER_ID, DEMO_OFFICER_NAME
 
 LAN = "127.0.0.2"  # not 127.0.0.1: the daemon treats it as a LAN address (traffic stays local)
 TOKEN = "his-secret-token"

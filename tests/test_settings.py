@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 
 from terminal.settings import (
-    DEFAULT_TABLES_DIR,
     SettingsError,
     load_settings,
     parse_settings,
     require_online,
 )
 
-EXAMPLE = DEFAULT_TABLES_DIR / "tiepdon.example.toml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "tiepdon.example.toml"
 
 
 def test_example_file_loads_but_is_refused_for_service() -> None:

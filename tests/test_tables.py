@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from terminal.settings import DEFAULT_TABLES_DIR
+from terminal.resources import shipped_tables_dir
 from verify.errors import TableError
 from verify.tables import Status, Tables, parse_benefit_rules, parse_messages, parse_tables
 
@@ -65,7 +65,7 @@ def test_province_table_has_the_63_provinces(tables: Tables) -> None:
 
 
 def _texts() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in DEFAULT_TABLES_DIR.glob("*.toml")}
+    return {p.name: p.read_text(encoding="utf-8") for p in shipped_tables_dir().glob("*.toml")}
 
 
 @pytest.mark.parametrize(("bad", "needle"), [

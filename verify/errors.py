@@ -58,9 +58,12 @@ class MissingFieldError(InputFormatError):
 
 
 class TableError(VerifyError):
-    """A shipped data table (benefit rules, result codes, provinces) is invalid."""
+    """A data table (benefit rules, result codes, provinces) is missing or invalid: the
+    detail names the file and the entry."""
 
     code = "table_error"
+    vi = "Bảng dữ liệu của máy bị thiếu hoặc sai (xem chi tiết). Báo bộ phận CNTT."
+    en = "A data table of the terminal is missing or invalid (see the detail). Tell IT."
 
 
 class RegistryError(VerifyError):

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from readers.apdu import (
+from readers.emrtd.apdu import (
     INS_EXTERNAL_AUTHENTICATE,
     INS_GET_CHALLENGE,
     SW,
@@ -20,9 +20,9 @@ from readers.apdu import (
     Command,
     encode_command,
 )
+from readers.emrtd.mrz import AccessKey
+from readers.emrtd.sm import Des3Suite, des3_cbc, pad, retail_mac
 from readers.errors import AccessDenied, ApduError, SecureMessagingError
-from readers.mrz import AccessKey
-from readers.sm import Des3Suite, des3_cbc, pad, retail_mac
 
 KDF_ENC = 1
 KDF_MAC = 2

@@ -18,8 +18,13 @@ from typing import Any
 
 from cryptography import x509
 
-from readers.aa import NOT_SUPPORTED, internal_authenticate, public_key_from_dg15, verify_answer
-from readers.apdu import (
+from readers.emrtd.aa import (
+    NOT_SUPPORTED,
+    internal_authenticate,
+    public_key_from_dg15,
+    verify_answer,
+)
+from readers.emrtd.apdu import (
     INS_READ_BINARY,
     INS_SELECT,
     SW,
@@ -28,16 +33,8 @@ from readers.apdu import (
     encode_command,
     tlv_total_length,
 )
-from readers.bac import BacKeys, authenticate
-from readers.errors import (
-    AccessDenied,
-    ApduError,
-    CardRemoved,
-    MrzError,
-    PassiveAuthError,
-    TlvError,
-)
-from readers.lds import (
+from readers.emrtd.bac import BacKeys, authenticate
+from readers.emrtd.lds import (
     AID_ICAO,
     FID,
     SFI,
@@ -50,11 +47,19 @@ from readers.lds import (
     parse_ef_com,
     parse_sod,
 )
-from readers.mrz import AccessKey, CanKey, Td1
-from readers.pa import PassiveAuth, PaStatus, passive_authentication
-from readers.pace import authenticate as pace_authenticate
-from readers.pace import has_pace
-from readers.sm import EXTENDED_READ_MAX, SHORT_READ_MAX, SecurePort, TerminalChannel
+from readers.emrtd.mrz import AccessKey, CanKey, Td1
+from readers.emrtd.pa import PassiveAuth, PaStatus, passive_authentication
+from readers.emrtd.pace import authenticate as pace_authenticate
+from readers.emrtd.pace import has_pace
+from readers.emrtd.sm import EXTENDED_READ_MAX, SHORT_READ_MAX, SecurePort, TerminalChannel
+from readers.errors import (
+    AccessDenied,
+    ApduError,
+    CardRemoved,
+    MrzError,
+    PassiveAuthError,
+    TlvError,
+)
 
 FileKey = int | str
 MAX_FILE_BYTES = 0x7FFF + 1  # READ BINARY (B0) addresses offsets up to 0x7FFF

@@ -17,8 +17,8 @@ import socket
 import threading
 import time
 
+from readers.doubles.vcard import VirtualCccd
 from readers.errors import CardRemoved
-from readers.vcard import VirtualCccd
 
 log = logging.getLogger(__name__)
 VPCD_PORT = 0x8C7B

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from readers.mrz import AccessKey, CanKey
+from readers.emrtd.mrz import AccessKey, CanKey
 
 LAW_2023_FROM = date(2024, 7, 1)
 NO_EXPIRY_AGE = 58
@@ -54,10 +54,22 @@ def expiry_candidates(date_of_birth: date, issue_date: date) -> list[str]:
     return out
 
 
+def document_number_of(id_or_document_number: str) -> str:
+    """The MRZ document number of a CCCD: the last 9 digits of the 12-digit ID (DOMAIN.md §4).
+    Anything else is taken as the document number itself."""
+    s = id_or_document_number
+    return s[3:] if len(s) == 12 and s.isascii() and s.isdigit() else s
+
+
+def can_of(id_number: str) -> str:
+    """The CAN printed on a CCCD: the last 6 digits of the ID (DOMAIN.md §4)."""
+    return id_number[-6:]
+
+
 def keys_from_cccd(id_number: str, date_of_birth: date,
                    issue_date: date) -> list[AccessKey | CanKey]:
     """PACE with the CAN first (used when the chip offers PACE), then BAC candidates."""
     dob = date_of_birth.strftime("%y%m%d")
-    doc = id_number[3:]
+    doc = document_number_of(id_number)
     keys = [AccessKey(doc, dob, e) for e in expiry_candidates(date_of_birth, issue_date)]
-    return [CanKey(id_number[-6:]), *keys[:MAX_CANDIDATES]]
+    return [CanKey(can_of(id_number)), *keys[:MAX_CANDIDATES]]

@@ -12,9 +12,9 @@ from typing import Any
 from asn1crypto import cms, core
 from asn1crypto import keys as asn1_keys
 
-from readers.apdu import encode_tlv, parse_tlv, parse_tlvs, unwrap_tlv
+from readers.emrtd.apdu import encode_tlv, parse_tlv, parse_tlvs, unwrap_tlv
+from readers.emrtd.mrz import Td1, parse_td1
 from readers.errors import TlvError
-from readers.mrz import Td1, parse_td1
 
 AID_ICAO = bytes.fromhex("A0000002471001")  # the eMRTD application (ICAO 9303-10 §3.6.1)
 # File identifiers, short file identifiers and tags (ICAO 9303-10 Table 33/34).

@@ -3,7 +3,8 @@
 carrying files signed by a generated test PKI (CSCA → Document Signer → EF.SOD).
 
 Used in-process by the demo and the tests, and behind pcscd through the vpcd driver
-(``readers/vpcd.py``). Fault switches make the failures a real desk meets. Test machines only:
+(``readers/doubles/vpcd.py``). Fault switches make the failures a real desk meets. Test
+machines only:
 nothing here belongs to a real person, and the keys are generated on the spot.
 """
 
@@ -26,20 +27,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from readers.apdu import (
+from readers.emrtd.access import document_number_of, keys_from_cccd
+from readers.emrtd.apdu import (
     INS_EXTERNAL_AUTHENTICATE,
     INS_GET_CHALLENGE,
     INS_INTERNAL_AUTHENTICATE,
     INS_READ_BINARY,
     INS_SELECT,
     SW,
+    CardPort,
     Command,
     encode_tlv,
     parse_command,
 )
-from readers.bac import BacKeys, card_authenticate
-from readers.errors import CardRemoved, SecureMessagingError, TlvError
-from readers.lds import (
+from readers.emrtd.bac import BacKeys, card_authenticate
+from readers.emrtd.lds import (
     AID_ICAO,
     DG_TAGS,
     FID,
@@ -50,15 +52,16 @@ from readers.lds import (
     LdsSecurityObject,
     encode_dg13,
 )
-from readers.mrz import AccessKey, check_digit
-from readers.pace import (
+from readers.emrtd.mrz import AccessKey, CanKey, check_digit
+from readers.emrtd.pace import (
     INS_GENERAL_AUTHENTICATE,
     INS_MSE,
     OID_PACE_ECDH_GM_AES_128,
     PARAM_BRAINPOOL_P256R1,
     PaceCard,
 )
-from readers.sm import CardChannel
+from readers.emrtd.sm import CardChannel
+from readers.errors import CardRemoved, SecureMessagingError, TlvError
 
 DEMO_FACE = Path(__file__).resolve().parent / "data" / "demo_face.jpg"
 FileKey = int | str
@@ -169,7 +172,7 @@ class CardPerson:
     @property
     def access_key(self) -> AccessKey:
         expiry = self.expiry_date or date(2099, 12, 31)
-        return AccessKey(self.id_number[3:], self.date_of_birth.strftime("%y%m%d"),
+        return AccessKey(document_number_of(self.id_number), self.date_of_birth.strftime("%y%m%d"),
                          expiry.strftime("%y%m%d"))
 
 
@@ -191,7 +194,7 @@ def mrz_name(full_name: str) -> str:
 
 
 def compose_mrz(p: CardPerson) -> str:
-    doc = p.id_number[3:]
+    doc = document_number_of(p.id_number)
     optional = (p.id_number + "<<" + check_digit(p.id_number))[:15].ljust(15, "<")
     l1 = ("IDVNM" + doc + check_digit(doc) + optional)[:30]
     dob = p.date_of_birth.strftime("%y%m%d")
@@ -477,3 +480,33 @@ def files_digest(files: dict[FileKey, bytes]) -> str:
         h.update(str(key).encode() + files[key])
     return h.hexdigest()[:12]
 
+
+
+class CardProcessPort:
+    """The in-process transport: what pcscd would carry, as bytes."""
+
+    def __init__(self, card: VirtualCccd) -> None:
+        self.card = card
+
+    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
+        answer = self.card.process(apdu)
+        return answer[:-2], int.from_bytes(answer[-2:], "big")
+
+
+@dataclass
+class DemoSource:
+    """The demo's "present demo card": the virtual CCCD in process, no pcscd needed."""
+
+    card: VirtualCccd
+    name: str = "Thẻ mẫu (demo)"
+    person: CardPerson = DEMO_PERSON
+
+    @property
+    def demo_keys(self) -> list[AccessKey | CanKey]:
+        """What staff would scan from the card's QR."""
+        p = self.person
+        return keys_from_cccd(p.id_number, p.date_of_birth, p.issue_date)
+
+    def connect(self) -> tuple[CardPort, bytes]:
+        self.card.reset()
+        return CardProcessPort(self.card), self.card.atr

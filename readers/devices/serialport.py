@@ -1,6 +1,6 @@
 """2D barcode scanners on a (USB-)serial port: the only importer of ``serial`` (pyserial).
 
-9600 8N1 by default (DOMAIN.md §3); payloads framed by CR/LF (``readers.framing``). A port that
+9600 8N1 by default (DOMAIN.md §3); payloads framed by CR/LF (``readers.scan.framing``). A port that
 disappears (USB unplugged) is reopened by device path with a growing delay.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import serial
 
-from readers.framing import LineFramer
-from readers.scanloop import SourceHealth
+from readers.scan.framing import LineFramer
+from readers.scan.scanloop import SourceHealth
 
 log = logging.getLogger(__name__)
 

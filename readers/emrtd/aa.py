@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from readers.apdu import INS_INTERNAL_AUTHENTICATE, SW, Command, unwrap_tlv
+from readers.emrtd.apdu import INS_INTERNAL_AUTHENTICATE, SW, Command, unwrap_tlv
+from readers.emrtd.lds import DG_TAGS
 from readers.errors import TlvError
-from readers.lds import DG_TAGS
 
 PASSED, FAILED, NOT_SUPPORTED = "passed", "failed", "not_supported"
 _TRAILER_HASH = {0x33: "sha1", 0x34: "sha256", 0x36: "sha512", 0x35: "sha384", 0x38: "sha224"}

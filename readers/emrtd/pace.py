@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from readers.apdu import (
+from readers.emrtd.apdu import (
     SW,
     CardPort,
     Command,

@@ -15,7 +15,7 @@ from typing import Protocol
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from readers.apdu import (
+from readers.emrtd.apdu import (
     SW,
     CardPort,
     Command,

@@ -1,0 +1,68 @@
+"""Credential in: turn QR text or typed numbers into a :class:`Credential` stamped with its
+keyed fingerprint; refused input is reported (log by fingerprint, metric, ``error`` event) and
+re-raised for the caller to answer."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from terminal.flow.results import StaffError, error_json
+from terminal.metrics import Metrics
+from verify.credentials import manual_credential
+from verify.errors import InputFormatError
+from verify.fingerprint import KEY_BYTES, fingerprint
+from verify.model import Credential
+from verify.qr import MAX_PAYLOAD_CHARS, parse_qr
+
+log = logging.getLogger(__name__)
+
+
+def ephemeral_key() -> bytes:
+    """For one-shot CLI commands that cannot reach the data folder."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+class Intake:
+    def __init__(self, key: bytes, metrics: Metrics,
+                 publish: Callable[[str, dict[str, Any]], None]) -> None:
+        self._key = key
+        self.metrics = metrics
+        self._publish = publish
+
+    def fingerprint(self, raw: str) -> str:
+        return fingerprint(self._key, raw)
+
+    def subject(self, credential: Credential) -> str | None:
+        """The keyed fingerprint an auditor searches by (``tiepdon audit find``)."""
+        ident = credential.id_number or credential.card_code
+        return self.fingerprint("subject:" + ident) if ident else None
+
+    def from_qr(self, text: str) -> Credential:
+        fp = self.fingerprint(text[:MAX_PAYLOAD_CHARS * 2])
+        try:
+            credential = parse_qr(text)
+        except InputFormatError as e:
+            self.report(e, fp)
+            raise
+        return replace(credential, raw_fingerprint=fp)
+
+    def from_manual(self, *, card_code: str | None, id_number: str | None,
+                    full_name: str | None, date_of_birth: str | None) -> Credential:
+        raw = "|".join(x or "" for x in (card_code, id_number, full_name, date_of_birth))
+        fp = self.fingerprint(raw)
+        try:
+            credential = manual_credential(card_code=card_code, id_number=id_number,
+                                           full_name=full_name, date_of_birth=date_of_birth)
+        except InputFormatError as e:
+            self.report(e, fp)
+            raise
+        return replace(credential, raw_fingerprint=fp)
+
+    def report(self, error: StaffError, fp: str | None) -> None:
+        log.warning("input rejected fp=%s error=%s", fp, error.code)
+        self.metrics.input_errors[error.code] += 1
+        self._publish("error", error_json(error, fp))

@@ -1,0 +1,116 @@
+"""The verification path strung together: credential in → registry or offline answer →
+decision → record and publish (see ``terminal/flow/__init__.py``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from terminal.audit import AuditLog
+from terminal.events import EventBus
+from terminal.flow.intake import Intake
+from terminal.flow.lookup import Lookup, Pending, RegistryPort
+from terminal.flow.record import AuditWriter, LastResult, Recorder, Shift
+from terminal.flow.results import DESK, Actor, StaffError, Verification
+from terminal.metrics import Metrics
+from terminal.offline import OfflineStore
+from verify.eligibility import DecisionContext
+from verify.errors import MissingFieldError
+from verify.model import VN_TZ, Credential
+from verify.registry import CardQuery
+from verify.tables import Tables
+
+
+class Verifier:
+    """The one entry the API, the chip flow and the scanners call. Holds the steps; each step
+    is its own unit (``intake``, ``lookup``, ``recorder``) with its own tests."""
+
+    def __init__(self, *, tables: Tables, facility_code: str, officer_name: str,
+                 officer_id: str, registry: RegistryPort | None, key: bytes,
+                 bus: EventBus | None = None, now: Callable[[], datetime] | None = None,
+                 keep_last_seconds: float = 900.0, offline: OfflineStore | None = None,
+                 budget_seconds: float = 3.0, recent_hours: float = 8.0,
+                 audit: AuditLog | None = None, desk: str = "") -> None:
+        self.tables = tables
+        self.facility_code = facility_code
+        self.officer_name = officer_name
+        self.officer_id = officer_id
+        self.bus = bus
+        self._now = now or (lambda: datetime.now(UTC))
+        self.metrics = Metrics()
+        self.intake = Intake(key, self.metrics, self._publish)
+        self.lookup = Lookup(registry=registry, offline=offline, budget_seconds=budget_seconds,
+                             metrics=self.metrics, context=self.context,
+                             publish=self._publish, keep_flagged_seconds=keep_last_seconds)
+        self.shift = Shift(keep_seconds=recent_hours * 3600)
+        self.recorder = Recorder(
+            metrics=self.metrics, last=LastResult(keep_last_seconds), shift=self.shift,
+            audit=AuditWriter(audit, desk=desk or facility_code, metrics=self.metrics,
+                              fingerprint=self.intake.fingerprint,
+                              subject=self.intake.subject, default_officer_id=officer_id),
+            publish=self._publish)
+
+    # -- credential in ---------------------------------------------------------------------
+    def fingerprint(self, raw: str) -> str:
+        return self.intake.fingerprint(raw)
+
+    def credential_from_qr(self, text: str) -> Credential:
+        return self.intake.from_qr(text)
+
+    def credential_from_manual(self, *, card_code: str | None, id_number: str | None,
+                               full_name: str | None, date_of_birth: str | None) -> Credential:
+        return self.intake.from_manual(card_code=card_code, id_number=id_number,
+                                       full_name=full_name, date_of_birth=date_of_birth)
+
+    def report(self, error: StaffError, fp: str | None) -> None:
+        self.intake.report(error, fp)
+
+    # -- decision ----------------------------------------------------------------------------
+    def context(self) -> DecisionContext:
+        return DecisionContext(self.tables, self.facility_code, self._now().astimezone(VN_TZ))
+
+    def query_for(self, credential: Credential, actor: Actor = DESK) -> CardQuery:
+        card = credential.card_code or credential.id_number
+        if not card or not credential.full_name or credential.date_of_birth is None:
+            raise MissingFieldError("registry lookups need the card, the name and the DOB")
+        return CardQuery(card, credential.full_name, credential.date_of_birth,
+                         actor.officer_name or self.officer_name,
+                         actor.officer_id or self.officer_id)
+
+    async def verify(self, credential: Credential, actor: Actor = DESK) -> Verification:
+        """Decide for one credential. Input errors raise; registry trouble is a decided
+        value. ``actor``: who looked (the registry sees the officer, the audit records it)."""
+        try:
+            query = self.query_for(credential, actor)
+        except MissingFieldError as e:
+            self.report(e, credential.raw_fingerprint)
+            raise
+        self._publish("credential", credential.to_json())
+        started = time.perf_counter()
+        looked = await self.lookup.decide(credential, query)
+        result = Verification(credential, looked.eligibility, registry_ms=looked.registry_ms)
+        self.recorder.record(result, actor, (time.perf_counter() - started) * 1000)
+        return result
+
+    # -- after the answer --------------------------------------------------------------------
+    @property
+    def pending(self) -> list[Pending]:
+        return self.lookup.pending
+
+    async def recheck(self) -> int:
+        return await self.lookup.recheck()
+
+    def flagged(self) -> list[dict[str, Any]]:
+        return self.lookup.flagged()
+
+    def last(self) -> Verification | None:
+        return self.recorder.last.get()
+
+    def drain(self) -> None:
+        self.recorder.audit.drain()
+
+    def _publish(self, name: str, data: dict[str, Any]) -> None:
+        if self.bus is not None:
+            self.bus.publish(name, data)
