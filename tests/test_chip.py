@@ -310,7 +310,7 @@ def test_retry_after_tag_lost_restarts_from_select() -> None:
     cards = [card(Faults(torn_after=40)), card()]
     attempts: list[VirtualCccd] = []
 
-    def connect() -> Port:
+    def connect() -> CardProcessPort:
         if not cards:
             raise CardRemoved("no card")
         attempts.append(cards.pop(0))
@@ -323,7 +323,7 @@ def test_retry_after_tag_lost_restarts_from_select() -> None:
 
 
 def test_retry_budget_is_bounded() -> None:
-    def connect() -> Port:
+    def connect() -> CardProcessPort:
         return CardProcessPort(card(Faults(torn_after=5)))
 
     with pytest.raises(CardRemoved):
