@@ -13,6 +13,7 @@ from terminal.audit import AuditLog
 from terminal.server import BackgroundServer
 from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
 from tests.test_cli import run
+from verify.audit import GENESIS, chain_mac, seal
 
 KEY = b"a" * 32
 T0 = datetime(2026, 3, 16, 2, 0, tzinfo=UTC)
@@ -127,3 +128,16 @@ def test_daemon_audits_every_verification(daemon: BackgroundServer, tmp_path: Pa
 def test_audit_needs_the_terminal_key(tmp_path: Path) -> None:
     p = run("audit", "verify", env={"TIEPDON_DATA_DIR": str(tmp_path)})
     assert p.returncode == 2 and "terminal key" in p.stderr
+
+
+def test_records_written_before_the_actor_field_still_verify() -> None:
+    """``actor`` joined the chain later: a record without it keeps its MAC."""
+    key = bytes(32)
+    old = {"seq": 1, "at": "2026-01-01T00:00:00+07:00", "desk": "01050", "officer": None,
+           "kind": "manual", "subject": "s", "reader": None, "result_code": "000",
+           "status": "eligible", "source": "registry"}
+    sealed = seal(key, GENESIS, old)
+    assert "actor" not in sealed
+    assert sealed["mac"] == chain_mac(key, GENESIS, old)
+    with_actor = seal(key, GENESIS, {**old, "actor": "staff:lan"})
+    assert with_actor["actor"] == "staff:lan" and with_actor["mac"] != sealed["mac"]

@@ -58,7 +58,7 @@ def test_install_is_idempotent_and_uninstall_keeps_data(tmp_path: Path) -> None:
     key = etc / "tiepdon" / "credentials" / "terminal.key"
     assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
     assert (etc / "tiepdon" / "credentials").stat().st_mode & 0o777 == 0o700
-    assert (root / "opt" / "tiepdon" / "src" / "pyproject.toml").is_file()
+    assert len(list((root / "opt" / "tiepdon" / "wheels").glob("tiepdon-*.whl"))) == 1
     assert (etc / "polkit-1" / "rules.d" / "60-tiepdon-pcscd.rules").is_file()
     config = etc / "tiepdon" / "tiepdon.toml"
     config.write_text(config.read_text().replace('code = "00000"', 'code = "01C54"'))

@@ -4,9 +4,11 @@ HIS, the kiosk stays public and read-only; security headers everywhere."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,3 +118,26 @@ def test_lan_without_users_refuses_to_start(sim: BackgroundServer, tmp_path: Pat
     settings = terminal_settings(sim.url, tmp_path / "data", http__host=LAN)
     with pytest.raises(SettingsError, match=r"auth\.users_file"):
         create_app(settings, daemon_services(settings))
+
+
+def test_the_audit_names_who_looked(lan: BackgroundServer, tmp_path: Path) -> None:
+    """Each record carries the staff login or the HIS token's name, and the fingerprint of
+    that person's officer CCCD — not the configured default officer's."""
+    client, csrf = login(lan, "moi", "mat-khau-moi")
+    assert client.post("/api/v1/verify", json={"qr": CCCD_EXAMPLE},
+                       headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert httpx.post(f"{lan.url}/api/v1/verify", json={"qr": CCCD_EXAMPLE},
+                      headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    app: Any = lan.server.config.app
+    services = app.state.services
+    services.verifier.drain()
+    exported = run("audit", "export", env={"TIEPDON_DATA_DIR": str(tmp_path / "data")})
+    assert exported.returncode == 0, exported.stderr
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [r["TIEPDON_ACTOR"] for r in records] == ["staff:moi", "his:his"]
+    fp = services.verifier.fingerprint
+    assert records[0]["TIEPDON_OFFICER"] == fp("officer:001199999999")
+    default = services.verifier.officer_id
+    assert records[0]["TIEPDON_OFFICER"] != fp("officer:" + default)
+    assert records[1]["TIEPDON_OFFICER"] == fp("officer:" + default)  # the HIS: desk officer
+    assert "001199999999" not in exported.stdout

@@ -1,7 +1,9 @@
 """The audit trail's records and their chain (pure): who looked up whom, never with the
 identifier itself.
 
-Each record holds when, the desk, the officer (keyed fingerprint), the credential kind, the
+Each record holds when, the desk, who looked (``actor``: ``staff:<login>``, ``his:<token name>``
+or ``desk:default``), the officer (keyed fingerprint of the CCCD sent to the gateway), the
+credential kind, the
 keyed fingerprint of the identifier looked up, the result code, status and source. Records are
 chained: ``mac_n = HMAC(key, mac_{n-1} || canonical(record_n))`` under a key derived from the
 terminal's own secret, so an edited, removed or reordered record breaks the chain, and the
@@ -20,10 +22,18 @@ from typing import Any
 GENESIS = "0" * 64
 FIELDS = ("seq", "at", "desk", "officer", "kind", "subject", "reader", "result_code",
           "status", "source")
+# Added later: part of the chain when present, so records written before them still verify.
+LATER_FIELDS = ("actor",)
+
+
+def _fields(record: dict[str, Any]) -> dict[str, Any]:
+    out = {k: record.get(k) for k in FIELDS}
+    out.update({k: record[k] for k in LATER_FIELDS if k in record})
+    return out
 
 
 def canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps({k: record.get(k) for k in FIELDS}, sort_keys=True,
+    return json.dumps(_fields(record), sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -32,7 +42,7 @@ def chain_mac(key: bytes, prev: str, record: dict[str, Any]) -> str:
 
 
 def seal(key: bytes, prev: str, record: dict[str, Any]) -> dict[str, Any]:
-    out = {k: record.get(k) for k in FIELDS}
+    out = _fields(record)
     out["prev"] = prev
     out["mac"] = chain_mac(key, prev, out)
     return out
