@@ -13,18 +13,19 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
 
+from readers.emrtd.aa import FAILED as CHIP_FAILED
 from readers.emrtd.apdu import SW, CardPort
 from readers.emrtd.atr import supports_extended_length
 from readers.emrtd.chip import ChipIdentity, ChipRead, read_with_retries
 from readers.emrtd.mrz import AccessKey, CanKey
-from readers.emrtd.pa import load_trust
+from readers.emrtd.pa import PaStatus, load_trust
 from readers.errors import ApduError, ReaderError, SecureMessagingError, TlvError
 from terminal.events import EventBus
 from terminal.flow.results import DESK, Actor, Verification, error_json
@@ -107,6 +108,14 @@ def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, exte
     return read_with_retries(lambda: source.connect()[0], keys, retries=retries,
                              rnd=os.urandom, extended=False, trust=trust, now=now,
                              on_identity=on_identity)
+
+
+def chip_verdict(read: ChipRead) -> str:
+    """``verified`` only when every check the chip offers passed; ``copy_suspected`` when AA or
+    CA failed; ``not_verified`` when passive authentication failed or had no trust anchor."""
+    if CHIP_FAILED in (read.active_auth, read.chip_auth):
+        return "copy_suspected"
+    return "verified" if read.passive_auth.status is PaStatus.AUTHENTIC else "not_verified"
 
 
 async def _settle(f: concurrent.futures.Future[Verification] | None) -> Verification | None:
@@ -193,7 +202,15 @@ class ChipService:
             self.last_error_json = error_json(e, fp)
             log.warning("chip read failed fp=%s error=%s", fp, type(e).__name__)
             self.verifier.report(e, fp)
-            return ChipOutcome(await _settle(eligibility), None)
+            shown = await _settle(eligibility)
+            if shown is None:
+                return ChipOutcome(None, None)
+            # The identity was shown, the rest of the read was not verified: fail closed.
+            unfinished = replace(shown.credential,
+                                 chip={**(shown.credential.chip or {}), "incomplete": True})
+            final = self.verifier.amend(shown, unfinished, actor or DESK)
+            self._publish_chip(final, "incomplete")
+            return ChipOutcome(final, None)
         self.last_error = None
         self.last_error_json = None
         verification = await _settle(eligibility)
@@ -203,9 +220,28 @@ class ChipService:
                 "format": result.photo.format, "bytes": len(result.photo.image),
                 "url": f"/api/v1/photo?fp={fp}", "raw_fingerprint": fp,
                 "passive_auth": result.passive_auth.to_json()})
-        log.info("chip read fp=%s apdus=%d pa=%s ms=%.1f", fp, result.apdus,
-                 result.passive_auth.status, (time.perf_counter() - started) * 1000)
+        if verification is not None:
+            whole = chip_credential(result.identity, passive_auth=result.passive_auth,
+                                    photo=result.photo, active_auth=result.active_auth,
+                                    apdus=result.apdus, fingerprint=fp, today=self._today(),
+                                    chip_auth=result.chip_auth)
+            verification = self.verifier.amend(
+                verification, replace(whole, reader=verification.credential.reader),
+                actor or DESK)
+            self._publish_chip(verification, chip_verdict(result))
+        log.info("chip read fp=%s apdus=%d pa=%s aa=%s ms=%.1f", fp, result.apdus,
+                 result.passive_auth.status, result.active_auth,
+                 (time.perf_counter() - started) * 1000)
         return ChipOutcome(verification, result)
+
+    def _publish_chip(self, final: Verification, verdict: str) -> None:
+        """The last word on a chip read: what identity time showed, confirmed or corrected."""
+        chip = final.credential.chip or {}
+        self.bus.publish("chip", {
+            "raw_fingerprint": final.credential.raw_fingerprint, "verdict": verdict,
+            "passive_auth": chip.get("passive_auth"), "active_auth": chip.get("active_auth"),
+            "chip_auth": chip.get("chip_auth"), "status": final.eligibility.status.value,
+            "eligibility": final.eligibility.to_json()})
 
     def offer_keys(self, keys: list[AccessKey | CanKey]) -> None:
         """Keys from a CCCD QR just scanned: a card placed on the reader soon after is read
@@ -268,7 +304,8 @@ class ChipService:
         assert read is not None
         credential = chip_credential(read.identity, passive_auth=read.passive_auth,
                                      photo=read.photo, active_auth=read.active_auth,
-                                     apdus=read.apdus, fingerprint="", today=self._today())
+                                     apdus=read.apdus, fingerprint="", today=self._today(),
+                                     chip_auth=read.chip_auth)
         out: dict[str, Any] = credential.to_json()
         out.pop("raw_fingerprint", None)
         if outcome.verification is not None:

@@ -162,6 +162,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_card_read(args: argparse.Namespace) -> int:
     """Read a chip CCCD on a PC/SC reader; prints the chip JSON (no registry lookup)."""
+    from readers.emrtd.aa import FAILED
     from readers.emrtd.pa import PaStatus
     from terminal.chipflow import PcscSource, load_csca_dir, read_from_source
     from verify.credentials import ChipKeyInput, chip_credential, chip_keys
@@ -184,13 +185,15 @@ def cmd_card_read(args: argparse.Namespace) -> int:
     credential = chip_credential(result.identity, passive_auth=result.passive_auth,
                                  photo=result.photo, active_auth=result.active_auth,
                                  apdus=result.apdus, fingerprint="",
-                                 today=datetime.now(VN_TZ).date())
+                                 today=datetime.now(VN_TZ).date(), chip_auth=result.chip_auth)
     out = credential.to_json()
     out.pop("raw_fingerprint", None)
     if args.photo_out and result.photo is not None:
         Path(args.photo_out).write_bytes(result.photo.image)
     _print_json(out)
-    return EXIT_NEGATIVE if result.passive_auth.status is PaStatus.FAILED else EXIT_OK
+    failed = (result.passive_auth.status is PaStatus.FAILED
+              or FAILED in (result.active_auth, result.chip_auth))
+    return EXIT_NEGATIVE if failed else EXIT_OK  # a possible copy is never exit 0
 
 
 # -- offline snapshots --------------------------------------------------------------------

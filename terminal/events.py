@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_NAMES = frozenset({"credential", "eligibility", "photo", "device", "error"})
+EVENT_NAMES = frozenset({"credential", "eligibility", "photo", "device", "error", "chip"})
 QUEUE_SIZE = 64
 
 

@@ -414,3 +414,16 @@ def test_torn_during_pace_never_yields_a_result() -> None:
     for k in range(8):
         with pytest.raises(CardRemoved):
             read(card(Faults(torn_after=k)), keys=[CAN])
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("ec", "passed"), ("ec_wrong", "failed")])
+def test_aa_follows_the_signed_sod_not_ef_com(mode: str, outcome: str) -> None:
+    """EF.COM is unsigned: a clone that leaves DG15 out of it must still face AA."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    faults = Faults(aa=mode, com_hides=(15,))
+    key = ec.generate_private_key(ec.SECP256R1())
+    files = build_files(DEMO_PERSON, pki(), faults=faults, now=NOW, aa_key=key)
+    result = read(VirtualCccd(files, DEMO_PERSON.access_key, faults, aa_key=key))
+    assert 15 not in result.identity.com.data_groups
+    assert result.active_auth == outcome

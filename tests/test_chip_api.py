@@ -3,12 +3,15 @@ identity → eligibility → photo, in that order on the event stream; failures 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from readers.doubles.vcard import (
     DEMO_PERSON,
@@ -24,6 +27,7 @@ from terminal.app import build_services, create_app
 from terminal.chipflow import read_from_source
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, terminal_settings
+from tests.test_cli import run
 from tests.test_daemon import read_events
 from tests.test_pcsc import pki
 
@@ -33,8 +37,9 @@ QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
 def serve(sim: BackgroundServer, tmp_path: Path, faults: Faults | None = None,
           trusted: bool = True) -> BackgroundServer:
     faults = faults or Faults()
-    card = VirtualCccd(build_files(DEMO_PERSON, pki(), faults=faults, now=NOW),
-                       DEMO_PERSON.access_key, faults)
+    aa_key = ec.generate_private_key(ec.SECP256R1()) if faults.aa != "none" else None
+    card = VirtualCccd(build_files(DEMO_PERSON, pki(), faults=faults, now=NOW, aa_key=aa_key),
+                       DEMO_PERSON.access_key, faults, aa_key=aa_key)
     settings = terminal_settings(sim.url, tmp_path / "data")
     services = build_services(settings, now=lambda: NOW, chip_source=DemoSource(card),
                               trust=load_trust([pki().csca_pem()]) if trusted else [])
@@ -159,3 +164,70 @@ def test_extended_length_refused_falls_back_to_short() -> None:
                               trust=load_trust([pki().csca_pem()]), now=NOW)
     assert result.passive_auth.status is PaStatus.AUTHENTIC
     assert result.apdus > 12  # it was the short-length read that succeeded
+
+
+@pytest.mark.parametrize("faults", [Faults(aa="ec_wrong"),
+                                    Faults(aa="ec_wrong", com_hides=(15,))],
+                         ids=["clone", "clone-hiding-dg15-from-ef-com"])
+def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_path: Path,
+                                                  faults: Faults) -> None:
+    """Genuine signed data groups, another chip's key: passive authentication passes, Active
+    Authentication fails. Identity time showed "eligible"; the final word corrects it on the
+    event stream, the answer, /last, the HIS check-in and the audit."""
+    server = serve(sim, tmp_path, faults)
+    try:
+        events: list[tuple[str, dict[str, object]]] = []
+        ready = threading.Event()
+        reader = threading.Thread(target=read_events, args=(server.url, 5, ready, events))
+        reader.start()
+        assert ready.wait(10)
+        body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
+        reader.join(10)
+        assert body["passive_auth"]["status"] == "authentic"
+        assert body["active_auth"] == "failed" and body["chip_auth"] == "not_supported"
+        e = body["eligibility"]
+        assert e["status"] == "needs_review"
+        codes = [m["code"] for m in e["messages"]]
+        assert "chip_copy_suspected" in codes and "chip_authentic" not in codes
+        names = [n for n, _ in events]
+        assert names == ["credential", "eligibility", "photo", "eligibility", "chip"]
+        assert events[1][1]["status"] == "eligible"          # identity time
+        assert events[3][1]["status"] == "needs_review"      # the final word
+        assert events[4][1]["verdict"] == "copy_suspected"
+        assert events[4][1]["status"] == "needs_review"
+        last = httpx.get(f"{server.url}/api/v1/last").json()
+        assert last["status"] == "needs_review"
+        assert last["credential"]["active_auth"] == "failed"
+        checkin = httpx.get(f"{server.url}/api/v1/last/checkin")
+        assert checkin.status_code == 200 and checkin.json()["status"] == "needs_review"
+        app: Any = server.server.config.app
+        app.state.services.verifier.drain()
+        exported = run("audit", "export", env={"TIEPDON_DATA_DIR": str(tmp_path / "data")})
+        statuses = [json.loads(x)["TIEPDON_STATUS"] for x in exported.stdout.splitlines()]
+        assert statuses == ["eligible", "needs_review"]
+    finally:
+        server.stop()
+
+
+def test_a_genuine_aa_chip_ends_verified(sim: BackgroundServer, tmp_path: Path) -> None:
+    server = serve(sim, tmp_path, Faults(aa="ec", com_hides=(15,)))
+    try:
+        body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
+        assert body["active_auth"] == "passed"  # found through the SOD, not EF.COM
+        assert body["eligibility"]["status"] == "eligible"
+    finally:
+        server.stop()
+
+
+def test_a_card_pulled_after_identity_is_not_left_verified(sim: BackgroundServer,
+                                                          tmp_path: Path) -> None:
+    """Torn during the photo, never back: the identity-time answer is withdrawn."""
+    server = serve(sim, tmp_path, Faults(torn_after=30, extended=False))  # identity at 17
+    try:
+        r = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30)
+        assert r.status_code == 422
+        last = httpx.get(f"{server.url}/api/v1/last").json()
+        assert last["status"] == "needs_review"
+        assert any(m["code"] == "chip_read_incomplete" for m in last["messages"])
+    finally:
+        server.stop()

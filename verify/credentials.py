@@ -108,7 +108,8 @@ def _day(text: str | None) -> date | None:
 
 
 def chip_credential(identity: ChipIdentity, *, passive_auth: PassiveAuth, photo: Photo | None,
-                    active_auth: str, apdus: int, fingerprint: str, today: date) -> Credential:
+                    active_auth: str, apdus: int, fingerprint: str, today: date,
+                    chip_auth: str = "not_supported") -> Credential:
     """CONTRACT.md's chip credential from what the chip said (DG13 first, the MRZ as backup).
     ``today`` chooses the century of a two-digit MRZ birth year."""
     d, mrz = identity.dg13, identity.mrz
@@ -130,6 +131,7 @@ def chip_credential(identity: ChipIdentity, *, passive_auth: PassiveAuth, photo:
         "photo": {"format": photo.format, "bytes": len(photo.image)} if photo else None,
         "passive_auth": passive_auth.to_json(),
         "active_auth": active_auth,
+        "chip_auth": chip_auth,
         "apdus": apdus,
     }
     return Credential(

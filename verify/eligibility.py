@@ -175,16 +175,54 @@ def _registry_message(code: str, tables: Tables, notes: _Notes) -> tuple[Status,
                                  entry.vi, entry.en)
 
 
+CHIP_NOTICES = frozenset({"chip_authentic", "chip_unanchored", "chip_pa_failed",
+                          "chip_copy_suspected", "chip_read_incomplete"})
+
+
 def _chip_notice(credential: Credential, notes: _Notes) -> bool:
-    """The chip's passive-authentication outcome as a notice; True when it failed."""
+    """The chip's authentication outcomes as notices; True when any of them failed.
+
+    Fail closed (ICAO 9303-11 §6.1, §6.2): passive authentication proves the data was signed,
+    not that this chip is the one it was signed for — a failed Active or Chip Authentication
+    means the chip may be a copy."""
     status = credential.chip_auth_status
     if status is None:
         return False
-    reason = (credential.chip or {}).get("passive_auth", {}).get("reason") or ""
+    chip = credential.chip or {}
+    reason = chip.get("passive_auth", {}).get("reason") or ""
     name = {"authentic": "chip_authentic", "unanchored": "chip_unanchored"}.get(
         status, "chip_pa_failed")
-    notes.add(name, reason=reason)
-    return name == "chip_pa_failed"
+    failed = name == "chip_pa_failed"
+    which = [label for key, label in (("active_auth", "AA"), ("chip_auth", "CA"))
+             if chip.get(key) == "failed"]
+    if which:
+        failed = True
+        notes.add("chip_copy_suspected", checks=", ".join(which))
+    if chip.get("incomplete"):
+        failed = True
+        notes.add("chip_read_incomplete")
+    if not (failed and name != "chip_pa_failed"):
+        notes.add(name, reason=reason)
+    return failed
+
+
+def chip_final(eligibility: Eligibility, credential: Credential,
+               tables: Tables) -> Eligibility:
+    """The decision made at identity time, revisited with the whole chip read (photo, AA, CA,
+    the final passive authentication): the chip notices are replaced, and a failure turns an
+    ``eligible`` into ``needs_review``. Never turns a decision more favourable."""
+    notes = _Notes(tables)
+    failed = _chip_notice(credential, notes)
+    kept = [m for m in eligibility.messages if m.code not in CHIP_NOTICES]
+    status = eligibility.status
+    if failed and status is Status.ELIGIBLE:
+        status = Status.NEEDS_REVIEW
+    # The registry's own answer stays first (as ``decide`` put it); the rest by severity.
+    first = kept[0] if kept and kept[0].code.removeprefix("registry_").isdigit() else None
+    rest = sorted([*notes.items, *(kept[1:] if first else kept)],
+                  key=lambda m: _SEVERITY_RANK[m.severity])
+    return replace(eligibility, status=status,
+                   messages=tuple([first, *rest] if first else rest))
 
 
 def _cross_checks(credential: Credential, answer: RegistryAnswer | None, ctx: DecisionContext,

@@ -232,6 +232,7 @@ class Faults:
     bad_mac_after: int | None = None  # corrupt the MAC of this protected answer (1-based)
     aa: str = "none"                  # none (no DG15) | ec (Active Authentication) | ec_wrong
     pace: bool = True                 # EF.CardAccess offers PACE (CAN = last 6 ID digits)
+    com_hides: tuple[int, ...] = ()   # data groups left out of the (unsigned) EF.COM list
 
 
 def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
@@ -262,7 +263,7 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
     if aa_key is not None:
         groups[15] = encode_tlv(DG_TAGS[15], aa_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
-    tags = bytes(DG_TAGS[n] for n in sorted(groups))
+    tags = bytes(DG_TAGS[n] for n in sorted(groups) if n not in faults.com_hides)
     com = encode_tlv(TAG_EF_COM, encode_tlv(0x5F01, b"0107") + encode_tlv(0x5F36, b"040000")
                      + encode_tlv(0x5C, tags))
     signing_pki = pki

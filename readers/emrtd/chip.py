@@ -19,7 +19,9 @@ from typing import Any
 from cryptography import x509
 
 from readers.emrtd.aa import (
+    FAILED,
     NOT_SUPPORTED,
+    PASSED,
     internal_authenticate,
     public_key_from_dg15,
     verify_answer,
@@ -100,6 +102,9 @@ class ChipRead:
     apdus: int
     bytes_in: int
     bytes_out: int
+    # Chip Authentication (ICAO 9303-11 §6.2) is not implemented yet: DG14 is not read, so a
+    # clone with a copied DG14 is only caught by Active Authentication (DG15).
+    chip_auth: str = NOT_SUPPORTED
 
 
 class ChipSession:
@@ -213,10 +218,13 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
     s = ChipSession(counter, rnd=rnd, extended=extended)
     access = s.open(keys)
     com = parse_ef_com(s.read_file("com"))
-    groups: dict[int, bytes] = {1: s.read_file(1)}
-    if 13 in com.data_groups:
-        groups[13] = s.read_file(13)
     sod = parse_sod(s.read_file("sod"))
+    # Which data groups exist comes from the signed SOD, never from the unsigned EF.COM: a
+    # chip that hides DG15 from EF.COM must not skip Active Authentication (ICAO 9303-10 §4.6.2).
+    present = set(sod.hashes)
+    groups: dict[int, bytes] = {1: s.read_file(1)}
+    if 13 in present:
+        groups[13] = s.read_file(13)
     # Check the signature before trusting the parsers with the content: a tampered file that
     # no longer parses is reported as the tampering it is.
     pa = passive_authentication(sod, groups, trust, now=now)
@@ -232,15 +240,22 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
         on_identity(identity)
     identity_groups = set(groups)
     photo = None
-    if want_photo and 2 in com.data_groups:
+    if want_photo and 2 in present:
         groups[2] = s.read_file(2)
         photo = parse_dg2(groups[2])
     active = NOT_SUPPORTED
-    if 15 in com.data_groups:
+    if 15 in present:
+        # A signed DG15 means the chip has an AA key: it must prove it holds it. A key we
+        # cannot use or an answer that does not verify is a failure, never "not supported".
         groups[15] = s.read_file(15)
         challenge = rnd(8)
         answer, sw = s.transmit(internal_authenticate(challenge))
-        active = verify_answer(public_key_from_dg15(groups[15]), challenge, answer, sw)
+        try:
+            active = verify_answer(public_key_from_dg15(groups[15]), challenge, answer, sw)
+        except (TlvError, ValueError):
+            active = FAILED
+        if active != PASSED:
+            active = FAILED
     if set(groups) != identity_groups:
         pa = passive_authentication(sod, groups, trust, now=now)  # DG2 and DG15 included
     return ChipRead(identity, photo, pa, active, counter.apdus, counter.bytes_in,

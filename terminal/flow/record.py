@@ -31,14 +31,27 @@ class Shift:
     def add(self, result: Verification) -> None:
         if self.keep <= 0:
             return
+        self.items.append((time.monotonic(), result.eligibility.checked_at, self._row(result)))
+        self._purge()
+
+    def replace(self, previous: Verification, result: Verification) -> None:
+        """The same lookup with its final decision (a chip read revisited)."""
+        for i in range(len(self.items) - 1, -1, -1):
+            t, at, row = self.items[i]
+            if at == previous.eligibility.checked_at and row["kind"] == (
+                    previous.credential.kind.value):
+                self.items[i] = (t, at, self._row(result))
+                return
+
+    @staticmethod
+    def _row(result: Verification) -> dict[str, Any]:
         e, c = result.eligibility, result.credential
-        self.items.append((time.monotonic(), e.checked_at, {
+        return {
             "checked_at": e.checked_at.isoformat(), "status": e.status.value,
             "source": e.source.value, "registry_code": e.registry_code,
             "full_name": (e.person.full_name if e.person else None) or c.full_name,
             "card_code": e.card_code, "kind": c.kind.value, "reader": c.reader,
-        }))
-        self._purge()
+        }
 
     def _purge(self) -> None:
         cutoff = time.monotonic() - self.keep
@@ -147,5 +160,21 @@ class Recorder:
                  e.source.value, total_ms)
         self.last.set(result)
         self.shift.add(result)
+        self.audit.record(result, actor)
+        self._publish("eligibility", result.to_json())
+
+    def amend(self, previous: Verification, result: Verification, actor: Actor) -> None:
+        """A decision revisited (the whole chip read failed a check the identity passed):
+        everything that showed the first answer shows the final one, and the audit gets a
+        record with the final status."""
+        e = result.eligibility
+        self.metrics.verifications[e.status.value, e.source.value,
+                                   e.registry_code or "none"] += 1
+        self.metrics.input_errors["chip_decision_amended"] += 1
+        log.warning("decision amended fp=%s %s -> %s", result.credential.raw_fingerprint,
+                    previous.eligibility.status.value, e.status.value)
+        if self.last.get() is previous:
+            self.last.set(result)
+        self.shift.replace(previous, result)
         self.audit.record(result, actor)
         self._publish("eligibility", result.to_json())

@@ -16,7 +16,7 @@ from terminal.flow.record import AuditWriter, LastResult, Recorder, Shift
 from terminal.flow.results import DESK, Actor, StaffError, Verification
 from terminal.metrics import Metrics
 from terminal.offline import OfflineStore
-from verify.eligibility import DecisionContext
+from verify.eligibility import DecisionContext, chip_final
 from verify.errors import MissingFieldError
 from verify.model import VN_TZ, Credential
 from verify.registry import CardQuery
@@ -92,6 +92,17 @@ class Verifier:
         looked = await self.lookup.decide(credential, query)
         result = Verification(credential, looked.eligibility, registry_ms=looked.registry_ms)
         self.recorder.record(result, actor, (time.perf_counter() - started) * 1000)
+        return result
+
+    def amend(self, previous: Verification, credential: Credential,
+              actor: Actor = DESK) -> Verification:
+        """Revisit a chip decision with the whole read (photo, AA, CA, final PA); record and
+        publish it when it changed. Never makes a decision more favourable."""
+        final = chip_final(previous.eligibility, credential, self.tables)
+        result = Verification(credential, final, previous.registry_ms)
+        if (final.status, final.messages) != (previous.eligibility.status,
+                                              previous.eligibility.messages):
+            self.recorder.amend(previous, result, actor)
         return result
 
     # -- after the answer --------------------------------------------------------------------
