@@ -188,3 +188,29 @@ def test_wide_second_screen(pages: tuple[Page, Page], daemon: BackgroundServer) 
     result = staff.locator("#result").bounding_box()
     assert box and result and box["x"] > result["x"]  # the shift list sits beside the result
     shot(staff, "staff-1920")
+
+
+def test_a_cloned_chip_ends_needs_review_on_the_page(
+        browser: Browser, sim: BackgroundServer, tmp_path: Path) -> None:  # noqa: F811
+    """Identity time says eligible; the failed Active Authentication turns the page's card
+    to needs-review with the copy badge, and the shift list keeps one row for the patient."""
+    from tests.test_chip_api import serve
+
+    server = serve(sim, tmp_path, Faults(aa="ec_wrong"))
+    try:
+        ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+        page = ctx.new_page()
+        page.goto(server.url + "/")
+        expect(page.locator("#stream")).to_have_attribute("data-status", "ok")
+        page.locator("#chip-demo").click()
+        expect(page.locator("#pa-badge")).to_have_attribute("data-status", "copy",
+                                                             timeout=15000)
+        expect(page.locator("#result")).to_have_attribute("data-status", "needs_review")
+        expect(page.locator("#pa-badge")).to_contain_text("BẢN SAO")
+        expect(page.locator("#recent li")).to_have_count(1)
+        expect(page.locator("#recent li").first).to_have_attribute("data-status",
+                                                                  "needs_review")
+        shot(page, "staff-chip-copy")
+        ctx.close()
+    finally:
+        server.stop()

@@ -177,4 +177,4 @@ class Recorder:
             self.last.set(result)
         self.shift.replace(previous, result)
         self.audit.record(result, actor)
-        self._publish("eligibility", result.to_json())
+        self._publish("eligibility", {**result.to_json(), "amended": True})

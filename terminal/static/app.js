@@ -29,6 +29,7 @@ const L = {
     via_manual: "nhập tay", via_chip: "qua chip", via_his: "từ HIS",
     offline_as_of: "NGOẠI TUYẾN — dữ liệu lúc {t}", recheck: "KIỂM TRA LẠI: kết quả của {n} đã đổi: {a} → {b}", pa_authentic: "Chip xác thực",
     pa_unanchored: "Chữ ký hợp lệ — chưa có CSCA", pa_failed: "Chip KHÔNG xác thực",
+    pa_copy: "Chip có thể là BẢN SAO", pa_incomplete: "Đọc chip chưa xong",
   },
   en: {
     registry: "Registry", live: "Live", scan_title: "Scan or type",
@@ -55,6 +56,7 @@ const L = {
     via_manual: "typed", via_chip: "via chip", via_his: "from HIS",
     offline_as_of: "OFFLINE — data as of {t}", recheck: "RE-CHECK: the result for {n} changed: {a} → {b}", pa_authentic: "Chip authentic",
     pa_unanchored: "Valid signature — no CSCA configured", pa_failed: "Chip NOT authentic",
+    pa_copy: "Chip may be a COPY", pa_incomplete: "Chip read unfinished",
   },
 };
 let lang = CONFIG.language === "en" ? "en" : "vi";
@@ -288,6 +290,7 @@ function connect() {
     if (data.recheck) { showRecheck(data); return; }  // a past patient: do not replace the card
     showError(null);
     render(data);
+    if (data.amended) { loadRecent(); return; }  // the same patient, final word: no new row
     addRecent({ checked_at: data.checked_at, status: data.status, card_code: data.card_code,
       full_name: (data.person && data.person.full_name) || (data.credential || {}).full_name });
   });
@@ -298,6 +301,13 @@ function connect() {
     img.src = `${p.url}&t=${Date.now()}`;
     img.hidden = false;
     setBadge(p.passive_auth);
+  });
+  es.addEventListener("chip", (ev) => {
+    // The last word on a chip read: a possible copy (AA/CA failed) or an unfinished read
+    // replaces the photo's badge, whatever identity time showed.
+    const c = JSON.parse(ev.data);
+    if (c.verdict === "copy_suspected") setBadge({ status: "copy" });
+    else if (c.verdict === "incomplete") setBadge({ status: "incomplete" });
   });
   es.addEventListener("device", (ev) => {
     const d = JSON.parse(ev.data);
