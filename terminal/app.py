@@ -213,7 +213,8 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,
         trust=trust if trust is not None else load_csca_dir(settings.chip.csca_dir),
         extended=settings.chip.extended_length, retries=settings.chip.retries,
-        keep_seconds=settings.privacy.last_result_minutes * 60, now=now)
+        keep_seconds=settings.privacy.last_result_minutes * 60, now=now,
+        return_seconds=settings.chip.card_return_seconds)
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
                     devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"))
 

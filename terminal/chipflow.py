@@ -26,7 +26,7 @@ from readers.emrtd.atr import supports_extended_length
 from readers.emrtd.chip import ChipIdentity, ChipRead, read_with_retries
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.emrtd.pa import PaStatus, load_trust
-from readers.errors import ApduError, ReaderError, SecureMessagingError, TlvError
+from readers.errors import ApduError, CardRemoved, ReaderError, SecureMessagingError, TlvError
 from terminal.events import EventBus
 from terminal.flow.results import DESK, Actor, Verification, error_json
 from terminal.flow.verifier import Verifier
@@ -37,6 +37,7 @@ from verify.model import VN_TZ
 log = logging.getLogger(__name__)
 CSCA_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 OFFER_SECONDS = 120.0  # how long a scanned CCCD QR stays the key for the next card
+CARD_POLL_SECONDS = 0.1  # how often a lost card is looked for again
 
 
 class ChipSource(Protocol):
@@ -82,15 +83,36 @@ def load_csca_dir(directory: str) -> list[x509.Certificate]:
     return load_trust(certs)
 
 
+def wait_for_card(source: ChipSource, seconds: float,
+                  on_wait: Callable[[], None] | None = None) -> CardPort:
+    """Blocking: the card left the field mid-read; poll for it to be placed back for up to
+    ``seconds`` (a patient's hand moves), then give up with the last ReaderError."""
+    deadline = time.monotonic() + seconds
+    told = False
+    time.sleep(CARD_POLL_SECONDS)  # let the reader notice the card has gone
+    while True:
+        try:
+            return source.connect()[0]
+        except ReaderError:
+            if time.monotonic() >= deadline:
+                raise
+        if not told and on_wait is not None:
+            on_wait()
+            told = True
+        time.sleep(CARD_POLL_SECONDS)
+
+
 def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, extended_mode: str,
                      retries: int, trust: list[x509.Certificate], now: datetime,
-                     on_identity: Callable[[ChipIdentity], None] | None = None) -> ChipRead:
+                     on_identity: Callable[[ChipIdentity], None] | None = None,
+                     return_seconds: float = 0.0,
+                     on_wait: Callable[[], None] | None = None) -> ChipRead:
     """Blocking: connect, choose short or extended length from the ATR, read with retries."""
     port, atr = source.connect()
     ports = [port]
 
     def connect() -> CardPort:
-        return ports.pop() if ports else source.connect()[0]
+        return ports.pop() if ports else wait_for_card(source, return_seconds, on_wait)
 
     extended = extended_mode == "on" or (extended_mode == "auto"
                                          and supports_extended_length(atr))
@@ -105,7 +127,8 @@ def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, exte
     # The card said yes to extended length in its ATR but the reader or the card refused:
     # read again in short APDUs (a reader without extended-APDU support is common).
     log.info("extended-length read refused; reading again with short APDUs")
-    return read_with_retries(lambda: source.connect()[0], keys, retries=retries,
+    return read_with_retries(lambda: wait_for_card(source, return_seconds, on_wait), keys,
+                             retries=retries,
                              rnd=os.urandom, extended=False, trust=trust, now=now,
                              on_identity=on_identity)
 
@@ -137,7 +160,7 @@ class ChipOutcome:
 class ChipService:
     def __init__(self, source: ChipSource | None, *, verifier: Verifier, bus: EventBus,
                  trust: list[x509.Certificate], extended: str = "auto", retries: int = 2,
-                 keep_seconds: float = 900.0,
+                 keep_seconds: float = 900.0, return_seconds: float = 10.0,
                  now: Callable[[], datetime] | None = None) -> None:
         self.source = source
         self.verifier = verifier
@@ -145,6 +168,7 @@ class ChipService:
         self.trust = trust
         self.extended = extended
         self.retries = retries
+        self.return_seconds = return_seconds
         self.keep_seconds = keep_seconds
         self._now = now or (lambda: datetime.now(UTC))
         self._photo: tuple[float, str, bytes] | None = None
@@ -190,10 +214,16 @@ class ChipService:
         if reader is not None and isinstance(source, PcscSource):
             source = PcscSource(reader)
 
+        def on_wait() -> None:  # worker thread: hand the event to the loop
+            lost = CardRemoved("waiting for the card to come back")
+            loop.call_soon_threadsafe(self.bus.publish, "error",
+                                      {**error_json(lost, fp), "waiting": True})
+
         def work() -> ChipRead:
             return read_from_source(source, keys, extended_mode=self.extended,
                                     retries=self.retries, trust=self.trust, now=self._now(),
-                                    on_identity=on_identity)
+                                    on_identity=on_identity,
+                                    return_seconds=self.return_seconds, on_wait=on_wait)
 
         try:
             result = await asyncio.to_thread(work)

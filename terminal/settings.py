@@ -82,6 +82,7 @@ class ChipSettings(_Section):
     csca_dir: str = ""
     extended_length: Literal["auto", "on", "off"] = "auto"
     retries: int = Field(default=2, ge=0, le=5)
+    card_return_seconds: float = Field(default=10.0, ge=0, le=120)
 
 
 class CacheSettings(_Section):

@@ -60,6 +60,7 @@ from readers.errors import (
     CardRemoved,
     MrzError,
     PassiveAuthError,
+    ReaderError,
     TlvError,
 )
 
@@ -262,17 +263,46 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
                     counter.bytes_out)
 
 
+STALE_RECONNECTS = 100  # connections that answered nothing (the reader has not noticed yet)
+
+
+class _Answered:
+    """Counts the APDUs a connection answered: a tear before the first answer is a stale
+    connection to a card already gone, not a read that made progress."""
+
+    def __init__(self, port: CardPort) -> None:
+        self.port = port
+        self.count = 0
+
+    def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
+        answer = self.port.send_and_receive(apdu)
+        self.count += 1
+        return answer
+
+
 def read_with_retries(connect: Callable[[], CardPort], keys: Sequence[AccessKey | CanKey], *,
                       retries: int = 2, **kwargs: Any) -> ChipRead:
     """Tag lost mid-read: reconnect and restart from SELECT, at most ``retries`` more times.
 
-    ``connect`` gives a freshly reset card or raises :class:`CardRemoved` when none is there.
+    ``connect`` gives a freshly reset card (waiting for it to come back, and pausing between
+    calls, if the caller wants) or raises a ReaderError when none is there. A connection that
+    is torn before it answered anything does not use up a retry (at most STALE_RECONNECTS).
     """
-    for attempt in range(retries + 1):
-        port = connect()
+    attempt = stale = 0
+    while True:
+        try:
+            port = _Answered(connect())
+        except ReaderError as e:
+            if attempt == 0 and stale == 0:
+                raise
+            # It was there and left mid-read: say so, not "no card".
+            raise CardRemoved("the card did not come back") from e
         try:
             return read_chip(port, keys, **kwargs)
         except CardRemoved:
-            if attempt == retries:
+            if port.count == 0 and stale < STALE_RECONNECTS:
+                stale += 1
+                continue
+            if attempt >= retries:
                 raise
-    raise CardRemoved("retry budget exhausted")  # unreachable: the loop returns or raises
+            attempt += 1
