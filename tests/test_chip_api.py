@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from readers.doubles.vcard import (
     DEMO_PERSON,
+    CardProcessPort,
     DemoSource,
     Faults,
     VirtualCccd,
@@ -23,6 +25,7 @@ from readers.doubles.vcard import (
 )
 from readers.emrtd.apdu import CardPort
 from readers.emrtd.pa import PaStatus, load_trust
+from readers.errors import CardRemoved
 from terminal.app import build_services, create_app
 from terminal.chipflow import read_from_source
 from terminal.server import BackgroundServer, start_background
@@ -231,3 +234,50 @@ def test_a_card_pulled_after_identity_is_not_left_verified(sim: BackgroundServer
         assert any(m["code"] == "chip_read_incomplete" for m in last["messages"])
     finally:
         server.stop()
+
+
+class ComesBack:
+    """A reader whose card is torn at APDU 30 (during DG2), then absent for ``away`` seconds
+    (connect raises, as pcsc.connect does with no card), then placed back."""
+
+    name = "test reader"
+    demo_keys = None
+
+    def __init__(self, away: float) -> None:
+        self.away = away
+        self.torn = VirtualCccd(build_files(DEMO_PERSON, pki(), now=NOW),
+                                DEMO_PERSON.access_key, Faults(torn_after=30, extended=False))
+        self.back = VirtualCccd(build_files(DEMO_PERSON, pki(), now=NOW),
+                                DEMO_PERSON.access_key, Faults(extended=False))
+        self.gone_at: float | None = None
+        self.waits = 0
+
+    def connect(self) -> tuple[CardPort, bytes]:
+        if self.gone_at is None:
+            if self.torn.apdus <= 30:
+                self.torn.reset()
+                return CardProcessPort(self.torn), self.torn.atr
+            self.gone_at = time.monotonic()
+        if time.monotonic() - self.gone_at < self.away:
+            self.waits += 1
+            raise CardRemoved("no card on the reader")
+        self.back.reset()
+        return CardProcessPort(self.back), self.back.atr
+
+
+@pytest.mark.parametrize("away", [0.1, 1.5, 4.0])
+def test_a_card_placed_back_after_a_tear_is_read(away: float) -> None:
+    source = ComesBack(away)
+    told: list[bool] = []
+    result = read_from_source(source, [DEMO_PERSON.access_key], extended_mode="off",
+                              retries=2, trust=load_trust([pki().csca_pem()]), now=NOW,
+                              return_seconds=10.0, on_wait=lambda: told.append(True))
+    assert result.passive_auth.status is PaStatus.AUTHENTIC and result.photo is not None
+    assert told == [True] and source.waits > 0
+
+
+def test_a_card_that_never_comes_back_is_card_removed() -> None:
+    source = ComesBack(away=3600)
+    with pytest.raises(CardRemoved):
+        read_from_source(source, [DEMO_PERSON.access_key], extended_mode="off", retries=2,
+                         trust=load_trust([pki().csca_pem()]), now=NOW, return_seconds=0.3)

@@ -180,8 +180,8 @@ def test_card_pulled_mid_read(inserted: list[VpcdCard]) -> None:
 @pytest.fixture
 def chip_daemon(pcscd: Pcscd, tmp_path: Path, sim: BackgroundServer
                 ) -> Iterator[BackgroundServer]:
-    # A card that never comes back is given 2 s here (10 s by default) to keep the test short.
-    settings = terminal_settings(sim.url, tmp_path / "data", chip__card_return_seconds=2)
+    # A card that never comes back is given 5 s here (10 s by default) to keep the test short.
+    settings = terminal_settings(sim.url, tmp_path / "data", chip__card_return_seconds=5)
     services = build_services(settings, now=lambda: NOW, chip_source=PcscSource(),
                               trust=trust())
     server = start_background(create_app(settings, services))
@@ -312,31 +312,3 @@ def test_pcscd_restart_is_survived(pcscd: Pcscd, inserted: list[VpcdCard],
     r = httpx.post(f"{chip_daemon.url}/api/v1/chip/read", json={"qr": QR}, timeout=30)
     assert r.status_code == 200 and r.json()["passive_auth"]["status"] == "authentic"
 
-
-@pytest.mark.parametrize("away", [0.1, 1.5])
-def test_a_card_placed_back_after_a_tear_is_read(inserted: list[VpcdCard],
-                                                chip_daemon: BackgroundServer,
-                                                away: float) -> None:
-    """Torn during DG2 (APDU 30 of a short read), put back ``away`` seconds later: the daemon
-    waits for it and finishes the read; staff were told to put the card back meanwhile."""
-    first = virtual(Faults(torn_after=30, extended=False))
-    insert(inserted, first).close()
-
-    def put_back() -> None:
-        deadline = time.monotonic() + 20
-        while first.apdus <= 30 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        inserted.pop().remove()
-        time.sleep(away)
-        again = VpcdCard(virtual(Faults(extended=False)))
-        again.insert()
-        inserted.append(again)
-
-    helper = threading.Thread(target=put_back)
-    helper.start()
-    r = httpx.post(f"{chip_daemon.url}/api/v1/chip/read", json={"qr": QR}, timeout=60)
-    helper.join(30)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["passive_auth"]["status"] == "authentic"
-    assert body["eligibility"]["status"] == "eligible"
