@@ -283,7 +283,12 @@ function connect() {
     refreshHealth();
     loadRecent();
   };
-  es.onerror = () => { $("stream").dataset.status = "down"; };
+  es.onerror = () => {
+    $("stream").dataset.status = "down";
+    // A daemon stopping mid-stream can answer with an error; the browser then closes the
+    // stream for good. Open a new one, so the page comes back with the daemon.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  };
   es.addEventListener("credential", (ev) => renderPending(JSON.parse(ev.data)));
   es.addEventListener("eligibility", (ev) => {
     const data = JSON.parse(ev.data);

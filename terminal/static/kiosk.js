@@ -29,12 +29,20 @@ function show(status, name, vi, en, offline) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("facility").textContent = CONFIG.facility_name || "";
+  connectStream();
+});
+
+function connectStream() {
   const es = new EventSource("/api/v1/kiosk/events");  // reconnects by itself after a restart
   es.onopen = () => { $("link").dataset.status = "ok"; };
-  es.onerror = () => { $("link").dataset.status = "down"; };
+  es.onerror = () => {
+    $("link").dataset.status = "down";
+    // A daemon stopping mid-stream may close the stream for good: open a new one.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connectStream, 2000);
+  };
   es.addEventListener("reading", () => show("reading", "", "Xin vui lòng chờ trong giây lát.", "Please wait a moment.", false));
   es.addEventListener("result", (ev) => {
     const r = JSON.parse(ev.data);
     show(r.status, r.name, r.vi, r.en, r.offline);
   });
-});
+}
