@@ -59,6 +59,14 @@ class CardRemoved(ReaderError):
     en = "The card was moved during the read. Place it again and hold it still."
 
 
+class CardSwapped(ReaderError):
+    """After a tear, another card came back: nothing of the two is mixed."""
+
+    code = "chip_card_swapped"
+    vi = "Một thẻ khác được đặt lên giữa lúc đọc. Đặt lại đúng thẻ của người bệnh để đọc lại."
+    en = "A different card was placed during the read. Place the patient's own card to read again."
+
+
 class MrzError(ReaderError):
     code = "mrz_format"
     vi = "Dữ liệu MRZ không hợp lệ (sai số kiểm tra). Kiểm tra lại dòng MRZ."

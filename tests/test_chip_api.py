@@ -21,6 +21,7 @@ from readers.doubles.vcard import (
     Faults,
     VirtualCccd,
     build_files,
+    demo_card,
     make_atr,
 )
 from readers.emrtd.apdu import CardPort
@@ -237,7 +238,7 @@ def test_a_card_pulled_after_identity_is_not_left_verified(sim: BackgroundServer
 
 
 class ComesBack:
-    """A reader whose card is torn at APDU 30 (during DG2), then absent for ``away`` seconds
+    """A reader whose card is torn at APDU 31 (during DG2), then absent for ``away`` seconds
     (connect raises, as pcsc.connect does with no card), then placed back."""
 
     name = "test reader"
@@ -245,24 +246,19 @@ class ComesBack:
 
     def __init__(self, away: float) -> None:
         self.away = away
-        self.torn = VirtualCccd(build_files(DEMO_PERSON, pki(), now=NOW),
-                                DEMO_PERSON.access_key, Faults(torn_after=30, extended=False))
-        self.back = VirtualCccd(build_files(DEMO_PERSON, pki(), now=NOW),
-                                DEMO_PERSON.access_key, Faults(extended=False))
+        self.card = demo_card(now=NOW, faults=Faults(tear_at=(31,), extended=False),
+                              pki=pki())[0]
         self.gone_at: float | None = None
         self.waits = 0
 
     def connect(self) -> tuple[CardPort, bytes]:
-        if self.gone_at is None:
-            if self.torn.apdus <= 30:
-                self.torn.reset()
-                return CardProcessPort(self.torn), self.torn.atr
+        if self.gone_at is None and self.card.apdus >= 31:
             self.gone_at = time.monotonic()
-        if time.monotonic() - self.gone_at < self.away:
+        if self.gone_at is not None and time.monotonic() - self.gone_at < self.away:
             self.waits += 1
             raise CardRemoved("no card on the reader")
-        self.back.reset()
-        return CardProcessPort(self.back), self.back.atr
+        self.card.reset()
+        return CardProcessPort(self.card), self.card.atr
 
 
 @pytest.mark.parametrize("away", [0.1, 1.5, 4.0])

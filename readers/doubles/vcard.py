@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,8 +40,18 @@ from readers.emrtd.apdu import (
     Command,
     encode_tlv,
     parse_command,
+    parse_tlvs,
 )
 from readers.emrtd.bac import BacKeys, card_authenticate
+from readers.emrtd.ca import (
+    OID_CA,
+    OID_EC_PUBLIC_KEY,
+    OID_PK_ECDH,
+    OID_PRIME_FIELD,
+    ChipAuthCard,
+    ChipAuthOffer,
+)
+from readers.emrtd.ec import BRAINPOOLP256R1, Curve
 from readers.emrtd.lds import (
     AID_ICAO,
     DG_TAGS,
@@ -56,11 +67,14 @@ from readers.emrtd.mrz import AccessKey, CanKey, check_digit
 from readers.emrtd.pace import (
     INS_GENERAL_AUTHENTICATE,
     INS_MSE,
+    KEY_REF_CAN,
+    KEY_REF_MRZ,
     OID_PACE_ECDH_GM_AES_128,
     PARAM_BRAINPOOL_P256R1,
     PaceCard,
+    password,
 )
-from readers.emrtd.sm import CardChannel
+from readers.emrtd.sm import DES3, CardChannel
 from readers.errors import CardRemoved, SecureMessagingError, TlvError
 
 DEMO_FACE = Path(__file__).resolve().parent / "data" / "demo_face.jpg"
@@ -233,12 +247,49 @@ class Faults:
     aa: str = "none"                  # none (no DG15) | ec (Active Authentication) | ec_wrong
     pace: bool = True                 # EF.CardAccess offers PACE (CAN = last 6 ID digits)
     com_hides: tuple[int, ...] = ()   # data groups left out of the (unsigned) EF.COM list
+    # Chip Authentication (DG14): none | aes128 | aes256 | 3des | 3des_kat (Set AT refused) |
+    # clone (genuine signed DG14, another chip's key) | garbage (GA answers nonsense) |
+    # unsupported (DG14 offers only DH)
+    ca: str = "aes128"
+    ca_explicit: bool = False         # DG14 spells its curve out instead of naming it
+    tear_at: tuple[int, ...] = ()     # the card leaves the field once at these APDU numbers
+    max_le: int | None = None         # refuse (6700) short reads longer than this
+
+
+CA_PROTOCOLS = {"aes128": f"{OID_CA}.2.2", "aes256": f"{OID_CA}.2.4", "3des": f"{OID_CA}.2.1",
+                "3des_kat": f"{OID_CA}.2.1", "clone": f"{OID_CA}.2.2",
+                "garbage": f"{OID_CA}.2.2", "unsupported": f"{OID_CA}.1.2"}
+
+
+def _der(value: core.Asn1Value) -> bytes:
+    return bytes(value.dump())
+
+
+def build_dg14(curve: Curve, public: tuple[int, int], protocol: str, *,
+               explicit: bool = False) -> bytes:
+    """SecurityInfos with a ChipAuthenticationPublicKeyInfo and a ChipAuthenticationInfo."""
+    if explicit:
+        params = encode_tlv(0x30, _der(core.Integer(1)) + encode_tlv(
+            0x30, _der(core.ObjectIdentifier(OID_PRIME_FIELD)) + _der(core.Integer(curve.p)))
+            + encode_tlv(0x30, encode_tlv(0x04, curve.a.to_bytes(curve.size, "big"))
+                         + encode_tlv(0x04, curve.b.to_bytes(curve.size, "big")))
+            + encode_tlv(0x04, curve.encode(curve.g)) + _der(core.Integer(curve.n))
+            + _der(core.Integer(1)))
+    else:
+        params = _der(core.ObjectIdentifier(curve.oid))
+    spki = encode_tlv(0x30, encode_tlv(0x30, _der(core.ObjectIdentifier(OID_EC_PUBLIC_KEY))
+                                       + params)
+                      + encode_tlv(0x03, b"\x00" + curve.encode(public)))
+    key_info = encode_tlv(0x30, _der(core.ObjectIdentifier(OID_PK_ECDH)) + spki)
+    ca_info = encode_tlv(0x30, _der(core.ObjectIdentifier(protocol)) + _der(core.Integer(1)))
+    return encode_tlv(DG_TAGS[14], encode_tlv(0x31, key_info + ca_info))
 
 
 def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
                 photo: bytes | None = None, other_pki: TestPki | None = None,
                 now: datetime | None = None,
-                aa_key: ec.EllipticCurvePrivateKey | None = None) -> dict[FileKey, bytes]:
+                aa_key: ec.EllipticCurvePrivateKey | None = None,
+                ca_public: tuple[int, int] | None = None) -> dict[FileKey, bytes]:
     now = now or datetime.now(UTC)
     mrz = compose_mrz(person)
     dg1 = encode_tlv(DG_TAGS[1], encode_tlv(0x5F1F, mrz.encode("ascii")))
@@ -260,6 +311,9 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
                        mother=None if 13 in faults.drop_dg13 else person.mother,
                        spouse=person.spouse)
     groups: dict[int, bytes] = {1: dg1, 2: dg2, 13: dg13}
+    if ca_public is not None and faults.ca != "none":
+        groups[14] = build_dg14(BRAINPOOLP256R1, ca_public, CA_PROTOCOLS[faults.ca],
+                                explicit=faults.ca_explicit)
     if aa_key is not None:
         groups[15] = encode_tlv(DG_TAGS[15], aa_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
@@ -323,6 +377,7 @@ class VirtualCccd:
     faults: Faults = field(default_factory=Faults)
     rnd: Callable[[int], bytes] = os.urandom
     aa_key: ec.EllipticCurvePrivateKey | None = None
+    ca_private: int | None = None     # the chip's static CA key on brainpoolP256r1
     apdus: int = 0
     _selected_app: bool = False
     _current: FileKey | None = None
@@ -330,6 +385,7 @@ class VirtualCccd:
     _channel: CardChannel | None = None
     _answers: int = 0
     _pace: PaceCard | None = None
+    _ca: ChipAuthCard | None = None
 
     @property
     def atr(self) -> bytes:
@@ -342,11 +398,15 @@ class VirtualCccd:
         self._challenge = None
         self._channel = None
         self._pace = None
+        self._ca = None
 
     def process(self, apdu: bytes) -> bytes:
         self.apdus += 1
         if self.faults.torn_after is not None and self.apdus > self.faults.torn_after:
             raise CardRemoved("virtual card left the field")
+        if self.apdus in self.faults.tear_at:
+            self.reset()
+            raise CardRemoved("virtual card left the field (and will be back)")
         if self.faults.slow_ms:
             time.sleep(self.faults.slow_ms / 1000)
         try:
@@ -375,9 +435,7 @@ class VirtualCccd:
             content = self.files["cardaccess"]  # readable before any authentication
             return content[c.p2:c.p2 + (c.le or 256)] + self._sw(SW.OK)
         if c.ins == INS_MSE and c.p1 == 0xC1 and c.p2 == 0xA4 and "cardaccess" in self.files:
-            can = "000000" if self.faults.wrong_key else self.access_key.document_number[-6:]
-            self._pace = PaceCard(can, self.rnd)
-            return self._sw(SW.OK)
+            return self._sw(self._pace_start(c.data))
         if c.ins == INS_GENERAL_AUTHENTICATE and self._pace is not None:
             data, sw = self._pace.answer(c.data)
             if self._pace.suite is not None:
@@ -405,6 +463,22 @@ class VirtualCccd:
             return answer + self._sw(SW.OK)
         return self._sw(SW.SECURITY_NOT_SATISFIED)
 
+    def _pace_start(self, data: bytes) -> int:
+        """MSE:Set AT for PACE: the password named by its key reference (83)."""
+        try:
+            ref = dict(parse_tlvs(data)).get(0x83, b"")
+        except TlvError:
+            return SW.WRONG_DATA
+        key: AccessKey | CanKey = CanKey(self.access_key.document_number[-6:])
+        if ref == bytes([KEY_REF_MRZ]):
+            key = self.access_key
+        elif ref != bytes([KEY_REF_CAN]):
+            return SW.WRONG_DATA
+        if self.faults.wrong_key:
+            key = CanKey("000000")
+        self._pace = PaceCard(password(key)[0], self.rnd)
+        return SW.OK
+
     def _protected(self, apdu: bytes) -> bytes:
         channel = self._channel
         assert channel is not None  # guarded by process()
@@ -413,12 +487,51 @@ class VirtualCccd:
         except SecureMessagingError:
             self._channel = None  # ICAO 9303-11 §9.8: an SM error ends the session
             return self._sw(SW.SM_DATA_INCORRECT)
-        data, sw = self._command(c)
+        data, sw, switch = self._command_ca(c)
+        if not c.extended and len(data) > self._short_answer_room(channel):
+            data, sw = b"", SW.WRONG_LENGTH  # the protected answer would not fit in 256 bytes
         answer = channel.wrap_answer(data, sw)
+        if switch is not None:  # Chip Authentication: new keys from the next command on
+            self._channel = CardChannel(switch, bytes(switch.ssc_size))
         self._answers += 1
         if self.faults.bad_mac_after is not None and self._answers == self.faults.bad_mac_after:
             answer = answer[:-3] + bytes([answer[-3] ^ 0x01]) + answer[-2:]
         return answer
+
+    @staticmethod
+    def _short_answer_room(channel: CardChannel) -> int:
+        """The most plaintext a short protected answer carries: DO87 (padded to whole blocks,
+        with its indicator byte and a 3-byte header) + DO99 (4) + DO8E (10) ≤ 256 bytes."""
+        block = channel.suite.block_size
+        return (256 - 4 - 10 - 3 - 1) // block * block - 1
+
+    def _ca_card(self) -> ChipAuthCard | None:
+        if self.ca_private is None or self.faults.ca in ("none", "unsupported"):
+            return None
+        cipher, size = {"aes256": ("aes", 32), "3des": (DES3, 16),
+                        "3des_kat": (DES3, 16)}.get(self.faults.ca, ("aes", 16))
+        private = self.ca_private
+        if self.faults.ca == "clone":  # the copied DG14 names another chip's key
+            private = private * 7 % BRAINPOOLP256R1.n or 1
+        offer = ChipAuthOffer(CA_PROTOCOLS[self.faults.ca], cipher, size, BRAINPOOLP256R1,
+                              BRAINPOOLP256R1.g, None)
+        return ChipAuthCard(offer, private)
+
+    def _command_ca(self, c: Command) -> tuple[bytes, int, Any]:
+        """Chip Authentication's commands, then everything else."""
+        if c.ins in (INS_MSE, INS_GENERAL_AUTHENTICATE) and c.p1 in (0x41, 0x00):
+            if self._ca is None:
+                self._ca = self._ca_card()
+            if self._ca is None or (self.faults.ca == "3des_kat" and c.p2 == 0xA4):
+                return b"", SW.WRONG_DATA if c.ins == INS_MSE else SW.INS_NOT_SUPPORTED, None
+            if self.faults.ca == "garbage" and c.ins == INS_GENERAL_AUTHENTICATE:
+                return b"\x01\x02\x03", SW.OK, None
+            return self._ca.command(c)
+        if self.faults.max_le is not None and c.ins == INS_READ_BINARY and not c.extended \
+                and (c.le or 256) > self.faults.max_le:
+            return b"", SW.WRONG_LENGTH, None
+        data, sw = self._command(c)
+        return data, sw, None
 
     def _command(self, c: Command) -> tuple[bytes, int]:
         if c.extended and not self.faults.extended:
@@ -464,13 +577,17 @@ class VirtualCccd:
 
 
 def demo_card(*, now: datetime | None = None, faults: Faults = Faults(),
-              person: CardPerson = DEMO_PERSON, pki: TestPki | None = None
-              ) -> tuple[VirtualCccd, TestPki]:
+              person: CardPerson = DEMO_PERSON, pki: TestPki | None = None,
+              other_pki: TestPki | None = None) -> tuple[VirtualCccd, TestPki]:
     """A ready virtual card and its PKI (give ``pki.csca_pem()`` to the trust store)."""
     pki = pki or make_pki(now=now or datetime.now(UTC))
     aa_key = ec.generate_private_key(ec.SECP256R1()) if faults.aa != "none" else None
-    card = VirtualCccd(build_files(person, pki, faults=faults, now=now, aa_key=aa_key),
-                       person.access_key, faults, aa_key=aa_key)
+    ca_private = BRAINPOOLP256R1.scalar(os.urandom)
+    ca_public = BRAINPOOLP256R1.mul(ca_private, BRAINPOOLP256R1.g)
+    assert ca_public is not None
+    card = VirtualCccd(build_files(person, pki, faults=faults, now=now, aa_key=aa_key,
+                                   ca_public=ca_public, other_pki=other_pki),
+                       person.access_key, faults, aa_key=aa_key, ca_private=ca_private)
     return card, pki
 
 

@@ -21,25 +21,8 @@ from readers.emrtd.apdu import (
     encode_command,
 )
 from readers.emrtd.mrz import AccessKey
-from readers.emrtd.sm import Des3Suite, des3_cbc, pad, retail_mac
+from readers.emrtd.sm import KDF_ENC, KDF_MAC, Des3Suite, des3_cbc, kdf, pad, retail_mac
 from readers.errors import AccessDenied, ApduError, SecureMessagingError
-
-KDF_ENC = 1
-KDF_MAC = 2
-
-
-def adjust_parity(key: bytes) -> bytes:
-    """DES keys carry odd parity in the low bit of each byte."""
-    out = bytearray()
-    for b in key:
-        high = b & 0xFE
-        out.append(high | (bin(high).count("1") + 1) % 2)
-    return bytes(out)
-
-
-def kdf(seed: bytes, counter: int) -> bytes:
-    """ICAO 9303-11 §9.7.1.1: SHA-1(seed || counter)[:16] with DES parity."""
-    return adjust_parity(hashlib.sha1(seed + counter.to_bytes(4, "big")).digest()[:16])
 
 
 def key_seed(key: AccessKey) -> bytes:

@@ -1,10 +1,15 @@
 """Reading a Vietnamese chip ID (ICAO 9303 eMRTD) through any card port: the strategy.
 
-Identity first — EF.COM, DG1, DG13, EF.SOD, passive authentication over them — handed to
-``on_identity`` so eligibility checking starts at once; then the photo (DG2), after which
-passive authentication is repeated over everything read. A card that leaves the field raises
-:class:`CardRemoved`; :func:`read_with_retries` reconnects and starts again from SELECT (the
-session keys are gone) within a bounded budget. Nothing half-read is ever returned.
+Access (PACE or BAC), then EF.SOD and — when the SOD lists it — DG14 with Chip Authentication,
+so the rest is read under keys only the genuine chip can share; then EF.COM, DG1, DG13 and
+passive authentication, handed to ``on_identity`` so eligibility checking starts at once; then
+the photo (DG2) and Active Authentication (DG15), after which passive authentication is
+repeated over everything read.
+
+A card that leaves the field raises :class:`CardRemoved`; :func:`read_with_retries` reconnects
+and *resumes*: access again (and CA), a one-APDU check that it is the same card, then the
+interrupted file from its offset — files already read are kept in :class:`ReadProgress`.
+Nothing half-read is ever returned, and data of two cards are never mixed.
 
 Pure: randomness (``rnd``), time (``now``) and the trust store are passed in.
 """
@@ -12,7 +17,7 @@ Pure: randomness (``rnd``), time (``now``) and the trust store are passed in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +41,8 @@ from readers.emrtd.apdu import (
     tlv_total_length,
 )
 from readers.emrtd.bac import BacKeys, authenticate
+from readers.emrtd.ca import ChipAuthOffer, parse_dg14
+from readers.emrtd.ca import authenticate as ca_authenticate
 from readers.emrtd.lds import (
     AID_ICAO,
     FID,
@@ -43,6 +50,8 @@ from readers.emrtd.lds import (
     Dg13,
     EfCom,
     Photo,
+    Sod,
+    dg_hash,
     parse_dg1,
     parse_dg2,
     parse_dg13,
@@ -52,15 +61,17 @@ from readers.emrtd.lds import (
 from readers.emrtd.mrz import AccessKey, CanKey, Td1
 from readers.emrtd.pa import PassiveAuth, PaStatus, passive_authentication
 from readers.emrtd.pace import authenticate as pace_authenticate
-from readers.emrtd.pace import has_pace
+from readers.emrtd.pace import pace_curve
 from readers.emrtd.sm import EXTENDED_READ_MAX, SHORT_READ_MAX, SecurePort, TerminalChannel
 from readers.errors import (
     AccessDenied,
     ApduError,
     CardRemoved,
+    CardSwapped,
     MrzError,
     PassiveAuthError,
     ReaderError,
+    SecureMessagingError,
     TlvError,
 )
 
@@ -69,19 +80,18 @@ MAX_FILE_BYTES = 0x7FFF + 1  # READ BINARY (B0) addresses offsets up to 0x7FFF
 
 
 class CountingPort:
-    """Counts command APDUs and bytes each way (the benchmark's and the JSON's ``apdus``)."""
+    """Counts command APDUs and bytes each way (the benchmark's and the JSON's ``apdus``),
+    into a :class:`ReadProgress` so the count covers every connection of one read."""
 
-    def __init__(self, delegate: CardPort) -> None:
+    def __init__(self, delegate: CardPort, totals: ReadProgress) -> None:
         self.delegate = delegate
-        self.apdus = 0
-        self.bytes_out = 0
-        self.bytes_in = 0
+        self.totals = totals
 
     def send_and_receive(self, apdu: bytes) -> tuple[bytes, int]:
-        self.apdus += 1
-        self.bytes_out += len(apdu)
+        self.totals.apdus += 1
+        self.totals.bytes_out += len(apdu)
         data, sw = self.delegate.send_and_receive(apdu)
-        self.bytes_in += len(data) + 2
+        self.totals.bytes_in += len(data) + 2
         return data, sw
 
 
@@ -100,22 +110,60 @@ class ChipRead:
     photo: Photo | None
     passive_auth: PassiveAuth      # over every data group read, the photo included
     active_auth: str               # passed | failed | not_supported
-    apdus: int
+    apdus: int                     # over every connection, reconnects included
     bytes_in: int
     bytes_out: int
-    # Chip Authentication (ICAO 9303-11 §6.2) is not implemented yet: DG14 is not read, so a
-    # clone with a copied DG14 is only caught by Active Authentication (DG15).
+    chip_auth: str = NOT_SUPPORTED  # passed | failed | not_supported
+    chip_auth_reason: str | None = None
+    reconnects: int = 0
+
+
+@dataclass
+class ReadProgress:
+    """What one read has learnt, kept across tears: whole files, the file being read and how
+    far, the read length the chip accepts, and how Chip Authentication went."""
+
+    files: dict[FileKey, bytes] = field(default_factory=dict)
+    partial: dict[FileKey, bytes] = field(default_factory=dict)
+    chunk: int | None = None
     chip_auth: str = NOT_SUPPORTED
+    chip_auth_reason: str | None = None
+    identity_sent: bool = False
+    reconnects: int = 0
+    apdus: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    @property
+    def started(self) -> bool:
+        return bool(self.files or self.partial)
+
+    def start_over(self) -> None:
+        self.files.clear()
+        self.partial.clear()
+        self.chip_auth, self.chip_auth_reason = NOT_SUPPORTED, None
+
+
+class ChipAuthBroken(SecureMessagingError):
+    """Chip Authentication failed and took the secure channel with it: reconnect and read on
+    without it (the failure is recorded in :class:`ReadProgress`)."""
+
+
+SM_ABORTED = (SW.SM_DATA_MISSING, SW.SM_DATA_INCORRECT)  # 6987, 6988: the chip dropped SM
+MIN_CHUNK = 0x20
 
 
 class ChipSession:
-    """One contact with the card: application selected, BAC done, files read under SM."""
+    """One contact with the card: application selected, access done, files read under SM."""
 
-    def __init__(self, port: CardPort, *, rnd: Callable[[int], bytes], extended: bool) -> None:
+    def __init__(self, port: CardPort, *, rnd: Callable[[int], bytes], extended: bool,
+                 progress: ReadProgress | None = None) -> None:
         self.port = port
         self.rnd = rnd
         self.extended = extended
-        self.chunk = EXTENDED_READ_MAX if extended else SHORT_READ_MAX
+        self.progress = progress or ReadProgress()
+        default = EXTENDED_READ_MAX if extended else SHORT_READ_MAX
+        self.chunk = min(default, self.progress.chunk or default)
         self.secure: SecurePort | None = None
 
     def select_application(self) -> None:
@@ -137,17 +185,17 @@ class ChipSession:
         stopping at the first key accepted. The eMRTD application ends up selected."""
         if not keys:
             raise AccessDenied("no access key to try")
-        offers_pace = False
+        curve = None
         if any(isinstance(k, CanKey) for k in keys):
             access = self.card_access()
-            offers_pace = access is not None and has_pace(access)
+            curve = pace_curve(access) if access is not None else None
         selected = False
         for key in keys:
             if isinstance(key, CanKey):
-                if not offers_pace:
+                if curve is None:
                     continue
                 try:
-                    suite = pace_authenticate(self.port, key.can, rnd=self.rnd)
+                    suite = pace_authenticate(self.port, key, rnd=self.rnd, curve=curve)
                 except AccessDenied:
                     continue
                 self.secure = SecurePort(self.port, TerminalChannel(suite, bytes(16)))
@@ -173,59 +221,155 @@ class ChipSession:
     def _transmit(self, c: Command) -> tuple[bytes, int]:
         if self.secure is None:
             raise AccessDenied("no secure session")
-        return self.secure.transmit(c)
+        data, sw = self.secure.transmit(c)
+        if sw in SM_ABORTED:
+            raise SecureMessagingError(f"the chip ended secure messaging ({sw:04X})")
+        return data, sw
+
+    def chip_authenticate(self, offer: ChipAuthOffer) -> None:
+        """CA under the current keys, then switch; the next protected answer proves the chip."""
+        suite = ca_authenticate(self._transmit, offer, rnd=self.rnd)
+        self.secure = SecurePort(self.port, TerminalChannel(suite, bytes(suite.ssc_size)))
+
+    def same_card(self) -> bool:
+        """After a reconnect: does the card start its EF.SOD as the one read before? The
+        first bytes of EF.SOD hold the data-group hashes, which no two cards share."""
+        kept = self.progress.files.get("sod") or self.progress.partial.get("sod") or b""
+        if not kept:
+            return not self.progress.started
+        want = min(len(kept), self.chunk)
+        data, sw = self._transmit(Command(0x00, INS_READ_BINARY, 0x80 | SFI["sod"], 0x00,
+                                          le=want, extended=self.extended))
+        return sw in (SW.OK, SW.END_OF_FILE) and data == kept[:want]
+
+    def _read(self, key: FileKey, offset: int, le: int) -> tuple[bytes, int]:
+        """READ BINARY at ``offset``; by short file identifier while the offset fits in P2
+        (that also selects the file), else with the file selected by its identifier."""
+        if offset <= 0xFF:
+            return self._transmit(Command(0x00, INS_READ_BINARY, 0x80 | SFI[key], offset,
+                                          le=le, extended=self.extended))
+        return self._transmit(Command(0x00, INS_READ_BINARY, offset >> 8, offset & 0xFF,
+                                      le=le, extended=self.extended))
+
+    def _select(self, key: FileKey) -> None:
+        _, sw = self._transmit(Command(0x00, INS_SELECT, 0x02, 0x0C,
+                                       FID[key].to_bytes(2, "big")))
+        if sw != SW.OK:
+            raise ApduError(sw, "file not found")
+
+    def _step_down(self, sw: int, le: int) -> bool:
+        """A short read the chip refused for its length: remember a length it takes."""
+        if self.extended or not (sw == SW.WRONG_LENGTH or sw >> 8 == 0x6C):
+            return False
+        smaller = (sw & 0xFF or 256) if sw >> 8 == 0x6C else le // 2
+        if smaller >= le or smaller < MIN_CHUNK:
+            return False
+        self.chunk = self.progress.chunk = smaller
+        return True
+
+    def _chunk(self, key: FileKey, offset: int, want: int) -> tuple[bytes, int]:
+        while True:
+            le = min(self.chunk, want)
+            data, sw = self._read(key, offset, le)
+            if not self._step_down(sw, le):
+                return data, sw
 
     def read_file(self, key: FileKey) -> bytes:
-        """The whole file: first chunk by short file identifier (falling back to SELECT),
-        the rest by offset. The TLV header sizes the file."""
-        first = Command(0x00, INS_READ_BINARY, 0x80 | SFI[key], 0x00, le=self.chunk,
-                        extended=self.extended)
-        data, sw = self._transmit(first)
-        if sw not in (SW.OK, SW.END_OF_FILE):
-            if sw in (SW.FILE_NOT_FOUND, SW.SECURITY_NOT_SATISFIED):
-                raise ApduError(sw, "file not readable")
-            _, sw = self._transmit(Command(0x00, INS_SELECT, 0x02, 0x0C,
-                                           FID[key].to_bytes(2, "big")))
-            if sw != SW.OK:
-                raise ApduError(sw, "file not found")
-            data, sw = self._transmit(Command(0x00, INS_READ_BINARY, 0, 0, le=self.chunk,
-                                              extended=self.extended))
+        """The whole file, resuming where a torn read stopped. The TLV header sizes it."""
+        progress = self.progress
+        if key in progress.files:
+            return progress.files[key]
+        buf = bytearray(progress.partial.get(key, b""))
+        sw: int = SW.OK
+        if not buf:
+            data, sw = self._chunk(key, 0, self.chunk)
             if sw not in (SW.OK, SW.END_OF_FILE):
-                raise ApduError(sw, "READ BINARY failed")
-        total = tlv_total_length(data)
+                if sw in (SW.FILE_NOT_FOUND, SW.SECURITY_NOT_SATISFIED):
+                    raise ApduError(sw, "file not readable")
+                self._select(key)  # a chip without short file identifiers
+                data, sw = self._transmit(Command(0x00, INS_READ_BINARY, 0, 0, le=self.chunk,
+                                                  extended=self.extended))
+                if sw not in (SW.OK, SW.END_OF_FILE):
+                    raise ApduError(sw, "READ BINARY failed")
+            buf += data
+        elif len(buf) > 0xFF:
+            self._select(key)  # resuming past what a short file identifier can address
+        total = tlv_total_length(bytes(buf))
         if total > MAX_FILE_BYTES:
             raise TlvError("file larger than READ BINARY can address")
-        buf = bytearray(data)
+        progress.partial[key] = bytes(buf)
         while len(buf) < total:
             if sw == SW.END_OF_FILE:
                 raise TlvError("file shorter than its TLV length")
             offset = len(buf)
-            data, sw = self._transmit(Command(
-                0x00, INS_READ_BINARY, offset >> 8, offset & 0xFF,
-                le=min(self.chunk, total - offset), extended=self.extended))
+            data, sw = self._chunk(key, offset, total - offset)
             if sw not in (SW.OK, SW.END_OF_FILE) or not data:
                 raise ApduError(sw, "READ BINARY failed")
             buf += data
+            progress.partial[key] = bytes(buf)
         if len(buf) != total:
             raise TlvError("trailing bytes after the file's TLV")
-        return bytes(buf)
+        del progress.partial[key]
+        progress.files[key] = bytes(buf)
+        return progress.files[key]
+
+
+def _chip_authentication(s: ChipSession, sod: Sod, present: set[int]) -> None:
+    """CA when the signed SOD lists DG14 and it has not failed on this card already.
+
+    Fail closed: DG14 offering CA that we cannot run, a DG14 whose hash is not the SOD's, a
+    refusal, or a chip that cannot answer under the new keys — each is ``failed``."""
+    progress = s.progress
+    if 14 not in present or progress.chip_auth == FAILED:
+        return
+    dg14 = s.read_file(14)
+    if dg_hash(sod.hash_algorithm, dg14) != sod.hashes[14]:
+        progress.chip_auth, progress.chip_auth_reason = FAILED, "dg14_hash"
+        return
+    try:
+        offers = parse_dg14(dg14)
+    except TlvError:
+        progress.chip_auth, progress.chip_auth_reason = FAILED, "dg14_malformed"
+        return
+    if not offers.offers:
+        if offers.offers_ca:
+            progress.chip_auth = FAILED
+            progress.chip_auth_reason = "unsupported: " + "; ".join(offers.unsupported)
+        return
+    passed_before = progress.chip_auth == PASSED
+    try:
+        s.chip_authenticate(offers.offers[0])
+        # The proof: the chip answers under the new keys (EF.COM is small and needed anyway).
+        progress.files.pop("com", None)
+        s.read_file("com")
+    except (ApduError, SecureMessagingError) as e:
+        if passed_before:
+            # It proved this key before the tear and cannot now: another chip was placed.
+            raise CardSwapped("Chip Authentication failed after the card came back") from e
+        progress.chip_auth, progress.chip_auth_reason = FAILED, type(e).__name__
+        raise ChipAuthBroken("Chip Authentication failed") from e
+    progress.chip_auth, progress.chip_auth_reason = PASSED, None
 
 
 def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callable[[int], bytes],
               extended: bool, trust: Sequence[x509.Certificate], now: datetime,
               on_identity: Callable[[ChipIdentity], None] | None = None,
-              want_photo: bool = True) -> ChipRead:
-    counter = CountingPort(port)
-    s = ChipSession(counter, rnd=rnd, extended=extended)
+              want_photo: bool = True, progress: ReadProgress | None = None) -> ChipRead:
+    progress = progress if progress is not None else ReadProgress()
+    s = ChipSession(CountingPort(port, progress), rnd=rnd, extended=extended,
+                    progress=progress)
     access = s.open(keys)
-    com = parse_ef_com(s.read_file("com"))
+    if progress.started and not s.same_card():
+        if progress.identity_sent:
+            raise CardSwapped("another card was placed after the tear")
+        progress.start_over()  # nothing shown yet: read the card that is there
     sod = parse_sod(s.read_file("sod"))
     # Which data groups exist comes from the signed SOD, never from the unsigned EF.COM: a
-    # chip that hides DG15 from EF.COM must not skip Active Authentication (ICAO 9303-10 §4.6.2).
+    # chip that hides DG14 or DG15 from EF.COM must not skip CA or AA (ICAO 9303-10 §4.6.2).
     present = set(sod.hashes)
-    groups: dict[int, bytes] = {1: s.read_file(1)}
-    if 13 in present:
-        groups[13] = s.read_file(13)
+    _chip_authentication(s, sod, present)
+    com = parse_ef_com(s.read_file("com"))
+    groups: dict[int, bytes] = {n: s.read_file(n) for n in (1, 13, 14) if n in present | {1}}
     # Check the signature before trusting the parsers with the content: a tampered file that
     # no longer parses is reported as the tampering it is.
     pa = passive_authentication(sod, groups, trust, now=now)
@@ -237,8 +381,9 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
             raise PassiveAuthError(pa.reason or "failed") from e
         raise
     identity = ChipIdentity(com, mrz, dg13, pa, access)
-    if on_identity is not None:
+    if on_identity is not None and not progress.identity_sent:
         on_identity(identity)
+    progress.identity_sent = True
     identity_groups = set(groups)
     photo = None
     if want_photo and 2 in present:
@@ -259,8 +404,9 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
             active = FAILED
     if set(groups) != identity_groups:
         pa = passive_authentication(sod, groups, trust, now=now)  # DG2 and DG15 included
-    return ChipRead(identity, photo, pa, active, counter.apdus, counter.bytes_in,
-                    counter.bytes_out)
+    return ChipRead(identity, photo, pa, active, progress.apdus, progress.bytes_in,
+                    progress.bytes_out, progress.chip_auth, progress.chip_auth_reason,
+                    progress.reconnects)
 
 
 STALE_RECONNECTS = 100  # connections that answered nothing (the reader has not noticed yet)
@@ -282,27 +428,34 @@ class _Answered:
 
 def read_with_retries(connect: Callable[[], CardPort], keys: Sequence[AccessKey | CanKey], *,
                       retries: int = 2, **kwargs: Any) -> ChipRead:
-    """Tag lost mid-read: reconnect and restart from SELECT, at most ``retries`` more times.
+    """Tag lost mid-read: reconnect and resume, at most ``retries`` more times.
 
     ``connect`` gives a freshly reset card (waiting for it to come back, and pausing between
     calls, if the caller wants) or raises a ReaderError when none is there. A connection that
-    is torn before it answered anything does not use up a retry (at most STALE_RECONNECTS).
+    is torn before it answered anything does not use up a retry (at most STALE_RECONNECTS);
+    neither does the one reconnect after a failed Chip Authentication.
     """
+    progress = ReadProgress()
     attempt = stale = 0
     while True:
         try:
             port = _Answered(connect())
         except ReaderError as e:
-            if attempt == 0 and stale == 0:
+            if attempt == 0 and stale == 0 and not progress.started:
                 raise
             # It was there and left mid-read: say so, not "no card".
             raise CardRemoved("the card did not come back") from e
         try:
-            return read_chip(port, keys, **kwargs)
+            return read_chip(port, keys, progress=progress, **kwargs)
+        except ChipAuthBroken:
+            progress.reconnects += 1
+            continue  # at most once: the failure is recorded and CA is not tried again
         except CardRemoved:
             if port.count == 0 and stale < STALE_RECONNECTS:
                 stale += 1
+                progress.reconnects += 1
                 continue
             if attempt >= retries:
                 raise
             attempt += 1
+            progress.reconnects += 1

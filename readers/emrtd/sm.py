@@ -1,19 +1,22 @@
-"""Secure messaging (ICAO 9303-11 §9.8) with 3DES session keys (BAC), both directions.
+"""Secure messaging (ICAO 9303-11 §9.8), both directions, with 3DES session keys (BAC, Chip
+Authentication with 3DES) or AES session keys (PACE, Chip Authentication with AES), and the key
+derivation function that makes them (§9.7.1).
 
 The terminal side wraps commands (DO87/DO97/DO8E) and unwraps answers (DO87/DO99/DO8E); the
 virtual card uses the mirror image. The MAC is checked in constant time *before* anything is
 decrypted, and the send sequence counter is advanced in exactly one place (:meth:`_step`).
-PACE's AES suite will slot in as another :class:`CipherSuite`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 
 from readers.emrtd.apdu import (
     SW,
@@ -103,6 +106,76 @@ class Des3Suite:
 
     def mac(self, data: bytes) -> bytes:
         return retail_mac(self.ks_mac, data)
+
+
+def aes_cbc(key: bytes, data: bytes, *, decrypt: bool = False, iv: bytes = bytes(16)) -> bytes:
+    c = Cipher(algorithms.AES(key), modes.CBC(iv))
+    op = c.decryptor() if decrypt else c.encryptor()
+    return op.update(data) + op.finalize()
+
+
+def cmac(key: bytes, data: bytes) -> bytes:
+    c = CMAC(algorithms.AES(key))
+    c.update(data)
+    return c.finalize()
+
+
+@dataclass(frozen=True, slots=True)
+class AesSuite:
+    """AES-CBC with IV = E(KS_enc, SSC), AES-CMAC cut to 8 bytes, 16-byte SSC (ICAO 9303-11
+    §9.8.6.2); keys of 16, 24 or 32 bytes."""
+
+    ks_enc: bytes
+    ks_mac: bytes
+    block_size: int = 16
+    ssc_size: int = 16
+
+    def _iv(self, ssc: bytes) -> bytes:
+        e = Cipher(algorithms.AES(self.ks_enc), modes.ECB()).encryptor()  # noqa: S305
+        return e.update(ssc) + e.finalize()
+
+    def encrypt(self, ssc: bytes, data: bytes) -> bytes:
+        return aes_cbc(self.ks_enc, data, iv=self._iv(ssc))
+
+    def decrypt(self, ssc: bytes, data: bytes) -> bytes:
+        return aes_cbc(self.ks_enc, data, decrypt=True, iv=self._iv(ssc))
+
+    def mac(self, data: bytes) -> bytes:
+        return cmac(self.ks_mac, data)[:8]
+
+
+# -- key derivation (ICAO 9303-11 §9.7.1) ------------------------------------------------------
+KDF_ENC, KDF_MAC, KDF_PI = 1, 2, 3
+DES3, AES = "3des", "aes"
+
+
+def adjust_parity(key: bytes) -> bytes:
+    """DES keys carry odd parity in the low bit of each byte."""
+    out = bytearray()
+    for b in key:
+        high = b & 0xFE
+        out.append(high | (bin(high).count("1") + 1) % 2)
+    return bytes(out)
+
+
+def kdf(secret: bytes, counter: int, *, cipher: str = DES3, key_bytes: int = 16) -> bytes:
+    """3DES: SHA-1(secret || counter)[:16] with DES parity; AES-128: SHA-1(…)[:16];
+    AES-192 and AES-256: SHA-256(…) cut to the key size."""
+    data = secret + counter.to_bytes(4, "big")
+    if cipher == DES3 and key_bytes == 16:
+        return adjust_parity(hashlib.sha1(data).digest()[:16])
+    if cipher == AES and key_bytes == 16:
+        return hashlib.sha1(data).digest()[:16]
+    if cipher == AES and key_bytes in (24, 32):
+        return hashlib.sha256(data).digest()[:key_bytes]
+    raise ValueError(f"no key derivation for {cipher}-{key_bytes * 8}")
+
+
+def session_suite(secret: bytes, *, cipher: str, key_bytes: int) -> CipherSuite:
+    """The session keys for a shared secret, as the suite that uses them."""
+    enc = kdf(secret, KDF_ENC, cipher=cipher, key_bytes=key_bytes)
+    mac = kdf(secret, KDF_MAC, cipher=cipher, key_bytes=key_bytes)
+    return Des3Suite(enc, mac) if cipher == DES3 else AesSuite(enc, mac)
 
 
 class _Channel:

@@ -1,0 +1,231 @@
+"""Chip Authentication (ICAO 9303-11 §6.2, BSI TR-03110 CA version 1), both ends.
+
+DG14 (signed by passive authentication) holds the chip's static key agreement key and the
+protocol it speaks (ChipAuthenticationInfo). The terminal sends an ephemeral key on the same
+curve — MSE:Set AT + GENERAL AUTHENTICATE, or MSE:Set KAT for 3DES chips that want it — and
+both ends derive new secure-messaging keys from the ECDH secret; the send sequence counter
+restarts at zero. The chip is authenticated *implicitly*: only a chip holding the private key
+can answer the next command under the new keys, so a copy of the signed files on another chip
+fails there. Pure: randomness is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asn1crypto import core
+from asn1crypto import keys as asn1_keys
+
+from readers.emrtd.apdu import SW, Command, encode_tlv, parse_tlv, parse_tlvs, unwrap_tlv
+from readers.emrtd.ec import BY_OID, Curve, curve_of
+from readers.emrtd.lds import DG_TAGS
+from readers.emrtd.sm import AES, DES3, CipherSuite, session_suite
+from readers.errors import ApduError, SecureMessagingError, TlvError
+
+INS_MSE, INS_GENERAL_AUTHENTICATE = 0x22, 0x86
+OID_PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
+OID_CA = "0.4.0.127.0.7.2.2.3"  # id-CA: .1 DH, .2 ECDH, then the cipher
+CA_ECDH = {f"{OID_CA}.2.1": (DES3, 16), f"{OID_CA}.2.2": (AES, 16),
+           f"{OID_CA}.2.3": (AES, 24), f"{OID_CA}.2.4": (AES, 32)}
+OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+OID_PRIME_FIELD = "1.2.840.10045.1.1"
+MAX_DG14_BYTES = 8192  # a few SecurityInfos; anything bigger is not a DG14 we trust to parse
+
+
+class _SecurityInfo(core.Sequence):  # type: ignore[misc]
+    _fields = [("protocol", core.ObjectIdentifier), ("required_data", core.Any),  # noqa: RUF012
+               ("optional_data", core.Any, {"optional": True})]
+
+
+class _SecurityInfos(core.SetOf):  # type: ignore[misc]
+    _child_spec = _SecurityInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ChipAuthOffer:
+    """One way DG14 says this chip can be authenticated."""
+
+    protocol: str          # dotted id-CA-ECDH-… OID
+    cipher: str            # 3des | aes
+    key_bytes: int
+    curve: Curve
+    public: tuple[int, int]
+    key_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dg14:
+    offers: tuple[ChipAuthOffer, ...]
+    unsupported: tuple[str, ...]  # CA the chip offers that this terminal cannot run (why)
+
+    @property
+    def offers_ca(self) -> bool:
+        return bool(self.offers or self.unsupported)
+
+
+def _integer(value: Any) -> int:
+    return int(core.Integer.load(value.dump()).native)
+
+
+def _public_key(info: Any) -> tuple[Curve, tuple[int, int]] | str:
+    """A ChipAuthenticationPublicKeyInfo's EC key, or why it cannot be used."""
+    spki = asn1_keys.PublicKeyInfo.load(info.dump())
+    algorithm = spki["algorithm"]["algorithm"].dotted
+    if algorithm != OID_EC_PUBLIC_KEY:
+        return f"key algorithm {algorithm}"
+    params = spki["algorithm"]["parameters"]
+    curve: Curve | None
+    if params.name == "named":
+        curve = BY_OID.get(params.chosen.dotted)
+    elif params.name == "specified":
+        s = params.chosen
+        if s["field_id"]["field_type"].dotted != OID_PRIME_FIELD:
+            return "binary-field curve"
+        size_p = int(s["field_id"]["parameters"].native)
+        base = bytes(s["base"].native)
+        half = (len(base) - 1) // 2
+        if not base or base[0] != 0x04 or len(base) != 1 + 2 * half:
+            return "explicit generator not uncompressed"
+        curve = curve_of(size_p, int.from_bytes(s["curve"]["a"].native, "big"),
+                         int.from_bytes(s["curve"]["b"].native, "big"),
+                         int.from_bytes(base[1:1 + half], "big"),
+                         int.from_bytes(base[1 + half:], "big"), int(s["order"].native))
+    else:
+        return "implicit curve"
+    if curve is None:
+        return "unknown curve"
+    try:
+        return curve, curve.decode(bytes(spki["public_key"].native))
+    except SecureMessagingError:
+        return "public key not on its curve"
+
+
+def parse_dg14(data: bytes) -> Dg14:
+    """DG14's Chip Authentication offers. A DG14 that does not parse is a :class:`TlvError`;
+    CA it offers but this terminal cannot run (DH, an unknown cipher or curve) is listed in
+    ``unsupported`` — the caller fails closed on it, never treats it as absent."""
+    if len(data) > MAX_DG14_BYTES:
+        raise TlvError("DG14 is implausibly large")
+    try:
+        infos = _SecurityInfos.load(unwrap_tlv(data, DG_TAGS[14]), strict=True)
+        protocols: list[tuple[str, int | None, tuple[str, int] | None]] = []
+        keys: dict[int | None, tuple[Curve, tuple[int, int]] | str] = {}
+        unsupported: list[str] = []
+        for info in infos:
+            oid = info["protocol"].dotted
+            optional = info["optional_data"]
+            key_id = _integer(optional) if optional.native is not None else None
+            if oid == OID_PK_ECDH:
+                keys[key_id] = _public_key(info["required_data"])
+            elif oid.startswith(OID_CA + "."):
+                if _integer(info["required_data"]) != 1:
+                    unsupported.append(f"{oid} version")
+                    continue
+                protocols.append((oid, key_id, CA_ECDH.get(oid)))
+            elif oid.startswith(OID_PK_ECDH[:-1]):
+                unsupported.append(f"public key {oid}")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+        raise TlvError("DG14 is malformed") from e
+    offers: list[ChipAuthOffer] = []
+    for oid, key_id, suite in protocols:
+        key = keys.get(key_id)
+        if key is None and key_id is None and len(keys) == 1:
+            key = next(iter(keys.values()))
+        if suite is None:
+            unsupported.append(f"protocol {oid}")
+        elif key is None:
+            unsupported.append(f"no public key for {oid}")
+        elif isinstance(key, str):
+            unsupported.append(key)
+        else:
+            offers.append(ChipAuthOffer(oid, suite[0], suite[1], key[0], key[1], key_id))
+    if not protocols and keys:  # a key without a ChipAuthenticationInfo: 3DES by default
+        for key_id, key in keys.items():
+            if isinstance(key, str):
+                unsupported.append(key)
+            else:
+                offers.append(ChipAuthOffer(f"{OID_CA}.2.1", DES3, 16, key[0], key[1], key_id))
+    return Dg14(tuple(offers), tuple(unsupported))
+
+
+def _oid_bytes(dotted: str) -> bytes:
+    return bytes(core.ObjectIdentifier(dotted).contents)
+
+
+def _key_ref(offer: ChipAuthOffer) -> bytes:
+    if offer.key_id is None:
+        return b""
+    return encode_tlv(0x84, offer.key_id.to_bytes(max(1, (offer.key_id.bit_length() + 8) // 8),
+                                                  "big"))
+
+
+Transmit = Callable[[Command], tuple[bytes, int]]
+
+
+def authenticate(transmit: Transmit, offer: ChipAuthOffer, *,
+                 rnd: Callable[[int], bytes]) -> CipherSuite:
+    """The terminal's CA under the current secure messaging; returns the new suite (its SSC
+    starts at zero). Refusals are :class:`ApduError`; the chip is only proven by the next
+    protected answer."""
+    curve = offer.curve
+    blind = int.from_bytes(rnd(8), "big")
+    secret_key = curve.scalar(rnd)
+    public = curve.encode(curve.mul(secret_key, curve.g, blind=blind))
+    _, sw = transmit(Command(0x00, INS_MSE, 0x41, 0xA4,
+                             encode_tlv(0x80, _oid_bytes(offer.protocol)) + _key_ref(offer)))
+    if sw == SW.OK:
+        answer, sw = transmit(Command(0x00, INS_GENERAL_AUTHENTICATE, 0x00, 0x00,
+                                      encode_tlv(0x7C, encode_tlv(0x80, public)), le=256))
+        if sw != SW.OK:
+            raise ApduError(sw, "GENERAL AUTHENTICATE for Chip Authentication refused")
+        try:
+            tag, _, end = parse_tlv(answer)
+        except TlvError as e:
+            raise SecureMessagingError("Chip Authentication answer is malformed") from e
+        if tag != 0x7C or end != len(answer):
+            raise SecureMessagingError("Chip Authentication answer is malformed")
+    elif offer.cipher == DES3:
+        # ICAO 9303-11 §6.2.4.1: 3DES chips may only know MSE:Set KAT.
+        _, sw = transmit(Command(0x00, INS_MSE, 0x41, 0xA6,
+                                 encode_tlv(0x91, public) + _key_ref(offer)))
+        if sw != SW.OK:
+            raise ApduError(sw, "MSE:Set KAT for Chip Authentication refused")
+    else:
+        raise ApduError(sw, "MSE:Set AT for Chip Authentication refused")
+    shared = curve.shared_x(secret_key, offer.public, blind=blind)
+    return session_suite(shared, cipher=offer.cipher, key_bytes=offer.key_bytes)
+
+
+class ChipAuthCard:
+    """The chip's half, for the virtual card: takes MSE and GENERAL AUTHENTICATE commands and
+    hands back the suite to switch to once its answer is sent."""
+
+    def __init__(self, offer: ChipAuthOffer, private: int) -> None:
+        self.offer = offer
+        self.private = private
+        self.armed = False
+
+    def command(self, c: Command) -> tuple[bytes, int, CipherSuite | None]:
+        try:
+            if c.ins == INS_MSE and (c.p1, c.p2) == (0x41, 0xA4):
+                fields = dict(parse_tlvs(c.data))
+                if fields.get(0x80) != _oid_bytes(self.offer.protocol):
+                    return b"", SW.WRONG_DATA, None
+                self.armed = True
+                return b"", SW.OK, None
+            if c.ins == INS_MSE and (c.p1, c.p2) == (0x41, 0xA6):
+                return b"", SW.OK, self._suite(dict(parse_tlvs(c.data)).get(0x91, b""))
+            if c.ins == INS_GENERAL_AUTHENTICATE and self.armed:
+                self.armed = False
+                point = dict(parse_tlvs(unwrap_tlv(c.data, 0x7C))).get(0x80, b"")
+                return encode_tlv(0x7C, b""), SW.OK, self._suite(point)
+        except (TlvError, SecureMessagingError):
+            return b"", SW.WRONG_DATA, None
+        return b"", SW.SECURITY_NOT_SATISFIED, None
+
+    def _suite(self, point: bytes) -> CipherSuite:
+        curve = self.offer.curve
+        shared = curve.shared_x(self.private, curve.decode(point))
+        return session_suite(shared, cipher=self.offer.cipher, key_bytes=self.offer.key_bytes)

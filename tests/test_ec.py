@@ -1,0 +1,64 @@
+"""The curve table and the ladder against OpenSSL's arithmetic (through ``cryptography``)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from readers.emrtd.ec import BY_OID, CURVES, Curve, curve_of
+from readers.errors import SecureMessagingError
+
+OPENSSL = {"brainpoolP256r1": ec.BrainpoolP256R1(), "brainpoolP384r1": ec.BrainpoolP384R1(),
+           "brainpoolP512r1": ec.BrainpoolP512R1(), "secp224r1": ec.SECP224R1(),
+           "secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1(),
+           "secp521r1": ec.SECP521R1()}
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+def test_generator_on_curve_and_of_order_n(curve: Curve) -> None:
+    assert curve.on_curve(curve.g)
+    assert curve.mul(curve.n - 1, curve.g) == (curve.gx, (-curve.gy) % curve.p)
+    assert curve.add(curve.mul(curve.n - 1, curve.g), curve.g) is None
+
+
+@pytest.mark.parametrize("name", sorted(OPENSSL))
+def test_ladder_and_ecdh_agree_with_openssl(name: str) -> None:
+    curve = next(c for c in CURVES if c.name == name)
+    assert BY_OID[curve.oid] is curve
+    for blind in (0, 1, 2**62 + 12345):
+        k = curve.scalar(os.urandom)
+        theirs = ec.derive_private_key(k, OPENSSL[name])
+        numbers = theirs.public_key().public_numbers()
+        assert curve.mul(k, curve.g, blind=blind) == (numbers.x, numbers.y)
+        peer = ec.generate_private_key(OPENSSL[name])
+        pn = peer.public_key().public_numbers()
+        expected = theirs.exchange(ec.ECDH(), peer.public_key())
+        assert curve.shared_x(k, (pn.x, pn.y), blind=blind) == expected
+        encoded = curve.encode((pn.x, pn.y))
+        assert curve.decode(encoded) == (pn.x, pn.y)
+
+
+def test_scalars_are_drawn_in_range_by_rejection() -> None:
+    curve = CURVES[1]
+    draws = iter([b"\xff" * 32, b"\x00" * 32, (curve.n - 1).to_bytes(32, "big")])
+    assert curve.scalar(lambda n: next(draws)) == curve.n - 1  # 0xFF… ≥ n and 0 rejected
+    with pytest.raises(ValueError):
+        curve.scalar(lambda n: b"\x00" * n)
+
+
+def test_points_off_the_curve_and_bad_encodings_are_refused() -> None:
+    curve = CURVES[1]
+    good = curve.encode(curve.g)
+    for bad in (good[:-1], b"\x02" + good[1:], good[:-1] + bytes([good[-1] ^ 1]),
+                b"\x04" + curve.p.to_bytes(32, "big") + good[33:]):
+        with pytest.raises(SecureMessagingError):
+            curve.decode(bad)
+
+
+def test_explicit_parameters_resolve_to_named_curves_only() -> None:
+    c = CURVES[5]
+    assert curve_of(c.p, c.a, c.b, c.gx, c.gy, c.n) is c
+    assert curve_of(c.p, c.a - c.p, c.b, c.gx, c.gy, c.n) is c  # a given as a negative
+    assert curve_of(c.p, c.a, c.b + 1, c.gx, c.gy, c.n) is None
