@@ -157,8 +157,9 @@ def _oid_bytes(dotted: str) -> bytes:
 def _key_ref(offer: ChipAuthOffer) -> bytes:
     if offer.key_id is None:
         return b""
-    return encode_tlv(0x84, offer.key_id.to_bytes(max(1, (offer.key_id.bit_length() + 8) // 8),
-                                                  "big"))
+    # A key reference, not a signed INTEGER: 0xC3 is 84 01 C3.
+    size = max(1, (offer.key_id.bit_length() + 7) // 8)
+    return encode_tlv(0x84, offer.key_id.to_bytes(size, "big"))
 
 
 Transmit = Callable[[Command], tuple[bytes, int]]
