@@ -110,27 +110,40 @@ def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, exte
     """Blocking: connect, choose short or extended length from the ATR, read with retries."""
     port, atr = source.connect()
     ports = [port]
+    opened: list[CardPort] = []
 
     def connect() -> CardPort:
-        return ports.pop() if ports else wait_for_card(source, return_seconds, on_wait)
+        for old in opened:  # a torn handle is closed before the next one opens
+            _close(old)
+        opened[:] = [ports.pop() if ports else wait_for_card(source, return_seconds, on_wait)]
+        return opened[0]
 
     extended = extended_mode == "on" or (extended_mode == "auto"
                                          and supports_extended_length(atr))
     try:
+        try:
+            return read_with_retries(connect, keys, retries=retries, rnd=os.urandom,
+                                     extended=extended, trust=trust, now=now,
+                                     on_identity=on_identity)
+        except (ApduError, SecureMessagingError) as e:
+            if not extended or getattr(e, "sw", None) not in (None, SW.WRONG_LENGTH,
+                                                              SW.SM_DATA_INCORRECT):
+                raise
+        # The card said yes to extended length in its ATR but the reader or the card refused:
+        # read again in short APDUs (a reader without extended-APDU support is common).
+        log.info("extended-length read refused; reading again with short APDUs")
         return read_with_retries(connect, keys, retries=retries, rnd=os.urandom,
-                                 extended=extended, trust=trust, now=now,
-                                 on_identity=on_identity)
-    except (ApduError, SecureMessagingError) as e:
-        if not extended or getattr(e, "sw", None) not in (None, SW.WRONG_LENGTH,
-                                                          SW.SM_DATA_INCORRECT):
-            raise
-    # The card said yes to extended length in its ATR but the reader or the card refused:
-    # read again in short APDUs (a reader without extended-APDU support is common).
-    log.info("extended-length read refused; reading again with short APDUs")
-    return read_with_retries(lambda: wait_for_card(source, return_seconds, on_wait), keys,
-                             retries=retries,
-                             rnd=os.urandom, extended=False, trust=trust, now=now,
-                             on_identity=on_identity)
+                                 extended=False, trust=trust, now=now, on_identity=on_identity)
+    finally:
+        for old in opened:
+            _close(old)
+
+
+def _close(port: CardPort) -> None:
+    """Close a card handle if the port has one (PC/SC does; the in-process card does not)."""
+    close = getattr(port, "close", None)
+    if callable(close):
+        close()
 
 
 def chip_verdict(read: ChipRead) -> str:

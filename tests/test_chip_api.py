@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from readers.doubles.vcard import (
     DEMO_PERSON,
@@ -40,10 +39,7 @@ QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
 
 def serve(sim: BackgroundServer, tmp_path: Path, faults: Faults | None = None,
           trusted: bool = True) -> BackgroundServer:
-    faults = faults or Faults()
-    aa_key = ec.generate_private_key(ec.SECP256R1()) if faults.aa != "none" else None
-    card = VirtualCccd(build_files(DEMO_PERSON, pki(), faults=faults, now=NOW, aa_key=aa_key),
-                       DEMO_PERSON.access_key, faults, aa_key=aa_key)
+    card = demo_card(now=NOW, faults=faults or Faults(), pki=pki())[0]
     settings = terminal_settings(sim.url, tmp_path / "data")
     services = build_services(settings, now=lambda: NOW, chip_source=DemoSource(card),
                               trust=load_trust([pki().csca_pem()]) if trusted else [])
@@ -170,14 +166,20 @@ def test_extended_length_refused_falls_back_to_short() -> None:
     assert result.apdus > 12  # it was the short-length read that succeeded
 
 
-@pytest.mark.parametrize("faults", [Faults(aa="ec_wrong"),
-                                    Faults(aa="ec_wrong", com_hides=(15,))],
-                         ids=["clone", "clone-hiding-dg15-from-ef-com"])
+@pytest.mark.parametrize(("faults", "aa", "ca", "checks"), [
+    (Faults(aa="ec_wrong"), "failed", "passed", "AA"),
+    (Faults(aa="ec_wrong", com_hides=(15,)), "failed", "passed", "AA"),
+    (Faults(ca="clone"), "not_supported", "failed", "CA"),
+    (Faults(ca="clone", com_hides=(14,)), "not_supported", "failed", "CA"),
+    (Faults(ca="unsupported"), "not_supported", "failed", "CA"),
+], ids=["aa-clone", "aa-clone-hiding-dg15-from-ef-com", "ca-clone",
+        "ca-clone-hiding-dg14-from-ef-com", "ca-unsupported"])
 def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_path: Path,
-                                                  faults: Faults) -> None:
+                                                  faults: Faults, aa: str, ca: str,
+                                                  checks: str) -> None:
     """Genuine signed data groups, another chip's key: passive authentication passes, Active
-    Authentication fails. Identity time showed "eligible"; the final word corrects it on the
-    event stream, the answer, /last, the HIS check-in and the audit."""
+    or Chip Authentication fails. Identity time showed "eligible"; the final word corrects it
+    on the event stream, the answer, /last, the HIS check-in and the audit."""
     server = serve(sim, tmp_path, faults)
     try:
         events: list[tuple[str, dict[str, object]]] = []
@@ -188,11 +190,13 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
         reader.join(10)
         assert body["passive_auth"]["status"] == "authentic"
-        assert body["active_auth"] == "failed" and body["chip_auth"] == "not_supported"
+        assert (body["active_auth"], body["chip_auth"]) == (aa, ca)
         e = body["eligibility"]
         assert e["status"] == "needs_review"
         codes = [m["code"] for m in e["messages"]]
         assert "chip_copy_suspected" in codes and "chip_authentic" not in codes
+        copy = next(m for m in e["messages"] if m["code"] == "chip_copy_suspected")
+        assert f"({checks})" in copy["vi"]
         names = [n for n, _ in events]
         assert names == ["credential", "eligibility", "photo", "eligibility", "chip"]
         assert events[1][1]["status"] == "eligible"          # identity time
@@ -201,7 +205,7 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         assert events[4][1]["status"] == "needs_review"
         last = httpx.get(f"{server.url}/api/v1/last").json()
         assert last["status"] == "needs_review"
-        assert last["credential"]["active_auth"] == "failed"
+        assert (last["credential"]["active_auth"], last["credential"]["chip_auth"]) == (aa, ca)
         checkin = httpx.get(f"{server.url}/api/v1/last/checkin")
         assert checkin.status_code == 200 and checkin.json()["status"] == "needs_review"
         app: Any = server.server.config.app
@@ -218,6 +222,7 @@ def test_a_genuine_aa_chip_ends_verified(sim: BackgroundServer, tmp_path: Path) 
     try:
         body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
         assert body["active_auth"] == "passed"  # found through the SOD, not EF.COM
+        assert body["chip_auth"] == "passed"
         assert body["eligibility"]["status"] == "eligible"
     finally:
         server.stop()

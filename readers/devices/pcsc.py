@@ -77,7 +77,9 @@ def connect(reader_name: str | None = None) -> PcscPort:
     for reader in candidates:
         connection = reader.createConnection()
         try:
-            connection.connect(CardConnection.T1_protocol)
+            # Leave the card powered when this handle closes: closing a stale or probing handle
+            # must not reset the card under another one (pyscard's default unpowers it).
+            connection.connect(CardConnection.T1_protocol, disposition=scard.SCARD_LEAVE_CARD)
         except NoCardException:
             continue
         except CardConnectionException:
@@ -94,12 +96,16 @@ def _safe_readers() -> list[Any]:
 
 
 def card_present(reader_name: str) -> bool:
-    try:
-        port = connect(reader_name)
-    except ReaderError:
+    """Asks pcscd for the reader's state; never connects, so it disturbs no session."""
+    hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hr != scard.SCARD_S_SUCCESS:
         return False
-    port.close()
-    return True
+    try:
+        hr, states = scard.SCardGetStatusChange(ctx, 0, [(reader_name,
+                                                          scard.SCARD_STATE_UNAWARE)])
+        return hr == scard.SCARD_S_SUCCESS and bool(states[0][1] & scard.SCARD_STATE_PRESENT)
+    finally:
+        scard.SCardReleaseContext(ctx)
 
 
 class ReaderWatcher:
