@@ -32,10 +32,13 @@ def test_ladder_and_ecdh_agree_with_openssl(name: str) -> None:
         theirs = ec.derive_private_key(k, OPENSSL[name])
         numbers = theirs.public_key().public_numbers()
         assert curve.mul(k, curve.g, blind=blind) == (numbers.x, numbers.y)
+        assert curve.mul_g(k, blind=blind) == (numbers.x, numbers.y)
         peer = ec.generate_private_key(OPENSSL[name])
         pn = peer.public_key().public_numbers()
         expected = theirs.exchange(ec.ECDH(), peer.public_key())
         assert curve.shared_x(k, (pn.x, pn.y), blind=blind) == expected
+        ladder = curve.mul(k, (pn.x, pn.y), blind=blind)
+        assert ladder is not None and ladder[0].to_bytes(curve.size, "big") == expected
         encoded = curve.encode((pn.x, pn.y))
         assert curve.decode(encoded) == (pn.x, pn.y)
 
@@ -62,3 +65,13 @@ def test_explicit_parameters_resolve_to_named_curves_only() -> None:
     assert curve_of(c.p, c.a, c.b, c.gx, c.gy, c.n) is c
     assert curve_of(c.p, c.a - c.p, c.b, c.gx, c.gy, c.n) is c  # a given as a negative
     assert curve_of(c.p, c.a, c.b + 1, c.gx, c.gy, c.n) is None
+
+
+def test_a_curve_openssl_lacks_uses_the_ladder() -> None:
+    curve = next(c for c in CURVES if c.name == "brainpoolP224r1")
+    k, j = curve.scalar(os.urandom), curve.scalar(os.urandom)
+    pk = curve.mul_g(k)
+    assert pk == curve.mul(k, curve.g)
+    pj = curve.mul_g(j)
+    assert pk is not None and pj is not None
+    assert curve.shared_x(k, pj) == curve.shared_x(j, pk)

@@ -578,15 +578,16 @@ class VirtualCccd:
 
 def demo_card(*, now: datetime | None = None, faults: Faults = Faults(),
               person: CardPerson = DEMO_PERSON, pki: TestPki | None = None,
-              other_pki: TestPki | None = None) -> tuple[VirtualCccd, TestPki]:
+              other_pki: TestPki | None = None,
+              photo: bytes | None = None) -> tuple[VirtualCccd, TestPki]:
     """A ready virtual card and its PKI (give ``pki.csca_pem()`` to the trust store)."""
     pki = pki or make_pki(now=now or datetime.now(UTC))
     aa_key = ec.generate_private_key(ec.SECP256R1()) if faults.aa != "none" else None
     ca_private = BRAINPOOLP256R1.scalar(os.urandom)
-    ca_public = BRAINPOOLP256R1.mul(ca_private, BRAINPOOLP256R1.g)
+    ca_public = BRAINPOOLP256R1.mul_g(ca_private)
     assert ca_public is not None
     card = VirtualCccd(build_files(person, pki, faults=faults, now=now, aa_key=aa_key,
-                                   ca_public=ca_public, other_pki=other_pki),
+                                   ca_public=ca_public, other_pki=other_pki, photo=photo),
                        person.access_key, faults, aa_key=aa_key, ca_private=ca_private)
     return card, pki
 

@@ -173,7 +173,7 @@ def authenticate(transmit: Transmit, offer: ChipAuthOffer, *,
     curve = offer.curve
     blind = int.from_bytes(rnd(8), "big")
     secret_key = curve.scalar(rnd)
-    public = curve.encode(curve.mul(secret_key, curve.g, blind=blind))
+    public = curve.encode(curve.mul_g(secret_key, blind=blind))
     _, sw = transmit(Command(0x00, INS_MSE, 0x41, 0xA4,
                              encode_tlv(0x80, _oid_bytes(offer.protocol)) + _key_ref(offer)))
     if sw == SW.OK:

@@ -1,18 +1,22 @@
-"""Elliptic-curve arithmetic over the short-Weierstrass curves eMRTD chips use, in plain
-integers: PACE's generic mapping needs points on a generator ``cryptography`` does not know,
-and Chip Authentication may name its domain parameters explicitly (ICAO 9303-11 §9.4).
+"""Elliptic-curve arithmetic over the short-Weierstrass curves eMRTD chips use.
 
-Scalar multiplication is a Montgomery ladder over a fixed number of bits with a blinded scalar
-(k + r·n): the same sequence of field operations whatever the secret. Python integers are not
-constant-time, so this narrows the timing channel rather than closing it; the terminal's keys
-are ephemeral (one per read), which is what keeps a leak from adding up. Scalars are drawn by
-rejection sampling, so they are uniform in [1, n-1]. Pure: randomness is passed in.
+Where OpenSSL knows the curve, multiples of the standard generator (:meth:`Curve.mul_g`) and
+ECDH (:meth:`Curve.shared_x`) go through ``cryptography``: constant-time and fast. PACE's
+generic mapping also needs k·P with a full point on a generator OpenSSL does not know; that,
+and curves OpenSSL lacks, is a Montgomery ladder in plain integers over a fixed number of bits
+with a blinded scalar (k + r·n): the same sequence of field operations whatever the secret.
+Python integers are not constant-time, so the ladder narrows the timing channel rather than
+closing it; the terminal's keys are ephemeral (one per read), which keeps a leak from adding
+up. Scalars are drawn by rejection sampling, so they are uniform in [1, n-1]. Pure: randomness
+is passed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from readers.errors import SecureMessagingError
 
@@ -145,8 +149,31 @@ class Curve:
             raise SecureMessagingError(f"the point is not on {self.name}")
         return pt
 
+    def _openssl(self, secret: int) -> ec.EllipticCurvePrivateKey | None:
+        curve = _OPENSSL.get(self.name)
+        if curve is None or not 0 < secret < self.n:
+            return None
+        return ec.derive_private_key(secret, curve())
+
+    def mul_g(self, k: int, *, blind: int = 0) -> Point:
+        """k·G for the curve's own generator (OpenSSL's fixed-base multiplication)."""
+        key = self._openssl(k % self.n)
+        if key is None:
+            return self.mul(k, self.g, blind=blind)
+        numbers = key.public_key().public_numbers()
+        return numbers.x, numbers.y
+
     def shared_x(self, secret: int, public: tuple[int, int], *, blind: int = 0) -> bytes:
-        """ECDH (BSI TR-03111 §4.3.1): the x-coordinate of secret·public, field-size bytes."""
+        """ECDH (BSI TR-03111 §4.3.1): the x-coordinate of secret·public, field-size bytes.
+        ``public`` must lie on the curve (:meth:`decode` checks)."""
+        key = self._openssl(secret % self.n)
+        if key is not None:
+            curve = _OPENSSL[self.name]()
+            try:
+                peer = ec.EllipticCurvePublicNumbers(public[0], public[1], curve).public_key()
+            except ValueError as e:
+                raise SecureMessagingError(f"the point is not on {self.name}") from e
+            return key.exchange(ec.ECDH(), peer)
         shared = self.mul(secret, public, blind=blind)
         if shared is None:
             raise SecureMessagingError("ECDH gave the point at infinity")
@@ -250,6 +277,10 @@ SECP521R1 = Curve(
          "FFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386",
          "409"))
 
+_OPENSSL: dict[str, type[ec.EllipticCurve]] = {
+    "brainpoolP256r1": ec.BrainpoolP256R1, "brainpoolP384r1": ec.BrainpoolP384R1,
+    "brainpoolP512r1": ec.BrainpoolP512R1, "secp224r1": ec.SECP224R1,
+    "secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}
 CURVES = (BRAINPOOLP224R1, BRAINPOOLP256R1, BRAINPOOLP384R1, BRAINPOOLP512R1, SECP224R1,
           SECP256R1, SECP384R1, SECP521R1)
 BY_OID = {c.oid: c for c in CURVES}

@@ -117,11 +117,10 @@ def authenticate(port: CardPort, key: AccessKey | CanKey, *, rnd: Callable[[int]
     s = int.from_bytes(aes_cbc(k_pi(secret), z, decrypt=True), "big")
     blind = int.from_bytes(rnd(8), "big")
     sk_map = curve.scalar(rnd)
-    pk_map = curve.mul(sk_map, curve.g, blind=blind)
+    pk_map = curve.mul_g(sk_map, blind=blind)
     pk_map_ic = curve.decode(_item(_ga(port, encode_tlv(0x81, curve.encode(pk_map)),
                                        last=False), 0x82))
-    g_mapped = curve.add(curve.mul(s, curve.g, blind=blind),
-                         curve.mul(sk_map, pk_map_ic, blind=blind))
+    g_mapped = curve.add(curve.mul_g(s, blind=blind), curve.mul(sk_map, pk_map_ic, blind=blind))
     if g_mapped is None:
         raise SecureMessagingError("PACE mapping gave the point at infinity")
     sk_eph = curve.scalar(rnd)
@@ -167,9 +166,9 @@ class PaceCard:
         if self.step == 1:
             pk_map = c.decode(_item(inner, 0x81))
             sk_map = c.scalar(self.rnd)
-            self.g = c.add(c.mul(self.s, c.g), c.mul(sk_map, pk_map))
+            self.g = c.add(c.mul_g(self.s), c.mul(sk_map, pk_map))
             self.step = 2
-            return encode_tlv(0x7C, encode_tlv(0x82, c.encode(c.mul(sk_map, c.g)))), SW.OK
+            return encode_tlv(0x7C, encode_tlv(0x82, c.encode(c.mul_g(sk_map)))), SW.OK
         if self.step == 2:
             self.pk_eph_ifd = c.decode(_item(inner, 0x83))
             sk = c.scalar(self.rnd)
