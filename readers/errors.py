@@ -59,6 +59,18 @@ class CardRemoved(ReaderError):
     en = "The card was moved during the read. Place it again and hold it still."
 
 
+class NoReader(ReaderError):
+    code = "chip_no_reader"
+    vi = "Không thấy đầu đọc thẻ chip. Kiểm tra cáp USB và dịch vụ pcscd."
+    en = "No chip reader found. Check the USB cable and the pcscd service."
+
+
+class NoCard(ReaderError):
+    code = "chip_no_card"
+    vi = "Chưa có thẻ trên đầu đọc. Đặt thẻ CCCD lên đầu đọc."
+    en = "No card on the reader. Place the CCCD on the reader."
+
+
 class CardSwapped(ReaderError):
     """After a tear, another card came back: nothing of the two is mixed."""
 

@@ -15,6 +15,7 @@ class Metrics:
     def __init__(self) -> None:
         self.verifications: Counter[tuple[str, str, str]] = Counter()  # status, source, code
         self.input_errors: Counter[str] = Counter()                     # error code
+        self.amended: Counter[tuple[str, str]] = Counter()              # from status, to status
         self.registry_buckets = [0] * (len(BUCKETS) + 1)
         self.registry_seconds_sum = 0.0
         self.registry_seconds_count = 0
@@ -32,6 +33,11 @@ class Metrics:
         for (status, source, code), n in sorted(self.verifications.items()):
             out.append(f'tiepdon_verifications_total{{status="{status}",source="{source}",'
                        f'registry_code="{code}"}} {n}')
+        out += ["# HELP tiepdon_decisions_amended_total Decisions revisited at the end of a chip "
+                "read (counted once in tiepdon_verifications_total, as first made).",
+                "# TYPE tiepdon_decisions_amended_total counter"]
+        for (before, after), n in sorted(self.amended.items()):
+            out.append(f'tiepdon_decisions_amended_total{{from="{before}",to="{after}"}} {n}')
         out += ["# HELP tiepdon_input_errors_total Refused inputs and reader errors, by code.",
                 "# TYPE tiepdon_input_errors_total counter"]
         for code, n in sorted(self.input_errors.items()):

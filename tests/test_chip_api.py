@@ -213,6 +213,9 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         exported = run("audit", "export", env={"TIEPDON_DATA_DIR": str(tmp_path / "data")})
         statuses = [json.loads(x)["TIEPDON_STATUS"] for x in exported.stdout.splitlines()]
         assert statuses == ["eligible", "needs_review"]
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'tiepdon_decisions_amended_total{from="eligible",to="needs_review"} 1' in metrics
+        assert 'tiepdon_verifications_total{status="needs_review"' not in metrics  # once only
     finally:
         server.stop()
 
@@ -282,3 +285,19 @@ def test_a_card_that_never_comes_back_is_card_removed() -> None:
     with pytest.raises(CardRemoved):
         read_from_source(source, [DEMO_PERSON.access_key], extended_mode="off", retries=2,
                          trust=load_trust([pki().csca_pem()]), now=NOW, return_seconds=0.3)
+
+
+def test_a_reader_unplugged_while_waiting_says_so() -> None:
+    """Torn, then the reader itself is gone: staff are told to check the reader, not the card."""
+    from readers.errors import NoReader
+
+    class Unplugged(ComesBack):
+        def connect(self) -> tuple[CardPort, bytes]:
+            if self.card.apdus >= 31:
+                raise NoReader("the reader was unplugged")
+            return super().connect()
+
+    with pytest.raises(NoReader):
+        read_from_source(Unplugged(away=0), [DEMO_PERSON.access_key], extended_mode="off",
+                         retries=2, trust=load_trust([pki().csca_pem()]), now=NOW,
+                         return_seconds=0.3)

@@ -214,3 +214,16 @@ def test_extended_length_refused_by_the_chip_is_not_stepped_down() -> None:
     c = card(extended=False)
     with pytest.raises(Exception):  # noqa: B017 - 6700: the caller re-reads in short APDUs
         once(c, extended=True)
+
+
+def test_dg14_with_an_unknown_explicit_curve_is_unsupported_not_absent() -> None:
+    from readers.doubles.vcard import build_dg14
+    from readers.emrtd.ec import Curve
+
+    odd = Curve("odd", "1.2.3", 0, p=BRAINPOOLP256R1.p, a=BRAINPOOLP256R1.a, b=1,
+                gx=BRAINPOOLP256R1.gx, gy=BRAINPOOLP256R1.gy, n=BRAINPOOLP256R1.n)
+    dg14 = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2", explicit=True)
+    parsed = parse_dg14(dg14)
+    assert parsed.offers == () and parsed.offers_ca and "unknown curve" in parsed.unsupported
+    named_unknown = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2")
+    assert "unknown curve" in parse_dg14(named_unknown).unsupported

@@ -21,19 +21,7 @@ from smartcard.Exceptions import (
 from smartcard.pcsc.PCSCExceptions import EstablishContextException, ListReadersException
 from smartcard.System import readers as _readers
 
-from readers.errors import CardRemoved, ReaderError
-
-
-class NoReader(ReaderError):
-    code = "chip_no_reader"
-    vi = "Không thấy đầu đọc thẻ chip. Kiểm tra cáp USB và dịch vụ pcscd."
-    en = "No chip reader found. Check the USB cable and the pcscd service."
-
-
-class NoCard(ReaderError):
-    code = "chip_no_card"
-    vi = "Chưa có thẻ trên đầu đọc. Đặt thẻ CCCD lên đầu đọc."
-    en = "No card on the reader. Place the CCCD on the reader."
+from readers.errors import CardRemoved, NoCard, NoReader
 
 
 def list_readers() -> list[str]:

@@ -69,6 +69,7 @@ from readers.errors import (
     CardRemoved,
     CardSwapped,
     MrzError,
+    NoCard,
     PassiveAuthError,
     ReaderError,
     SecureMessagingError,
@@ -443,6 +444,8 @@ def read_with_retries(connect: Callable[[], CardPort], keys: Sequence[AccessKey 
         except ReaderError as e:
             if attempt == 0 and stale == 0 and not progress.started:
                 raise
+            if not isinstance(e, NoCard | CardRemoved):
+                raise  # the reader itself went away (unplugged, pcscd stopped): say that
             # It was there and left mid-read: say so, not "no card".
             raise CardRemoved("the card did not come back") from e
         try:

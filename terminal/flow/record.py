@@ -168,9 +168,7 @@ class Recorder:
         everything that showed the first answer shows the final one, and the audit gets a
         record with the final status."""
         e = result.eligibility
-        self.metrics.verifications[e.status.value, e.source.value,
-                                   e.registry_code or "none"] += 1
-        self.metrics.input_errors["chip_decision_amended"] += 1
+        self.metrics.amended[previous.eligibility.status.value, e.status.value] += 1
         log.warning("decision amended fp=%s %s -> %s", result.credential.raw_fingerprint,
                     previous.eligibility.status.value, e.status.value)
         if self.last.get() is previous:
