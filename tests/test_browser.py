@@ -190,13 +190,17 @@ def test_wide_second_screen(pages: tuple[Page, Page], daemon: BackgroundServer) 
     shot(staff, "staff-1920")
 
 
+@pytest.mark.parametrize("faults", [Faults(aa="ec_wrong"), Faults(ca="clone")],
+                         ids=["aa-clone", "ca-clone"])
 def test_a_cloned_chip_ends_needs_review_on_the_page(
-        browser: Browser, sim: BackgroundServer, tmp_path: Path) -> None:  # noqa: F811
-    """Identity time says eligible; the failed Active Authentication turns the page's card
-    to needs-review with the copy badge, and the shift list keeps one row for the patient."""
+        browser: Browser, sim: BackgroundServer, tmp_path: Path,  # noqa: F811
+        faults: Faults) -> None:
+    """Identity time says eligible; the failed Active or Chip Authentication turns the page's
+    card to needs-review with the copy badge, and the shift list keeps one row for the
+    patient."""
     from tests.test_chip_api import serve
 
-    server = serve(sim, tmp_path, Faults(aa="ec_wrong"))
+    server = serve(sim, tmp_path, faults)
     try:
         ctx = browser.new_context(viewport={"width": 1366, "height": 768})
         page = ctx.new_page()
@@ -210,7 +214,7 @@ def test_a_cloned_chip_ends_needs_review_on_the_page(
         expect(page.locator("#recent li")).to_have_count(1)
         expect(page.locator("#recent li").first).to_have_attribute("data-status",
                                                                   "needs_review")
-        shot(page, "staff-chip-copy")
+        shot(page, f"staff-chip-copy-{faults.ca if faults.ca == 'clone' else 'aa'}")
         ctx.close()
     finally:
         server.stop()
