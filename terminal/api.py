@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.errors import MrzError
 from terminal.chipflow import ChipService
-from terminal.events import Event, EventBus
+from terminal.events import Event, EventBus, StreamsFull
 from terminal.flow.results import DESK, Actor, error_json
 from terminal.flow.verifier import Verifier
 from verify.credentials import ChipKeyInput, chip_keys, chip_keys_from_qr
@@ -121,16 +121,27 @@ async def last(verifier: VerifierDep) -> JSONResponse:
     return JSONResponse(result.to_json())
 
 
-def event_stream(bus: EventBus, encode: Callable[[Event], bytes | None]) -> StreamingResponse:
+STREAMS_FULL = {"code": "too_many_streams", "vi": "Quá nhiều kết nối theo dõi. Đóng bớt tab.",
+                "en": "Too many open event streams. Close some tabs."}
+
+
+def event_stream(bus: EventBus, request: Request,
+                 encode: Callable[[Event], bytes | None]) -> Response:
     """Server-sent events from the bus, ``encode`` deciding what each event becomes (None:
-    not sent); a comment every HEARTBEAT_SECONDS keeps proxies from closing the stream."""
+    not sent); a comment every HEARTBEAT_SECONDS keeps proxies from closing the stream. A
+    client past its share of streams is told so (429), the streams already open go on."""
+    try:
+        sub = bus.open(request.client.host if request.client else "?")
+    except StreamsFull:
+        return JSONResponse({"error": STREAMS_FULL}, status_code=429,
+                            headers={"Retry-After": "5"})
 
     async def stream() -> AsyncIterator[bytes]:
-        with bus.subscribe() as queue:
+        try:
             yield b"retry: 2000\n: connected\n\n"
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    event = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
@@ -139,15 +150,17 @@ def event_stream(bus: EventBus, encode: Callable[[Event], bytes | None]) -> Stre
                 data = encode(event)
                 if data is not None:
                     yield data
+        finally:
+            sub.release()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/api/v1/events", tags=["verify"])
-async def events(bus: BusDep) -> StreamingResponse:
+@router.get("/api/v1/events", tags=["verify"], response_model=None)
+async def events(bus: BusDep, request: Request) -> Response:
     """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``."""
-    return event_stream(bus, lambda event: event.encode())
+    return event_stream(bus, request, lambda event: event.encode())
 
 
 @router.get("/api/v1/health", tags=["operations"])
@@ -329,8 +342,8 @@ def kiosk_view(event: dict[str, Any]) -> dict[str, Any] | None:
             "offline": event.get("source") == "cache"}
 
 
-@router.get("/api/v1/kiosk/events", tags=["kiosk"])
-async def kiosk_events(bus: BusDep) -> StreamingResponse:
+@router.get("/api/v1/kiosk/events", tags=["kiosk"], response_model=None)
+async def kiosk_events(bus: BusDep, request: Request) -> Response:
     """The kiosk's own stream: status, a masked name and a sentence. It never carries ID
     numbers, card codes, full names or photos, so the patient-facing browser never has them."""
 
@@ -342,4 +355,4 @@ async def kiosk_events(bus: BusDep) -> StreamingResponse:
             return None
         return f"event: result\ndata: {json.dumps(view, ensure_ascii=False)}\n\n".encode()
 
-    return event_stream(bus, encode)
+    return event_stream(bus, request, encode)

@@ -24,7 +24,7 @@ from fastapi_offline import FastAPIOffline
 
 from terminal import api, pages, security, systemd
 from terminal.audit import AuditLog
-from terminal.auth import User, is_loopback, load_users
+from terminal.auth import UserStore
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
 from terminal.flow.verifier import Verifier
@@ -72,16 +72,16 @@ async def _probe_loop(services: Services, every: float) -> None:
         await asyncio.sleep(every)
 
 
-def _users(settings: Settings) -> dict[str, User]:
+def _users(settings: Settings) -> UserStore:
     path = settings.auth.users_file
     try:
-        users = load_users(Path(path)) if path else {}
+        users = UserStore(Path(path)) if path else None
     except (OSError, ValueError, KeyError) as e:
         raise SettingsError(f"invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): "
                             f"{type(e).__name__}") from None
-    if not users:
+    if users is None or not len(users):
         raise SettingsError("invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): a "
-                            "LAN-bound daemon needs staff users (tiepdon user add)")
+                            "daemon that requires login needs staff users (tiepdon user add)")
     return users
 
 
@@ -149,6 +149,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
                     await task
             if services.registry is not None:
                 await services.registry.aclose()
+            security.close(app)
 
     app: FastAPI = FastAPIOffline(
         title="Tiếp Đón",
@@ -160,14 +161,12 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     services.verifier.metrics.gauges = lambda: gauges(services)
-    users = None
-    if not is_loopback(settings.http.host):
-        users = _users(settings)
-    security.install(app, users=users, tokens=settings.auth.api_tokens,
-                     key=services.auth_key, session_hours=settings.auth.session_hours)
+    users = _users(settings) if security.auth_required(settings) else None
+    security.install(app, settings, key=services.auth_key, users=users)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
+    security.add_gate(app, settings)  # outermost: runs before anything else
     return app
 
 
@@ -190,7 +189,8 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         )
     terminal_key = key if key is not None else load_terminal_key(settings.data.dir)
     offline = offline_store(settings, terminal_key, now=now, journal=key is None)
-    bus = EventBus()
+    bus = EventBus(max_total=settings.http.max_streams,
+                   max_per_client=settings.http.max_streams_per_client)
     verifier = Verifier(
         tables=tables,
         facility_code=settings.facility.code,

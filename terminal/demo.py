@@ -10,6 +10,7 @@ import csv
 import io
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 from datetime import UTC, date, datetime, timedelta
@@ -115,7 +116,14 @@ def _csv_lines(rows: list[dict[str, Any]]) -> list[str]:
     return buf.getvalue().splitlines(keepends=True)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(*, host: str, port: int, latency_ms: float) -> None:
+    # SIGTERM must clean up as Ctrl-C does: uvicorn re-raises the signal once it has shut
+    # down, and the default action would kill the process before the temporary folder goes.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sock = bind(host, port)  # first, so a taken port fails before anything starts
     today = datetime.now(VN_TZ).date()
     sim = start_background(create_sim_app(open_registry(":memory:", today=today),

@@ -1,7 +1,9 @@
 """An in-process publish/subscribe bus for the server-sent events of ``/api/v1/events``.
 
 Each subscriber gets a bounded queue; a slow page loses the oldest events rather than
-holding memory or blocking the desk. Closing the bus ends every stream (daemon shutdown).
+holding memory or blocking the desk. Subscribers are capped in total and per client address,
+so a flood of streams is refused (:class:`StreamsFull`) instead of slowing every publish.
+Closing the bus ends every stream (daemon shutdown).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +30,34 @@ class Event:
         return f"id: {self.id}\nevent: {self.name}\ndata: {payload}\n\n".encode()
 
 
+class StreamsFull(Exception):
+    """Too many open streams, from this client or in all."""
+
+
+class Subscription:
+    """One stream's place on the bus; released when the stream ends or is dropped unstarted."""
+
+    def __init__(self, bus: EventBus, client: str) -> None:
+        self.bus = bus
+        self.client = client
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.bus._drop(self)
+
+    def __del__(self) -> None:  # a response never started still gives its place back
+        self.release()
+
+
 class EventBus:
-    def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[Event | None]] = set()
+    def __init__(self, *, max_total: int = 128, max_per_client: int = 16) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._per_client: Counter[str] = Counter()
+        self.max_total = max_total
+        self.max_per_client = max_per_client
         self._next_id = 1
         self._closed = False
 
@@ -43,28 +70,38 @@ class EventBus:
             raise ValueError(f"unknown event {name}")
         event = Event(name, data, self._next_id)
         self._next_id += 1
-        for queue in self._subscribers:
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(event)
+        for sub in self._subscribers:
+            _put(sub.queue, event)
 
-    @contextlib.contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[Event | None]]:
-        """A queue of events until the block exits; ``None`` in it means the bus closed."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+    def open(self, client: str) -> Subscription:
+        """A place on the bus for ``client`` (its address), or :class:`StreamsFull`; taken
+        synchronously, so concurrent requests cannot all pass the check. ``None`` in the
+        queue means the bus closed."""
+        if (len(self._subscribers) >= self.max_total
+                or self._per_client[client] >= self.max_per_client):
+            raise StreamsFull(client)
+        sub = Subscription(self, client)
         if self._closed:
-            queue.put_nowait(None)
-        self._subscribers.add(queue)
-        try:
-            yield queue
-        finally:
-            self._subscribers.discard(queue)
+            sub.queue.put_nowait(None)
+        self._subscribers.add(sub)
+        self._per_client[client] += 1
+        return sub
+
+    def _drop(self, sub: Subscription) -> None:
+        if sub in self._subscribers:
+            self._subscribers.discard(sub)
+            self._per_client[sub.client] -= 1
+            if self._per_client[sub.client] <= 0:
+                del self._per_client[sub.client]
 
     def close(self) -> None:
         self._closed = True
-        for queue in self._subscribers:
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(None)
+        for sub in self._subscribers:
+            _put(sub.queue, None)
+
+
+def _put(queue: asyncio.Queue[Event | None], item: Event | None) -> None:
+    if queue.full():
+        with contextlib.suppress(asyncio.QueueEmpty):
+            queue.get_nowait()
+    queue.put_nowait(item)

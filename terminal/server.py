@@ -1,16 +1,28 @@
 """Running ASGI apps with uvicorn: in the foreground (``serve``, ``demo``) or in a background
 thread (the demo's registry simulator, tests, benchmarks). Sockets are bound here so a port
-of 0 gives a free port whose number is known before the server starts."""
+of 0 gives a free port whose number is known before the server starts.
+
+The connection layer is where floods are refused before they cost a task: at most
+``http.max_connections_per_client`` connections from one address (the rest are closed at
+once), ``http.max_connections`` in all (503 beyond), and a request whose headers have not
+arrived within ``http.header_timeout_seconds`` is dropped (slow-header attacks).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from terminal.settings import HttpSettings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -30,11 +42,74 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a per-address connection cap and a header deadline."""
+    per_client: Counter[str] = Counter()
+
+    class Guarded(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _counted: str | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            peer = self.client[0] if self.client else "?"
+            if per_client[peer] >= http.max_connections_per_client:
+                transport.abort()  # refused before any request is read
+                return
+            per_client[peer] += 1
+            self._counted = peer
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            if self._counted is not None:
+                per_client[self._counted] -= 1
+                if per_client[self._counted] <= 0:
+                    del per_client[self._counted]
+                self._counted = None
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # the request's headers are in
+            elif self._deadline is None:
+                self._arm()     # a next request on a kept-alive connection has begun
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._disarm()  # idle keep-alive is uvicorn's own timeout
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(http.header_timeout_seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.close()
+
+    return Guarded
+
+
 def _config(app: ASGIApp) -> uvicorn.Config:
     # Access logs are off: the gateway protocol puts credentials in query strings, and the
     # daemon logs its own events with fingerprints instead of URLs.
-    return uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on",
-                          timeout_graceful_shutdown=3)
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    http: HttpSettings = getattr(settings, "http", None) or HttpSettings()
+    return uvicorn.Config(
+        app, access_log=False, log_level="warning", lifespan="on",
+        timeout_graceful_shutdown=3, http=guarded_protocol(http),
+        limit_concurrency=http.max_connections,
+        # X-Forwarded-For / -Proto only from the proxies named in the settings: uvicorn's own
+        # default trusts 127.0.0.1, which would let any local process pick its address.
+        proxy_headers=bool(http.trusted_proxies),
+        forwarded_allow_ips=list(http.trusted_proxies) or None)
 
 
 def serve_foreground(app: ASGIApp, sock: socket.socket) -> None:

@@ -111,6 +111,18 @@ class ScannerSettings(_Section):
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)  # 0: any free port (tests)
+    # Names a browser may use for this terminal (the Host header); empty: the loopback names,
+    # plus http.host when it is a specific address. Anything else is refused (DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed; empty: none are.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    behind_tls: bool = False  # a TLS proxy fronts the daemon: Secure, __Host- cookies
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_connections: int = Field(default=256, ge=8, le=4096)
+    max_connections_per_client: int = Field(default=48, ge=4, le=4096)
+    max_streams: int = Field(default=128, ge=2, le=4096)
+    max_streams_per_client: int = Field(default=16, ge=2, le=4096)
+    header_timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 
 class PrivacySettings(_Section):
@@ -125,6 +137,10 @@ class AuditSettings(_Section):
 
 
 class AuthSettings(_Section):
+    # Staff login: None (auto) means required when http.host is not loopback; true also on
+    # loopback (a reverse proxy on this PC makes it reachable from elsewhere). false with a
+    # LAN address is refused at start.
+    required: bool | None = None
     users_file: str = ""
     api_tokens: list[str] = Field(default_factory=list)
     session_hours: float = Field(default=12, gt=0, le=24 * 7)

@@ -6,6 +6,7 @@ parse raises :class:`TlvError`, never a half-filled value.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,13 +141,18 @@ _STRING_TAGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x1A: "ascii", 0x1E
 TAG_SEQUENCE, TAG_SET, TAG_INTEGER = 0x30, 0x31, 0x02
 
 
+# Control characters and bidirectional overrides: never shown to staff or sent to an HIS (a
+# signed chip is still data from outside; the hash is over the raw bytes, not this text).
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _text(tag: int, value: bytes, where: str) -> str:
     """PrintableString and UTF8String everywhere (DOMAIN.md §4), a few others tolerated."""
     codec = _STRING_TAGS.get(tag)
     if codec is None:
         raise TlvError(f"{where} is not a string")
     try:
-        return value.decode(codec)
+        return _UNSHOWN.sub("", value.decode(codec)).strip()
     except UnicodeDecodeError as e:
         raise TlvError(f"{where} is not valid text") from e
 

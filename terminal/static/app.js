@@ -5,7 +5,7 @@
 const CONFIG = JSON.parse(document.getElementById("page-config").textContent);
 const L = {
   vi: {
-    registry: "Cổng BHXH", live: "Trực tiếp", scan_title: "Quét hoặc nhập",
+    registry: "Cổng BHXH", live: "Trực tiếp", logout: "Đăng xuất", signed_in: "Đang đăng nhập", scan_title: "Quét hoặc nhập",
     scan_label: "Mã QR (máy quét hoặc dán nội dung)", scan_placeholder: "Quét mã QR CCCD/BHYT tại đây…",
     check: "Kiểm tra", manual_title: "Nhập tay", manual_code: "Mã thẻ BHYT hoặc số CCCD",
     manual_name: "Họ và tên", manual_dob: "Ngày sinh (ngày/tháng/năm hoặc năm)",
@@ -32,7 +32,7 @@ const L = {
     pa_copy: "Chip có thể là BẢN SAO", pa_incomplete: "Đọc chip chưa xong",
   },
   en: {
-    registry: "Registry", live: "Live", scan_title: "Scan or type",
+    registry: "Registry", live: "Live", logout: "Sign out", signed_in: "Signed in", scan_title: "Scan or type",
     scan_label: "QR code (scanner or paste)", scan_placeholder: "Scan a CCCD/BHYT QR code here…",
     check: "Check", manual_title: "Manual entry", manual_code: "BHYT card code or CCCD number",
     manual_name: "Full name", manual_dob: "Date of birth (day/month/year or year)",
@@ -79,7 +79,8 @@ function applyLanguage() {
   document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
     el.placeholder = t(el.dataset.i18nPlaceholder);
   });
-  $("facility").textContent = [CONFIG.facility_name, CONFIG.facility_code, CONFIG.user].filter(Boolean).join(" · ");
+  $("facility").textContent = [CONFIG.facility_name, CONFIG.facility_code].filter(Boolean).join(" · ");
+  if (CONFIG.user) $("who").textContent = t("signed_in") + ": " + CONFIG.user;
   if (current) render(current);
 }
 
@@ -333,6 +334,14 @@ function isTyping(el) {
 document.addEventListener("DOMContentLoaded", async () => {
   applyLanguage();
   $("lang").addEventListener("click", () => { lang = lang === "vi" ? "en" : "vi"; applyLanguage(); });
+  if (CONFIG.user) {  // a terminal that requires login: who is signed in, and a way out
+    $("who").hidden = false;
+    $("logout").hidden = false;
+    $("logout").addEventListener("click", async () => {
+      await fetch("/logout", {method: "POST", headers: {"X-CSRF-Token": CONFIG.csrf || ""}});
+      location.href = "/login";
+    });
+  }
   $("scan-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = $("wedge").value;
