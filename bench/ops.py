@@ -1,8 +1,10 @@
 """Benchmark: what the daemon costs a reception PC — the unit's exposure score, RSS and CPU of
-``tiepdon serve`` at idle and with the camera loop reading a 15 fps clip, and the audit log's
-append throughput and verify time at 1 M records.
+``tiepdon serve`` at idle and with the camera loop reading a 15 fps clip, the audit log's
+append throughput and verify time at 1 M records, and (``--boot``) the boot test's numbers:
+the installer's time, boot to READY, restart after the watchdog, an upgrade, RSS under the
+sandbox, and the boot test's own duration with an empty and with a warm Debian-root cache.
 
-    .venv/bin/python -m bench.ops
+    .venv/bin/python -m bench.ops [--boot]
 """
 
 from __future__ import annotations
@@ -101,9 +103,30 @@ def audit_costs(work: Path, n: int) -> tuple[float, float, int]:
     return fsynced, verify_s, path.stat().st_size
 
 
+def boot_runs(work: Path) -> list[tuple[str, dict[str, float]]]:
+    """tests/test_boot.py twice: with an empty root cache (debootstrap included), then warm."""
+    import json
+
+    from tests.container import CACHE
+
+    runs = []
+    for label, cache in (("first run (empty cache)", work / "boot-cache"),
+                         ("cached root", CACHE)):
+        env = {**os.environ, "TIEPDON_BOOT_CACHE": str(cache)}
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            str(ROOT / "tests" / "test_boot.py")], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=3600, check=False)
+        if p.returncode != 0:
+            raise RuntimeError(p.stdout[-3000:])
+        runs.append((label, json.loads((cache / "times.json").read_text())))
+    return runs
+
+
 def main() -> int:
+    boot = "--boot" in sys.argv[1:]
     work = Path(tempfile.mkdtemp(prefix="tiepdon-bench-ops-", dir="/var/tmp"))
     try:
+        runs = boot_runs(work) if boot else []
         rows = daemon_costs(work)
         fsynced, verify_s, size = audit_costs(work, 1_000_000)
     finally:
@@ -116,6 +139,14 @@ def main() -> int:
         print(f"| {label} | {rss:.0f} | {cpu:.1f} |")
     print(f"audit: {fsynced:.0f} appends/s with fsync each; verify of 1,000,000 records "
           f"{verify_s:.1f} s ({size / 1e6:.0f} MB)")
+    if runs:
+        print("| boot test (systemd-nspawn, Debian 12) | whole test s | install s | boot to "
+              "READY s | watchdog restart s | upgrade s | RSS under the sandbox MiB |")
+        print("|---|---|---|---|---|---|---|")
+        for label, t in runs:
+            print(f"| {label} | {t['test_s']:.0f} | {t['install_s']:.0f} "
+                  f"| {t['boot_s'] + t['ready_s']:.1f} | {t['watchdog_restart_s']:.1f} "
+                  f"| {t['upgrade_s']:.0f} | {t.get('rss_mib', float('nan')):.0f} |")
     return 0
 
 
