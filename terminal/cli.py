@@ -256,12 +256,20 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_verify(args: argparse.Namespace) -> int:
-    from verify.adapters.cache import verify_dir
-    from verify.snapshot import CacheIntegrityError
+    """What ``install`` would check, the rollback rule included, without installing."""
+    import contextlib
+
+    from terminal.app import cache_dir
+    from verify.adapters.cache import installed_manifest, verify_dir
+    from verify.snapshot import CacheError, CacheIntegrityError, check_version
 
     settings = _settings(args)
     try:
         manifest = verify_dir(Path(args.dir), _trusted(settings))
+        current = None
+        with contextlib.suppress(CacheError, OSError):
+            current = installed_manifest(cache_dir(settings), _trusted(settings))
+        check_version(manifest, current.snapshot_version if current else None)
     except CacheIntegrityError as e:
         print(f"tiepdon: snapshot refused: {e.detail}", file=sys.stderr)
         return EXIT_NEGATIVE
@@ -304,12 +312,12 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
     try:
-        fetch(url, staging)
+        fetch(url, staging, _trusted(settings))
         manifest = install(staging, target, _trusted(settings))
     except CacheIntegrityError as e:
         print(f"tiepdon: snapshot refused: {e.detail}", file=sys.stderr)
         return EXIT_NEGATIVE
-    except OSError as e:
+    except (OSError, ValueError) as e:  # urllib: timeouts, refusals, malformed answers
         raise CliError(f"snapshot download failed: {type(e).__name__}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -327,9 +335,11 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
         raise CliError("no snapshot installed")
     now = datetime.now(UTC)
     out = manifest.to_json()
-    out["age_days"] = round((now - manifest.created).total_seconds() / 86400, 2)
+    age = (now - manifest.created).total_seconds() / 86400
+    out["age_days"] = round(age, 2)
     out["expired"] = now > manifest.expires
-    out["usable"] = out["age_days"] <= settings.cache.max_age_days
+    # A snapshot "made" in the future is a frozen or forged clock: never usable.
+    out["usable"] = -5 / 1440 <= age <= settings.cache.max_age_days
     _print_json(out)
     return EXIT_OK
 

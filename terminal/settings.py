@@ -232,7 +232,11 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         except (OSError, UnicodeDecodeError) as e:
             raise SettingsError(f"config file unreadable: {path}: {type(e).__name__}") from None
         except tomllib.TOMLDecodeError as e:
-            raise SettingsError(f"config file {path} is not valid TOML: {e}") from None
+            reason = str(e).splitlines()[0] if str(e) else "syntax"
+            raise SettingsError(f"config file {path} is not valid TOML: {reason}") from None
+        except (RecursionError, ValueError, OverflowError) as e:
+            raise SettingsError(f"config file {path} is not valid TOML: {type(e).__name__}"
+                                ) from None
     return parse_settings(doc, env)
 
 

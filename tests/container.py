@@ -148,10 +148,15 @@ class Container:
                     if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
                         self.leader = int(pid)
             time.sleep(0.05)
-        state = self.run("systemctl", "is-system-running", "--wait", timeout=timeout)
-        if state.stdout.strip() not in ("running", "degraded"):
-            raise RuntimeError(f"boot ended {state.stdout.strip()}: {state.stderr[-500:]}")
-        return time.monotonic() - t0
+        while True:  # the container's systemd may not have its bus yet: ask again
+            state = self.run("systemctl", "is-system-running", "--wait",
+                             timeout=max(1.0, deadline - time.monotonic()))
+            if state.stdout.strip() in ("running", "degraded"):
+                return time.monotonic() - t0
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"boot ended {state.stdout.strip()!r}: "
+                                   f"{state.stderr[-500:]}")
+            time.sleep(0.1)
 
     def systemctl(self, *args: str) -> str:
         return self.run("systemctl", *args).stdout.strip()

@@ -16,5 +16,7 @@ FINGERPRINT_HEX = 12
 def fingerprint(key: bytes, data: str | bytes) -> str:
     if len(key) < 16:
         raise ValueError("fingerprint key too short")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    # surrogatepass: a lone surrogate that slipped past a boundary still gets a fingerprint,
+    # never a UnicodeEncodeError (boundaries refuse such text with a clear error).
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     return hmac.new(key, raw, hashlib.sha256).hexdigest()[:FINGERPRINT_HEX]

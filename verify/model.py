@@ -14,7 +14,7 @@ from datetime import date, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
-from verify.errors import DateFormatError
+from verify.errors import DateFormatError, InputFormatError
 
 
 class Sex(StrEnum):
@@ -47,9 +47,19 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def check_unicode(text: str, what: str = "text") -> str:
+    """Text that can be encoded: a lone surrogate (JSON "\\udca5") is refused here, at the
+    boundary, with a clear error — never later as a UnicodeEncodeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputFormatError(f"{what} is not valid Unicode") from None
+    return text
+
+
 def normalize_text(text: str) -> str:
     """NFC, trimmed, inner whitespace collapsed: how names and addresses are kept."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    return " ".join(unicodedata.normalize("NFC", check_unicode(text)).split())
 
 
 def same_name(a: str, b: str) -> bool:

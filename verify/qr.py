@@ -37,6 +37,10 @@ _EMPTY = {"", "-"}
 def _clean(text: str) -> str:
     if len(text) > MAX_PAYLOAD_CHARS:
         raise QrFormatError(f"payload longer than {MAX_PAYLOAD_CHARS} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise QrFormatError("payload is not valid Unicode (a lone surrogate)") from None
     s = text.lstrip("\ufeff").strip("\r\n\t ")
     s = _AIM_PREFIX.sub("", s)
     if _CONTROL.search(s) or "\n" in s or "\t" in s:

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from verify.errors import DateFormatError, RegistryAuthError, RegistryProtocolError
+from verify.errors import (
+    DateFormatError,
+    InputFormatError,
+    RegistryAuthError,
+    RegistryProtocolError,
+)
 from verify.model import BirthDate, Sex, normalize_text, parse_birth_date, parse_dmy, parse_sex
 
 LOGIN_PATH = "/api/token/take"
@@ -155,7 +160,10 @@ def _text(obj: dict[str, Any], key: str) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         raise RegistryProtocolError(f"{key} is not text")
-    s = normalize_text(value)
+    try:
+        s = normalize_text(value)
+    except InputFormatError:
+        raise RegistryProtocolError(f"{key} is not valid Unicode") from None
     return s or None
 
 

@@ -113,7 +113,7 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
         raise CacheIntegrityError("manifest is oversized")
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CacheIntegrityError("manifest is not JSON") from e
     if not isinstance(doc, dict):
         raise CacheIntegrityError("manifest is not a JSON object")
@@ -133,8 +133,10 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
             index_salt=str(doc["index_salt"]))
         bytes.fromhex(manifest.index_salt)
         signature = base64.b64decode(doc["signature"], validate=True)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise CacheIntegrityError("manifest values are malformed") from e
+    if not manifest.key_id.isascii() or not manifest.key_id.isprintable():
+        raise CacheIntegrityError("manifest key id is not printable ASCII")
     if manifest.created.tzinfo is None or manifest.expires.tzinfo is None:
         raise CacheIntegrityError("manifest times lack a UTC offset")
     key = trusted.get(manifest.key_id)
@@ -260,16 +262,19 @@ def records_from_csv(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     Strict per row: a bad row stops the build with its line number (never its content).
     """
     reader = csv.DictReader(lines)
-    missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
-    if missing:
-        raise CacheError(f"CSV header lacks: {', '.join(sorted(missing))}")
-    for row in reader:
-        line = reader.line_num
-        try:
-            yield _record(row)
-        except (VerifyError, ValueError) as e:
-            detail = e.detail if isinstance(e, VerifyError) else str(e)  # never the value
-            raise CacheError(f"CSV line {line}: {detail}") from None
+    try:
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise CacheError(f"CSV header lacks: {', '.join(sorted(missing))}")
+        for row in reader:
+            line = reader.line_num
+            try:
+                yield _record(row)
+            except (VerifyError, ValueError) as e:
+                detail = e.detail if isinstance(e, VerifyError) else str(e)  # never the value
+                raise CacheError(f"CSV line {line}: {detail}") from None
+    except csv.Error as e:  # a field over the csv module's limit, a stray NUL, …
+        raise CacheError(f"CSV line {reader.line_num}: not valid CSV") from e
 
 
 def _day_iso(text: str | None) -> str | None:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -28,8 +28,8 @@ _TRAILER_HASH = {0x33: "sha1", 0x34: "sha256", 0x36: "sha512", 0x35: "sha384", 0
 def public_key_from_dg15(dg15: bytes) -> Any:
     try:
         return serialization.load_der_public_key(unwrap_tlv(dg15, DG_TAGS[15]))
-    except (ValueError, TypeError) as e:
-        raise TlvError("DG15 is not a public key") from e
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise TlvError("DG15 is not a public key this terminal can use") from e
 
 
 def internal_authenticate(challenge: bytes) -> Command:

@@ -19,8 +19,8 @@ _YYMMDD = re.compile(r"[0-9]{6}")
 
 
 def _value(ch: str) -> int:
-    if ch.isdigit():
-        return int(ch)
+    if "0" <= ch <= "9":  # not str.isdigit: "①", "²" and "٣" are digits to it
+        return ord(ch) - 48
     if "A" <= ch <= "Z":
         return ord(ch) - 55
     if ch == "<":

@@ -151,6 +151,12 @@ def load_trust(certificates: Sequence[bytes]) -> list[x509.Certificate]:
     return out
 
 
+# What asn1crypto and cryptography raise on certificates and SODs they cannot make sense of.
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+              RecursionError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.InvalidVersion,
+              x509.UnsupportedGeneralNameType)
+
+
 def passive_authentication(sod: Sod, groups: dict[int, bytes],
                            trust: Sequence[x509.Certificate], *, now: datetime) -> PassiveAuth:
     """The numbered steps of ICAO 9303-11 §5.1.1; the first failure is the outcome."""
@@ -190,6 +196,6 @@ def passive_authentication(sod: Sod, groups: dict[int, bytes],
         _anchor(ds, trust, now)
     except _Fail as f:
         return PassiveAuth(PaStatus.FAILED, f.reason, signer)
-    except (ValueError, TypeError, KeyError) as e:
+    except _MALFORMED as e:  # anything that cannot be checked has failed (fail closed)
         return PassiveAuth(PaStatus.FAILED, f"sod_malformed:{type(e).__name__}", signer)
     return PassiveAuth(PaStatus.AUTHENTIC, None, signer)

@@ -19,7 +19,9 @@ import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from verify.snapshot import (
     FORMAT,
+    MAX_MANIFEST_BYTES,
     CacheError,
     CacheIntegrityError,
     Manifest,
@@ -102,18 +105,33 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     return manifest
 
 
-def verify_dir(src: Path, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
-    """Signature, known key, content hash and record count of a snapshot folder."""
+def _regular(path: Path, what: str) -> int:
+    """The size of a regular file; a device (/dev/zero), a pipe or a missing file is refused
+    before it is opened (opening a FIFO would block; a device never ends)."""
     try:
-        data = (src / MANIFEST).read_bytes()
+        st = path.lstat()
+    except OSError as e:
+        raise CacheIntegrityError(f"{what} unreadable: {type(e).__name__}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CacheIntegrityError(f"{what} is not a regular file")
+    return st.st_size
+
+
+def read_manifest(path: Path) -> bytes:
+    """At most MAX_MANIFEST_BYTES + 1 bytes: an oversized manifest is refused unread."""
+    _regular(path, "manifest")
+    try:
+        with path.open("rb") as f:
+            return f.read(MAX_MANIFEST_BYTES + 1)
     except OSError as e:
         raise CacheIntegrityError(f"manifest unreadable: {type(e).__name__}") from None
-    manifest = parse_manifest(data, trusted)
+
+
+def verify_dir(src: Path, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
+    """Signature, known key, content hash and record count of a snapshot folder."""
+    manifest = parse_manifest(read_manifest(src / MANIFEST), trusted)
     records = src / RECORDS
-    try:
-        size = records.stat().st_size
-    except OSError as e:
-        raise CacheIntegrityError(f"records file unreadable: {type(e).__name__}") from None
+    size = _regular(records, "records file")
     check_size(manifest, size)
     check_hash(manifest, file_sha256(records))
     return manifest
@@ -132,7 +150,7 @@ def installed_manifest(cache_dir: Path,
     current = cache_dir / CURRENT
     if not current.exists():
         return None
-    return parse_manifest((current / MANIFEST).read_bytes(), trusted)
+    return parse_manifest(read_manifest(current / MANIFEST), trusted)
 
 
 def _copy_hashing(src: Path, dst: Path,
@@ -156,11 +174,9 @@ def _copy_hashing(src: Path, dst: Path,
 def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey], *,
             copy: Callable[[IO[bytes], IO[bytes]], None] | None = None) -> Manifest:
     """Verify and install atomically; on any failure the installed snapshot is untouched."""
-    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        manifest_bytes = (src / MANIFEST).read_bytes()
-    except OSError as e:
-        raise CacheIntegrityError(f"manifest unreadable: {type(e).__name__}") from None
+    cache_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data folder: 0700
+    cache_dir.mkdir(mode=0o700, exist_ok=True)
+    manifest_bytes = read_manifest(src / MANIFEST)
     manifest = parse_manifest(manifest_bytes, trusted)
     try:
         current = installed_manifest(cache_dir, trusted)
@@ -170,10 +186,7 @@ def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey],
     name = f"v{manifest.snapshot_version}-{secrets.token_hex(3)}"
     link_path = cache_dir / CURRENT
     previous = link_path.readlink().name if link_path.is_symlink() else None
-    try:
-        check_size(manifest, (src / RECORDS).stat().st_size)
-    except OSError as e:
-        raise CacheIntegrityError(f"records file unreadable: {type(e).__name__}") from None
+    check_size(manifest, _regular(src / RECORDS, "records file"))
     staging = cache_dir / f".staging-{name}"
     staging.mkdir(mode=0o700)
     try:
@@ -224,7 +237,7 @@ class Snapshot:
             return None
         folder = current.resolve()
         manifest = (verify_dir(folder, trusted) if verify_hash else
-                    parse_manifest((folder / MANIFEST).read_bytes(), trusted))
+                    parse_manifest(read_manifest(folder / MANIFEST), trusted))
         return cls(folder, manifest, reading_key)
 
     def lookup(self, identifier: str) -> Hit | None:
@@ -250,26 +263,47 @@ def default_expiry(created: datetime, days: int) -> datetime:
     return created + timedelta(days=days)
 
 
-MAX_FETCH_BYTES = 64 << 30  # a 10 M-record snapshot is ~5 GB; refuse anything absurd
+FETCH_DEADLINE_SECONDS = 900.0  # the whole download; a mirror that trickles is given up
 
 
-def fetch(base_url: str, dest: Path, *, timeout: float = 60.0) -> None:
-    """Download ``manifest.json`` and ``records.db`` from the publisher into ``dest``.
-
-    Nothing is trusted here: :func:`install` verifies signature, size and hash afterwards.
-    """
+def _download(url: str, out: Path, *, limit: int, deadline: float, timeout: float) -> None:
+    """At most ``limit`` bytes from ``url`` into ``out`` before ``deadline`` (monotonic):
+    a mirror that sends more, or too slowly, is refused and nothing past the limit is
+    written (TUF's endless-data and slow-retrieval attacks)."""
     import urllib.request
 
+    if not url.startswith(("http://", "https://")):
+        raise CacheError("snapshot URL must be http:// or https://")
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise CacheIntegrityError("snapshot download took too long")
+    with urllib.request.urlopen(url, timeout=min(timeout, remaining)) as response, \
+            out.open("wb") as f:  # noqa: S310 - scheme checked above
+        total = 0
+        while True:
+            if time.monotonic() > deadline:
+                raise CacheIntegrityError("snapshot download took too long")
+            chunk = response.read1(min(CHUNK, limit + 1 - total))  # what has arrived
+            if not chunk:
+                return
+            total += len(chunk)
+            if total > limit:
+                raise CacheIntegrityError("snapshot download is larger than its manifest says")
+            f.write(chunk)
+
+
+def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
+          timeout: float = 60.0, deadline_seconds: float = FETCH_DEADLINE_SECONDS) -> Manifest:
+    """Download the publisher's snapshot into ``dest``: the manifest first (capped, and its
+    signature checked before anything else is fetched), then ``records.db`` — never more
+    bytes than the signed manifest names, and all of it within ``deadline_seconds``.
+    :func:`install` verifies the hash afterwards."""
+    deadline = time.monotonic() + deadline_seconds
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (MANIFEST, RECORDS):
-        url = base_url.rstrip("/") + "/" + name
-        if not url.startswith(("http://", "https://")):
-            raise CacheError("snapshot URL must be http:// or https://")
-        with urllib.request.urlopen(url, timeout=timeout) as response, \
-                (dest / name).open("wb") as out:  # noqa: S310 - scheme checked above
-            total = 0
-            while chunk := response.read(CHUNK):
-                total += len(chunk)
-                if total > MAX_FETCH_BYTES:
-                    raise CacheIntegrityError("snapshot download is oversized")
-                out.write(chunk)
+    base = base_url.rstrip("/") + "/"
+    _download(base + MANIFEST, dest / MANIFEST, limit=MAX_MANIFEST_BYTES, deadline=deadline,
+              timeout=timeout)
+    manifest = parse_manifest(read_manifest(dest / MANIFEST), trusted)
+    _download(base + RECORDS, dest / RECORDS, limit=manifest.records_size, deadline=deadline,
+              timeout=timeout)
+    return manifest

@@ -8,6 +8,7 @@ its absolute expiry, refreshed on expiry and once on a 401. Transport failures b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -38,6 +39,18 @@ log = logging.getLogger(__name__)
 
 class _Retryable(RegistryUnavailable):
     """A refused or reset connection: worth one more try after a short, jittered pause."""
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json_answer(content: bytes) -> Any:
+    """The gateway's JSON, strictly: no NaN/Infinity, bounded nesting, valid UTF-8."""
+    try:
+        return json.loads(content, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        raise RegistryProtocolError("registry answer is not JSON") from e
 
 
 def _no_request_lines(record: logging.LogRecord) -> bool:
@@ -228,7 +241,4 @@ class RegistryClient:
             raise RegistryProtocolError(f"registry answered HTTP {response.status_code}")
         if len(response.content) > MAX_ANSWER_BYTES:
             raise RegistryProtocolError("registry answer too large")
-        try:
-            return response.json()
-        except ValueError as e:
-            raise RegistryProtocolError("registry answer is not JSON") from e
+        return parse_json_answer(response.content)
