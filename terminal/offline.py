@@ -108,6 +108,7 @@ class OfflineHit:
     values: dict[str, str]
     expired_days: float | None = None
     from_snapshot: bool = False  # no gateway answer behind it: no registry code
+    journal_tampered: bool = False  # a newer answer may have been deleted: review
 
 
 class OfflineStore:
@@ -197,11 +198,14 @@ class OfflineStore:
             hit = snapshot.lookup(ident)
             if hit is not None:
                 expired = age_days(m, now) if now > m.expires else None
+                tampered = self.journal is not None and not self.journal.intact()
+                if tampered:
+                    log.warning("journal seal broken: rows were removed or added offline")
                 return OfflineHit(snapshot_answer(hit.record), m.created.astimezone(VN_TZ),
                                   "offline_snapshot",
                                   {"version": str(m.snapshot_version),
                                    "date": m.created.astimezone(VN_TZ).strftime("%d/%m/%Y")},
-                                  expired, from_snapshot=True)
+                                  expired, from_snapshot=True, journal_tampered=tampered)
         return None
 
     def health(self) -> dict[str, Any]:
@@ -212,6 +216,7 @@ class OfflineStore:
             out["snapshot_created"] = self.snapshot.manifest.created.isoformat()
         if self.journal is not None:
             out["journal_rows_tampered"] = self.journal.tampered
+            out["journal_intact"] = self.journal.intact()
         return out
 
     def purge(self) -> None:

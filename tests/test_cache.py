@@ -252,3 +252,21 @@ def test_journal_with_another_terminals_key_reads_nothing(tmp_path: Path) -> Non
         ["bhxh:0111077012"], {"code": "000"}, NOW)
     other = Journal(tmp_path, b"b" * 32, retention=timedelta(hours=24))
     assert other.get("bhxh:0111077012", NOW) is None
+
+
+def test_a_journal_row_deleted_by_hand_breaks_the_seal(tmp_path: Path) -> None:
+    j = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    assert j.intact()
+    j.put(["bhxh:0111077012", "cccd:001088004321"], {"code": "010"}, NOW)
+    j.put(["bhxh:0222222222"], {"code": "000"}, NOW)
+    j.put(["bhxh:0222222222"], {"code": "000"}, NOW + timedelta(minutes=5))  # replaced
+    assert j.intact()
+    j.put(["bhxh:0333333333"], {"code": "000"}, NOW - timedelta(hours=30))
+    assert j.purge(NOW) == 1 and j.intact()  # purges keep the seal
+    conn = sqlite3.connect(tmp_path / "journal.db")  # the "expired" answer, gone by hand
+    conn.execute("DELETE FROM entry WHERE at = (SELECT MIN(at) FROM entry)")
+    conn.commit()
+    conn.close()
+    assert not j.intact()
+    reopened = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    assert not reopened.intact()  # a restart does not re-seal what was tampered with

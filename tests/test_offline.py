@@ -258,3 +258,22 @@ def test_slow_registry_late_answer_is_kept(sim: BackgroundServer, tmp_path: Path
         assert httpx.get(f"{server.url}/api/v1/rechecks").json() == []  # same outcome
     finally:
         server.stop()
+
+
+def test_a_journal_row_deleted_offline_makes_the_snapshot_answer_need_review(
+        daemon: BackgroundServer, sim: BackgroundServer, tmp_path: Path) -> None:
+    """Seen online this morning, the row then deleted by hand: the older snapshot must not
+    speak for the patient as if nothing had been said since."""
+    import sqlite3
+
+    assert verify(daemon, DAT)["source"] == "registry"
+    conn = sqlite3.connect(tmp_path / "data" / "journal.db")
+    conn.execute("DELETE FROM entry")
+    conn.commit()
+    conn.close()
+    sim_control(sim, fault="http500")
+    e = verify(daemon, DAT)
+    assert e["source"] == "cache" and e["status"] == "needs_review"
+    assert "offline_journal_tampered" in codes(e)
+    health = httpx.get(f"{daemon.url}/api/v1/health").json()
+    assert health["components"]["cache"]["journal_intact"] is False

@@ -373,7 +373,7 @@ OFFLINE_KEEP_CODES = frozenset({"000", "001", "002", "003", "004", "010", "050",
 def offline_decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext, *,
                    data_as_of: datetime, notice: str, slow: bool = False,
                    expired_days: float | None = None, from_snapshot: bool = False,
-                   **values: object) -> Eligibility:
+                   journal_tampered: bool = False, **values: object) -> Eligibility:
     """A decision from stored data (journal or snapshot), labelled as such.
 
     Stricter than online: a name or DOB that differs from the stored data, or a snapshot past
@@ -388,6 +388,9 @@ def offline_decide(answer: RegistryAnswer, credential: Credential, ctx: Decision
     if expired_days is not None:
         notes.add("snapshot_expired", days=f"{expired_days:.0f}")
         status = Status.NEEDS_REVIEW
+    if journal_tampered:  # a newer, negative answer may have been deleted from the journal
+        notes.add("offline_journal_tampered")
+        status = Status.NEEDS_REVIEW if status is Status.ELIGIBLE else status
     if {"name_mismatch", "dob_mismatch"} & {m.code for m in e.messages}:
         notes.add("offline_mismatch")
         status = Status.NEEDS_REVIEW if status is Status.ELIGIBLE else status

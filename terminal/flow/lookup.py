@@ -112,7 +112,8 @@ class Lookup:
         eligibility = offline_decide(hit.answer, credential, ctx, data_as_of=hit.data_as_of,
                                      notice=hit.notice, slow=failure == "registry_slow",
                                      expired_days=hit.expired_days,
-                                     from_snapshot=hit.from_snapshot, **hit.values)
+                                     from_snapshot=hit.from_snapshot,
+                                     journal_tampered=hit.journal_tampered, **hit.values)
         if self.registry is not None:
             self.pending.append(Pending(credential, query, eligibility, time.monotonic()))
             del self.pending[:-MAX_PENDING]

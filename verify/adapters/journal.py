@@ -6,6 +6,11 @@ under a key derived from that identifier, and MACed with the terminal's own key 
 config or the logs; systemd credentials in production): a row edited offline fails its MAC
 and is ignored, and a copied file gives away nothing without the key. Rows older than the
 retention are purged.
+
+A row *deleted* offline leaves no row to fail: the journal also keeps a MACed seal — the row
+count and the XOR of every row's keyed tag — updated with each write and purge, and
+:meth:`Journal.intact` compares it with the rows there. A journal that is not intact must not
+let an older snapshot speak for someone it may have answered "expired" this morning.
 """
 
 from __future__ import annotations
@@ -54,11 +59,50 @@ class Journal:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS entry (h BLOB PRIMARY KEY, at TEXT NOT "
                            "NULL, sealed BLOB NOT NULL, mac BLOB NOT NULL) WITHOUT ROWID")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS seal (id INTEGER PRIMARY KEY CHECK "
+                           "(id = 1), count INTEGER NOT NULL, digest BLOB NOT NULL, "
+                           "mac BLOB NOT NULL)")
         self._key = terminal_key
         self._mac_key = _sub(terminal_key, b"journal-mac")
         self.retention = retention
         self.tampered = 0
         self._lock = threading.Lock()
+        if self._conn.execute("SELECT 1 FROM seal").fetchone() is None:
+            # A new journal, or one from before the seal: sealed as it stands.
+            count, digest = self._aggregate()
+            self._write_seal(count, digest)
+
+    def _tag(self, h: bytes, at: str) -> bytes:
+        return hmac.new(self._mac_key, b"row" + h + at.encode(), hashlib.sha256).digest()
+
+    def _aggregate(self) -> tuple[int, bytes]:
+        count, acc = 0, 0
+        for h, at in self._conn.execute("SELECT h, at FROM entry"):
+            count += 1
+            acc ^= int.from_bytes(self._tag(bytes(h), str(at)), "big")
+        return count, acc.to_bytes(32, "big")
+
+    def _seal_mac(self, count: int, digest: bytes) -> bytes:
+        return hmac.new(self._mac_key, b"seal" + count.to_bytes(8, "big") + digest,
+                        hashlib.sha256).digest()
+
+    def _write_seal(self, count: int, digest: bytes) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO seal VALUES (1, ?, ?, ?)",
+                           (count, digest, self._seal_mac(count, digest)))
+
+    def _seal(self) -> tuple[int, int] | None:
+        row = self._conn.execute("SELECT count, digest, mac FROM seal WHERE id = 1").fetchone()
+        if row is None or not hmac.compare_digest(self._seal_mac(int(row[0]), bytes(row[1])),
+                                                  bytes(row[2])):
+            return None
+        return int(row[0]), int.from_bytes(bytes(row[1]), "big")
+
+    def intact(self) -> bool:
+        """No row added, removed or re-dated behind the journal's back."""
+        with self._lock:
+            sealed = self._seal()
+            count, digest = self._aggregate()
+        return sealed is not None and sealed == (count, int.from_bytes(digest, "big"))
 
     def _index(self, identifier: str) -> bytes:
         return _sub(self._key, b"journal-index", identifier.encode())[:16]
@@ -77,7 +121,26 @@ class Journal:
                 nonce, plain, h)
             rows.append((h, stamp, sealed, self._mac(h, stamp, sealed)))
         with self._lock:
-            self._conn.executemany("INSERT OR REPLACE INTO entry VALUES (?, ?, ?, ?)", rows)
+            seal = self._seal()
+            count, acc = seal if seal is not None else (0, 0)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for h, stamp_, _, _ in rows:
+                    old = self._conn.execute("SELECT at FROM entry WHERE h = ?",
+                                             (h,)).fetchone()
+                    if old is not None:
+                        acc ^= int.from_bytes(self._tag(h, str(old[0])), "big")
+                        count -= 1
+                    acc ^= int.from_bytes(self._tag(h, stamp_), "big")
+                    count += 1
+                self._conn.executemany("INSERT OR REPLACE INTO entry VALUES (?, ?, ?, ?)",
+                                       rows)
+                if seal is not None:  # a broken seal stays broken: intact() tells
+                    self._write_seal(count, acc.to_bytes(32, "big"))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def get(self, identifier: str, now: datetime) -> Entry | None:
         h = self._index(identifier)
@@ -107,8 +170,22 @@ class Journal:
     def purge(self, now: datetime) -> int:
         cutoff = (now - self.retention).astimezone(UTC).isoformat()
         with self._lock:
-            cur = self._conn.execute("DELETE FROM entry WHERE at < ?", (cutoff,))
-        return cur.rowcount
+            sealed = self._seal()
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                old = self._conn.execute("SELECT h, at FROM entry WHERE at < ?",
+                                         (cutoff,)).fetchall()
+                self._conn.execute("DELETE FROM entry WHERE at < ?", (cutoff,))
+                if sealed is not None:
+                    count, acc = sealed
+                    for h, at in old:
+                        acc ^= int.from_bytes(self._tag(bytes(h), str(at)), "big")
+                    self._write_seal(count - len(old), acc.to_bytes(32, "big"))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return len(old)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
