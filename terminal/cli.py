@@ -67,6 +67,35 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(Path(args.config) if getattr(args, "config", None) else None)
 
 
+CLOCK_ENV = "TIEPDON_CLOCK"
+
+
+def _clock(*, serving: bool = False) -> Any:
+    """``TIEPDON_CLOCK=2027-01-31T08:00:00+07:00``: the terminal's "now" starts there and runs
+    on — for tests and benchmarks (a frozen or rolled-back snapshot seen from outside).
+    Refused by a daemon under systemd: a desk's clock is the system's."""
+    text = os.environ.get(CLOCK_ENV)
+    if not text:
+        return None
+    if serving and os.environ.get("INVOCATION_ID"):
+        raise SettingsError(f"{CLOCK_ENV} is for tests; refused by a daemon under systemd")
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{CLOCK_ENV}: not an ISO date and time with an offset") from None
+    if start.tzinfo is None:
+        raise SettingsError(f"{CLOCK_ENV}: needs a UTC offset")
+    import time as _time
+
+    origin = _time.monotonic()
+    return lambda: start + timedelta(seconds=_time.monotonic() - origin)
+
+
+def _now() -> datetime:
+    clock = _clock()
+    return clock() if clock is not None else datetime.now(UTC)
+
+
 def _cli_key(settings: Settings, *, required: bool = False) -> bytes:
     """The daemon's fingerprint key when it exists and is readable, else a one-off key.
 
@@ -136,7 +165,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise SettingsError("invalid setting facility.code (TIEPDON_FACILITY_CODE): required")
     if not args.offline:
         require_online(settings)
-    services = build_services(settings, online=not args.offline, key=_cli_key(settings))
+    services = build_services(settings, online=not args.offline, key=_cli_key(settings),
+                              now=_clock())
     verifier = services.verifier
     if services.offline is not None:
         services.offline.load()
@@ -182,7 +212,7 @@ def cmd_card_read(args: argparse.Namespace) -> int:
     result = read_from_source(PcscSource(args.reader or settings.chip.reader or None), keys,
                               extended_mode=settings.chip.extended_length,
                               retries=settings.chip.retries, trust=trust,
-                              now=datetime.now(UTC))
+                              now=_now())
     credential = chip_credential(result.identity, passive_auth=result.passive_auth,
                                  photo=result.photo, active_auth=result.active_auth,
                                  apdus=result.apdus, fingerprint="",
@@ -333,7 +363,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
     manifest = installed_manifest(cache_dir(settings), _trusted(settings))
     if manifest is None:
         raise CliError("no snapshot installed")
-    now = datetime.now(UTC)
+    now = _now()
     out = manifest.to_json()
     age = (now - manifest.created).total_seconds() / 86400
     out["age_days"] = round(age, 2)
@@ -495,7 +525,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"cannot listen on {settings.http.host}:{settings.http.port}: "
                        f"{e.strerror}") from None
     try:
-        services = build_services(settings)
+        services = build_services(settings, now=_clock(serving=True))
     except OSError as e:
         raise SettingsError(f"invalid setting data.dir (TIEPDON_DATA_DIR): {e.strerror}"
                             ) from None

@@ -320,3 +320,31 @@ def test_a_snapshot_from_the_future_is_not_usable(publisher: Publisher, tmp_path
     assert run("cache", "install", str(future), env=env).returncode == 0
     info = json.loads(run("cache", "info", env=env).stdout)
     assert info["usable"] is False
+
+
+def test_a_frozen_snapshot_seen_from_outside_with_the_test_clock(publisher: Publisher,
+                                                                tmp_path: Path) -> None:
+    """Freeze: the mirror keeps serving the same signed snapshot for months. With the test
+    clock set months ahead, the CLI says it is expired and not usable."""
+    from tests.test_cli import run
+    from verify.snapshot import public_key_text
+
+    env = {"TIEPDON_DATA_DIR": str(tmp_path / "data"),
+           "TIEPDON_CACHE_TRUSTED_KEYS": "pub:" + public_key_text(publisher.key.public_key())}
+    assert run("cache", "install", str(publisher.make(1)), env=env).returncode == 0
+    later = {**env, "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00"}
+    info = json.loads(run("cache", "info", env=later).stdout)
+    assert info["expired"] is True and info["usable"] is False and info["age_days"] > 1000
+    bad = run("cache", "info", env={**env, "TIEPDON_CLOCK": "tomorrow"})
+    assert bad.returncode == 2 and "TIEPDON_CLOCK" in bad.stderr
+
+
+def test_the_test_clock_is_refused_by_a_daemon_under_systemd(tmp_path: Path) -> None:
+    from tests.test_cli import run
+
+    from terminal.demo import demo_environment
+
+    env = {**demo_environment("http://127.0.0.1:9", tmp_path), "TIEPDON_HTTP_PORT": "0",
+           "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00", "INVOCATION_ID": "0" * 32}
+    p = run("serve", env=env)
+    assert p.returncode == 2 and "TIEPDON_CLOCK" in p.stderr, p.stderr
