@@ -257,7 +257,7 @@ def offline_store(settings: Settings, terminal_key: bytes, *,
     j = None
     if journal and c.journal_hours > 0:
         j = Journal(settings.data.dir, derive_key(terminal_key, "journal"),
-                    retention=timedelta(hours=c.journal_hours))
+                    retention=timedelta(hours=c.journal_hours), now=now() if now else None)
     return OfflineStore(journal=j, cache_dir=cache_dir(settings), trusted=trusted,
                         reading_key=read_reading_key(c.reading_key_file),
                         max_age_days=c.max_age_days, now=now)

@@ -198,7 +198,7 @@ class OfflineStore:
             hit = snapshot.lookup(ident)
             if hit is not None:
                 expired = age_days(m, now) if now > m.expires else None
-                tampered = self.journal is not None and not self.journal.intact()
+                tampered = self.journal is not None and not self.journal.intact(now)
                 if tampered:
                     log.warning("journal seal broken: rows were removed or added offline")
                 return OfflineHit(snapshot_answer(hit.record), m.created.astimezone(VN_TZ),
@@ -216,7 +216,7 @@ class OfflineStore:
             out["snapshot_created"] = self.snapshot.manifest.created.isoformat()
         if self.journal is not None:
             out["journal_rows_tampered"] = self.journal.tampered
-            out["journal_intact"] = self.journal.intact()
+            out["journal_intact"] = self.journal.intact(self._now())
         return out
 
     def purge(self) -> None:

@@ -270,3 +270,21 @@ def test_a_journal_row_deleted_by_hand_breaks_the_seal(tmp_path: Path) -> None:
     assert not j.intact()
     reopened = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
     assert not reopened.intact()  # a restart does not re-seal what was tampered with
+
+
+def test_a_truncated_journal_is_set_aside_and_counts_as_lost(tmp_path: Path) -> None:
+    j = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    for i in range(200):
+        j.put([f"bhxh:{i:010d}"], {"code": "000", "pad": "x" * 200}, NOW)
+    j.close()
+    for extra in ("journal.db-wal", "journal.db-shm"):
+        (tmp_path / extra).unlink(missing_ok=True)
+    raw = (tmp_path / "journal.db").read_bytes()
+    (tmp_path / "journal.db").write_bytes(raw[: len(raw) // 2])  # a power cut, a bad disk
+    again = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24), now=NOW)
+    assert any(p.name.startswith("journal.db.broken-") for p in tmp_path.iterdir())
+    assert again.get("bhxh:0000000001", NOW) is None
+    assert not again.intact(NOW)                          # rows were lost: review for a day
+    assert again.intact(NOW + timedelta(hours=25))        # then the journal stands again
+    again.put(["bhxh:0000000001"], {"code": "000"}, NOW)
+    assert again.get("bhxh:0000000001", NOW) is not None

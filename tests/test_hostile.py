@@ -340,9 +340,8 @@ def test_a_frozen_snapshot_seen_from_outside_with_the_test_clock(publisher: Publ
 
 
 def test_the_test_clock_is_refused_by_a_daemon_under_systemd(tmp_path: Path) -> None:
-    from tests.test_cli import run
-
     from terminal.demo import demo_environment
+    from tests.test_cli import run
 
     env = {**demo_environment("http://127.0.0.1:9", tmp_path), "TIEPDON_HTTP_PORT": "0",
            "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00", "INVOCATION_ID": "0" * 32}

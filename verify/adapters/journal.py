@@ -46,9 +46,34 @@ class Entry:
 
 
 class Journal:
-    def __init__(self, folder: Path, terminal_key: bytes, *, retention: timedelta) -> None:
+    def __init__(self, folder: Path, terminal_key: bytes, *, retention: timedelta,
+                 now: datetime | None = None) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / FILE
+        self._key = terminal_key
+        self._mac_key = _sub(terminal_key, b"journal-mac")
+        self.retention = retention
+        try:
+            self._open(folder / FILE)
+        except sqlite3.DatabaseError:
+            # Truncated or corrupted (a power cut, a disk error, a hand): kept aside for
+            # inspection, and a new journal begins — marked as having lost rows, so for one
+            # retention period no older snapshot answers for anyone as if nothing was lost.
+            log.error("journal unreadable; set aside, a new one begins")
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+            for suffix in ("", "-wal", "-shm"):
+                broken = folder / (FILE + suffix)
+                if broken.exists():
+                    broken.rename(folder / f"{FILE}{suffix}.broken-{stamp}")
+            self._open(folder / FILE)
+            self._conn.execute("INSERT OR REPLACE INTO lost VALUES (1, ?, ?)",
+                               (stamp, self._lost_mac(stamp)))
+
+    def _lost_mac(self, stamp: str) -> bytes:
+        return hmac.new(self._mac_key, b"lost" + stamp.encode(), hashlib.sha256).digest()
+
+    def _open(self, path: Path) -> None:
         new = not path.exists()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         if new:
@@ -62,9 +87,9 @@ class Journal:
         self._conn.execute("CREATE TABLE IF NOT EXISTS seal (id INTEGER PRIMARY KEY CHECK "
                            "(id = 1), count INTEGER NOT NULL, digest BLOB NOT NULL, "
                            "mac BLOB NOT NULL)")
-        self._key = terminal_key
-        self._mac_key = _sub(terminal_key, b"journal-mac")
-        self.retention = retention
+        self._conn.execute("CREATE TABLE IF NOT EXISTS lost (id INTEGER PRIMARY KEY CHECK "
+                           "(id = 1), at TEXT NOT NULL, mac BLOB NOT NULL)")
+        self._conn.execute("SELECT count(*) FROM entry").fetchone()  # reads the whole header
         self.tampered = 0
         self._lock = threading.Lock()
         if self._conn.execute("SELECT 1 FROM seal").fetchone() is None:
@@ -97,11 +122,23 @@ class Journal:
             return None
         return int(row[0]), int.from_bytes(bytes(row[1]), "big")
 
-    def intact(self) -> bool:
-        """No row added, removed or re-dated behind the journal's back."""
-        with self._lock:
-            sealed = self._seal()
-            count, digest = self._aggregate()
+    def intact(self, now: datetime | None = None) -> bool:
+        """No row added, removed or re-dated behind the journal's back, and no journal lost
+        (set aside as unreadable) within the retention period."""
+        try:
+            with self._lock:
+                sealed = self._seal()
+                count, digest = self._aggregate()
+                lost = self._conn.execute("SELECT at, mac FROM lost WHERE id = 1").fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        if lost is not None:
+            stamp = str(lost[0])
+            if not hmac.compare_digest(self._lost_mac(stamp), bytes(lost[1])):
+                return False
+            at = datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            if (now or datetime.now(UTC)) - at < self.retention:
+                return False
         return sealed is not None and sealed == (count, int.from_bytes(digest, "big"))
 
     def _index(self, identifier: str) -> bytes:
@@ -144,9 +181,14 @@ class Journal:
 
     def get(self, identifier: str, now: datetime) -> Entry | None:
         h = self._index(identifier)
-        with self._lock:
-            row = self._conn.execute("SELECT at, sealed, mac FROM entry WHERE h = ?",
-                                     (h,)).fetchone()
+        try:
+            with self._lock:
+                row = self._conn.execute("SELECT at, sealed, mac FROM entry WHERE h = ?",
+                                         (h,)).fetchone()
+        except sqlite3.DatabaseError:
+            self.tampered += 1
+            log.warning("journal unreadable at lookup; treated as no entry")
+            return None
         if row is None:
             return None
         stamp, sealed, mac = str(row[0]), bytes(row[1]), bytes(row[2])
