@@ -230,3 +230,38 @@ def test_health_follows_the_last_exchange(sim: BackgroundServer) -> None:
             await client.aclose()
 
     assert asyncio.run(go()) == ["unknown", "ok", "degraded"]
+
+
+@pytest.mark.parametrize("kind", ["endless", "huge"])
+def test_an_endless_or_huge_answer_is_refused_not_accumulated(kind: str) -> None:
+    """A gateway (or something posing as it) that never stops sending: the client keeps at
+    most MAX_ANSWER_BYTES and says so."""
+    import http.server
+    import threading
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            if kind == "huge":
+                self.send_header("content-length", str(50 << 20))
+            self.end_headers()
+            try:
+                self.wfile.write(b'{"maKetQua": "000", "pad": "')
+                for _ in range(2000):
+                    self.wfile.write(b"x" * 65536)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(RegistryProtocolError, match="too large"):
+            run_checks(f"http://127.0.0.1:{httpd.server_address[1]}",
+                       query("GD4010111077012", "Nguyễn Tiến Đạt", "29/03/1988"), timeout=5)
+    finally:
+        httpd.shutdown()

@@ -63,6 +63,7 @@ def _no_request_lines(record: logging.LogRecord) -> bool:
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_no_request_lines)
 MAX_ANSWER_BYTES = 1 << 20  # a card check answer is a few KB; refuse megabytes of junk
+ANSWER_DEADLINE_SECONDS = 60.0  # one exchange, however the gateway trickles it
 
 
 class CircuitBreaker:
@@ -224,7 +225,17 @@ class RegistryClient:
     async def _post(self, path: str, *, data: dict[str, str],
                     params: dict[str, str] | None = None) -> Any:
         try:
-            response = await self._http.post(path, data=data, params=params)
+            async with asyncio.timeout(ANSWER_DEADLINE_SECONDS), self._http.stream(
+                    "POST", path, data=data, params=params) as response:
+                content = b""
+                # Never more than MAX_ANSWER_BYTES in memory, and the whole answer within the
+                # deadline: an endless or trickling answer is refused, not accumulated.
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > MAX_ANSWER_BYTES:
+                        raise RegistryProtocolError("registry answer too large")
+        except TimeoutError as e:
+            raise RegistryUnavailable("registry answer took too long") from e
         except httpx.TimeoutException as e:
             raise RegistryUnavailable("registry timed out") from e
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
@@ -239,6 +250,4 @@ class RegistryClient:
             raise RegistryUnavailable(f"registry answered HTTP {response.status_code}")
         if response.status_code >= 400:
             raise RegistryProtocolError(f"registry answered HTTP {response.status_code}")
-        if len(response.content) > MAX_ANSWER_BYTES:
-            raise RegistryProtocolError("registry answer too large")
-        return parse_json_answer(response.content)
+        return parse_json_answer(content)
