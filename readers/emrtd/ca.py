@@ -126,7 +126,8 @@ def parse_dg14(data: bytes) -> Dg14:
                 protocols.append((oid, key_id, CA_ECDH.get(oid)))
             elif oid.startswith(OID_PK_ECDH[:-1]):
                 unsupported.append(f"public key {oid}")
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError) as e:
         raise TlvError("DG14 is malformed") from e
     offers: list[ChipAuthOffer] = []
     for oid, key_id, suite in protocols:

@@ -284,7 +284,8 @@ def parse_sod(data: bytes) -> Sod:
         hashes = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
                   for h in lso["data_group_hash_values"]}
         algorithm = str(lso["hash_algorithm"]["algorithm"].native)
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError) as e:
         raise TlvError("EF.SOD is not a valid CMS security object") from e
     if algorithm not in {"sha1", "sha224", "sha256", "sha384", "sha512"}:
         raise TlvError("EF.SOD uses an unsupported hash algorithm")
