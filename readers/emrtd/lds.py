@@ -302,7 +302,8 @@ def parse_dg15(data: bytes) -> Any:
     try:
         key = asn1_keys.PublicKeyInfo.load(body, strict=True)
         key.native  # noqa: B018
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RecursionError) as e:
         raise TlvError("DG15 is not a public key") from e
     return key
 
