@@ -24,7 +24,12 @@ GIVEN = ["Nữ", "Đạt", "Hương", "Tuấn", "Hằng", "Dũng", "Ngọc", "Ph
 PLACES = ["Hà Nội", "Thành phố Hồ Chí Minh", "Thừa Thiên Huế", "Đà Nẵng", "Cần Thơ", "Nghệ An",
           "Đắk Lắk", "Quảng Ninh"]
 FAMILIES = ["clean", "scale", "rotation", "perspective", "blur", "motion_blur", "jpeg", "noise",
-            "low_contrast", "glare", "occlusion", "inverted", "moire"]
+            "low_contrast", "glare", "occlusion", "inverted", "moire",
+            # issue 15: what the hidden set showed the desk really meets
+            "phone_dark", "phone_light", "tilt_curve", "motion_lowlight_jpeg", "mixed_low",
+            "mixed_mid"]
+HARD = FAMILIES[13:]
+NEGATIVES = ["empty_desk", "product_barcode", "printed_text"]
 
 
 @dataclass(frozen=True)
@@ -137,9 +142,164 @@ def degrade(family: str, text: str, rnd: random.Random) -> Any:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
 
 
+def _screen(code: Any, rnd: random.Random, *, dark: bool) -> Any:
+    """A phone showing the code: light-on-dark (dark mode) or an app card, UI bars around it,
+    the LCD/OLED subpixel grid, resampled by the camera into moiré, a glare spot; colour."""
+    if dark:
+        code = 255 - code
+    pad = code.shape[0] // 6
+    card = np.pad(code, pad, constant_values=20 if dark else 250)
+    h, w = card.shape
+    screen = np.full((int(h * 1.9), w + 2 * pad), 15 if dark else 235, np.uint8)
+    top = int(h * 0.45)
+    screen[top:top + h, pad:pad + w] = card
+    cv2.rectangle(screen, (0, 0), (screen.shape[1], top // 2),
+                  60 if dark else rnd.randrange(90, 150), -1)  # the app's header bar
+    for i in range(3):  # name, card number, validity lines of text under the code
+        y = top + h + 30 + 28 * i
+        cv2.putText(screen, rnd.choice(FAMILY) + " " + str(rnd.randrange(10**6)), (pad, y),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.7, 200 if dark else 40, 2)
+    bezel = np.pad(screen, 18, constant_values=5)  # the phone's frame
+    rgb = cv2.cvtColor(bezel, cv2.COLOR_GRAY2BGR).astype(np.float32)
+    pitch = rnd.choice([3, 4])
+    grid = np.zeros((pitch, pitch * 3, 3), np.float32)
+    for c in range(3):  # subpixel stripes: each pixel is three coloured bars, dark gaps
+        grid[:pitch - 1, c * pitch:(c + 1) * pitch - 1, c] = 1.0
+    big = cv2.resize(rgb, (rgb.shape[1] * pitch * 3 // pitch, rgb.shape[0] * pitch),
+                     interpolation=cv2.INTER_NEAREST)
+    tiles = np.tile(grid, (big.shape[0] // pitch + 1, big.shape[1] // (pitch * 3) + 1, 1))
+    lit = big * tiles[:big.shape[0], :big.shape[1]] * 2.2
+    scale = rnd.uniform(0.28, 0.42)  # the camera sees the grid smaller than its pitch: moiré
+    out = cv2.resize(lit, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0:out.shape[0], 0:out.shape[1]]
+    cx, cy = rnd.uniform(0, out.shape[1]), rnd.uniform(0, out.shape[0])
+    r = rnd.uniform(0.15, 0.35) * out.shape[1]
+    out += rnd.uniform(40, 110) * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))[
+        ..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _curve(g: Any, box: tuple[int, int, int, int], rnd: random.Random) -> Any:
+    """A card bent in the hand: rows pushed along a half sine across the code."""
+    x, _, cw, ch = box
+    h, w = g.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bend = rnd.uniform(0.02, 0.045) * ch
+    inside = (xx >= x) & (xx < x + cw)
+    shift = np.where(inside, bend * np.sin(np.pi * (xx - x) / max(cw, 1)), 0).astype(np.float32)
+    return cv2.remap(g, xx, yy + shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _motion(g: Any, rnd: random.Random, n: int) -> Any:
+    k: Any = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1.0 / n
+    m = cv2.getRotationMatrix2D((n / 2 - .5, n / 2 - .5), rnd.uniform(0, 180), 1.0)
+    k = cv2.warpAffine(k, m, (n, n))
+    return cv2.filter2D(g, -1, k / max(k.sum(), 1e-6))
+
+
+def _jpeg(frame: Any, quality: int) -> Any:
+    _ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+
+
+def hard(family: str, text: str, rnd: random.Random) -> Any:
+    """The issue-15 families: colour frames, degradations combined."""
+    module = rnd.choice([4, 5, 6])
+    code = render_qr(text, module_px=module)
+    if family in ("phone_dark", "phone_light"):
+        shown = _screen(code, rnd, dark=family == "phone_dark")
+        bg = cv2.cvtColor(background(rnd), cv2.COLOR_GRAY2BGR)
+        sh, sw = shown.shape[:2]
+        if sh >= 720 or sw >= 1280:
+            f = min(700 / sh, 1260 / sw)
+            shown = cv2.resize(shown, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            sh, sw = shown.shape[:2]
+        x, y = rnd.randrange(0, 1280 - sw), rnd.randrange(0, 720 - sh)
+        bg[y:y + sh, x:x + sw] = shown
+        return _jpeg(bg, rnd.randrange(60, 90))
+    frame, (x, y, cw, ch) = place(background(rnd), code, rnd)
+    g: Any = frame.astype(np.float32)
+    if family == "tilt_curve":
+        src = np.array([[x, y], [x + cw, y], [x + cw, y + ch], [x, y + ch]], dtype=np.float32)
+        j = [rnd.uniform(-0.22, 0.22) * cw for _ in range(8)]
+        dst = np.array([[x + j[0], y + j[1]], [x + cw + j[2], y + j[3]],
+                        [x + cw + j[4], y + ch + j[5]], [x + j[6], y + ch + j[7]]],
+                       dtype=np.float32)
+        g = _curve(g, (x, y, cw, ch), rnd)
+        g = cv2.warpPerspective(g, cv2.getPerspectiveTransform(src, dst), (1280, 720),
+                                borderMode=cv2.BORDER_REPLICATE)
+    elif family == "motion_lowlight_jpeg":
+        g = _motion(g, rnd, rnd.randrange(5, 11)) * rnd.uniform(0.3, 0.55)
+        g += np.random.default_rng(rnd.randrange(10**9)).normal(0, rnd.uniform(5, 10), g.shape)
+    else:  # mixed_low / mixed_mid: two or three degradations at one severity
+        severe = family == "mixed_mid"
+        for what in rnd.sample(["blur", "motion", "noise", "contrast", "glare", "tilt"],
+                               3 if severe else 2):
+            if what == "blur":
+                g = cv2.GaussianBlur(g, (0, 0), rnd.uniform(1.0, 1.8 if severe else 1.3))
+            elif what == "motion":
+                g = _motion(g, rnd, rnd.randrange(5, 9 if severe else 7))
+            elif what == "noise":
+                g += np.random.default_rng(rnd.randrange(10**9)).normal(
+                    0, rnd.uniform(8, 20 if severe else 12), g.shape)
+            elif what == "contrast":
+                g = rnd.uniform(70, 100) + (g / 255.0) * rnd.uniform(50 if severe else 70, 90)
+            elif what == "glare":
+                yy, xx = np.mgrid[0:720, 0:1280]
+                cx, cy = x + rnd.uniform(0, cw), y + rnd.uniform(0, ch)
+                r = rnd.uniform(.3, .6) * cw
+                g += (150 if severe else 100) * np.exp(
+                    -(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))
+            else:
+                src = np.array([[x, y], [x + cw, y], [x + cw, y + ch], [x, y + ch]],
+                               dtype=np.float32)
+                d = 0.15 if severe else 0.08
+                j = [rnd.uniform(-d, d) * cw for _ in range(8)]
+                dst = np.array([[x + j[0], y + j[1]], [x + cw + j[2], y + j[3]],
+                                [x + cw + j[4], y + ch + j[5]], [x + j[6], y + ch + j[7]]],
+                               dtype=np.float32)
+                g = cv2.warpPerspective(g, cv2.getPerspectiveTransform(src, dst),
+                                        (1280, 720), borderMode=cv2.BORDER_REPLICATE)
+    frame = np.clip(g, 0, 255).astype(np.uint8)
+    if family == "motion_lowlight_jpeg":
+        frame = _jpeg(frame, rnd.randrange(30, 60))
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
+def negative(kind: str, rnd: random.Random) -> Any:
+    """Frames with no QR code: a desk, a product barcode, printed text (false positives)."""
+    frame = background(rnd)
+    if kind == "product_barcode":
+        x, y = rnd.randrange(100, 900), rnd.randrange(100, 500)
+        pos = x
+        for _ in range(60):  # EAN-like bars
+            wbar = rnd.choice([2, 4, 6, 8])
+            if rnd.random() < 0.5:
+                cv2.rectangle(frame, (pos, y), (pos + wbar - 1, y + 140), 10, -1)
+            pos += wbar
+        cv2.putText(frame, str(rnd.randrange(10**12, 10**13)), (x, y + 170),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.9, 10, 2)
+    elif kind == "printed_text":
+        for i in range(12):
+            cv2.putText(frame, " ".join(rnd.choice(FAMILY + MIDDLE + GIVEN) for _ in range(5)),
+                        (60, 60 + 50 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 20, 2)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+
+
+def negatives(per_kind: int, seed: int = 20261130) -> Iterator[Sample]:
+    rnd = random.Random(seed)
+    for kind in NEGATIVES:
+        for _ in range(per_kind):
+            yield Sample(kind, "", negative(kind, rnd))
+
+
 def samples(per_family: int, seed: int = 20261121) -> Iterator[Sample]:
     rnd = random.Random(seed)
     for family in FAMILIES:
+        # The hard families draw from their own generator: the first 13 stay as they were.
+        fam_rnd = rnd if family not in HARD else random.Random(f"{seed}:{family}")
         for _ in range(per_family):
-            text = payload(rnd)
-            yield Sample(family, text, degrade(family, text, rnd))
+            text = payload(fam_rnd)
+            make = hard if family in HARD else degrade
+            yield Sample(family, text, make(family, text, fam_rnd))

@@ -241,3 +241,17 @@ def test_daemon_verifies_from_camera_and_scanner(sim: object, tmp_path: Path) ->
         server.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_a_stable_device_name_is_opened_as_a_device(tmp_path: Path) -> None:
+    """/dev/v4l/by-id/… names are symlinks to character devices: opened through V4L2 (here a
+    device that is no camera, so 'unplugged or busy'), never 'source missing'."""
+    from readers.devices.camera import _Source, is_device
+
+    link = tmp_path / "usb-Desk_Camera-video-index0"
+    link.symlink_to("/dev/null")
+    assert is_device(link) and not is_device(tmp_path)
+    with pytest.raises(OSError, match="unplugged or busy"):
+        _Source(str(link), 15).open()
+    with pytest.raises(OSError, match="missing"):
+        _Source(str(tmp_path / "gone"), 15).open()

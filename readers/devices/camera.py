@@ -12,6 +12,7 @@ frame, so a slow pass drops frames instead of lagging.
 from __future__ import annotations
 
 import contextlib
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +57,29 @@ def sharpened(frame: Frame) -> Frame:
     return cv2.addWeighted(g, 1.8, cv2.GaussianBlur(g, (0, 0), 2.0), -0.8, 0)
 
 
-def decode_shipped(frame: Frame) -> list[str]:
-    """zxing-cpp on the frame; on a miss, zxing-cpp on the sharpened frame."""
+def screen_view(frame: Frame) -> Frame:
+    """A phone screen as the camera sees it: each pixel is three coloured subpixel bars with
+    dark gaps, and the usual grey conversion (mostly green) turns red and blue bars dark —
+    stripes and moiré over the modules. The brightest channel lights every bar; a small blur
+    closes the gaps (bench/RESULTS.md: phone screens 33 % → 100 %)."""
+    b, g, r = cv2.split(frame)
+    return cv2.GaussianBlur(cv2.max(cv2.max(b, g), r), (0, 0), 1.2)
+
+
+def decode_shipped(frame: Frame, *, turn: int | None = None) -> list[str]:
+    """zxing-cpp on the frame; on a miss, on the sharpened frame, then (colour frames) on the
+    screen view. The camera loop passes its frame count as ``turn`` and gets the base pass
+    plus one of the two others, alternating: a code held up stays for many frames, so both
+    are tried within two frames, and an empty desk pays for two passes, not three."""
     g = grey(frame)
-    return decode_zxing(g) or decode_zxing(sharpened(g))
+    found = decode_zxing(g)
+    if found:
+        return found
+    if turn is None or turn % 2 == 0 or frame.ndim != 3:
+        found = decode_zxing(sharpened(g))
+    if not found and frame.ndim == 3 and (turn is None or turn % 2 == 1):
+        found = decode_zxing(screen_view(frame))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +140,25 @@ def code_in_view(frame: Frame) -> bool:
     return False
 
 
+def is_device(path: Path) -> bool:
+    """A character device (or a symlink to one, as /dev/v4l/by-id/… names are)."""
+    try:
+        return stat.S_ISCHR(path.stat().st_mode)
+    except OSError:
+        return False
+
+
 class _Source:
     """A device index, a video file, a stream URL or an image folder, read the same way."""
 
-    def __init__(self, spec: str, fps: float) -> None:
+    def __init__(self, spec: str, fps: float, *, width: int = 1280, height: int = 720,
+                 fourcc: str = "MJPG") -> None:
         self.spec = spec
         self.interval = 1.0 / fps
         self.cap: Any = None
         self.images: list[Path] | None = None
         self.paced = False
+        self.width, self.height, self.fourcc = width, height, fourcc
 
     def open(self) -> None:
         path = Path(self.spec)
@@ -136,15 +166,34 @@ class _Source:
             self.images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             self.paced = True
             return
-        target: int | str = int(self.spec) if self.spec.isdigit() else self.spec
-        if isinstance(target, str) and "://" not in target and not path.is_file():
+        device = self.spec.isdigit() or is_device(path)
+        if not device and "://" not in self.spec and not path.is_file():
             raise OSError(f"camera source missing: {path.name}")
-        cap = cv2.VideoCapture(target)
+        if device:
+            # An index, /dev/videoN or a stable name (/dev/v4l/by-id/…, which survives
+            # re-plugging into another USB port), through V4L2 where the build has it.
+            target: int | str = int(self.spec) if self.spec.isdigit() else str(path.resolve())
+            cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
+        else:
+            cap = cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             cap.release()
             raise OSError("camera could not be opened (unplugged or busy)")
+        if device:
+            self._configure(cap)
         self.cap = cap
-        self.paced = isinstance(target, str) and "://" not in target  # a file plays at fps
+        self.paced = not device and "://" not in self.spec  # a file plays at fps
+
+    def _configure(self, cap: Any) -> None:
+        """What helped on desk cameras: MJPEG (USB 2 carries 720p at 15–30 fps only
+        compressed), 1280×720, continuous autofocus. A camera that refuses a property keeps
+        its own; frames of any size are decoded, so a resolution change is survived."""
+        if len(self.fourcc) == 4:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*self.fourcc))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_AUTOFOCUS, 1)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of old ones
 
     def read(self) -> Frame | None:
         if self.images is not None:
@@ -170,7 +219,7 @@ class CameraReader:
 
     def __init__(self, spec: str, *, on_payload: Callable[[str], None],
                  on_state: Callable[[str, str], None], on_hint: Callable[[], None],
-                 fps: float = 15.0, decode: Callable[[Frame], list[str]] = decode_shipped,
+                 fps: float = 15.0, decode: Callable[[Frame], list[str]] | None = None,
                  dedup: Any = None, repeat_file: bool = False) -> None:
         from readers.scan.scanloop import Deduper, SourceHealth, UnreadableHint
 
@@ -259,7 +308,8 @@ class CameraReader:
             if frame is None or stop.is_set():
                 continue
             try:
-                found = self.decode(frame)
+                found = (self.decode(frame) if self.decode is not None else
+                         decode_shipped(frame, turn=self.frames_decoded))
             except Exception:
                 found = []
             self.frames_decoded += 1
