@@ -27,7 +27,7 @@ FAMILIES = ["clean", "scale", "rotation", "perspective", "blur", "motion_blur", 
             "low_contrast", "glare", "occlusion", "inverted", "moire",
             # issue 15: what the hidden set showed the desk really meets
             "phone_dark", "phone_light", "tilt_curve", "motion_lowlight_jpeg", "mixed_low",
-            "mixed_mid"]
+            "mixed_mid", "camera_pipeline"]
 HARD = FAMILIES[13:]
 NEGATIVES = ["empty_desk", "product_barcode", "printed_text"]
 
@@ -203,10 +203,39 @@ def _jpeg(frame: Any, quality: int) -> Any:
     return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
 
 
+def camera_pipeline(frame: Any, rnd: random.Random) -> Any:
+    """What a cheap USB webcam does to a scene, in its own order: lens barrel distortion and
+    vignetting, slight defocus, a Bayer colour filter sampled and demosaiced, sensor noise,
+    auto-exposure gain, and MJPEG compression."""
+    h, w = frame.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    nx, ny = (xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)
+    r2 = nx * nx + ny * ny
+    k = rnd.uniform(0.03, 0.08)
+    mx, my = (nx * (1 + k * r2)) * w / 2 + w / 2, (ny * (1 + k * r2)) * h / 2 + h / 2
+    img = cv2.remap(frame.astype(np.float32), mx, my, cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REFLECT)
+    img = cv2.GaussianBlur(img, (0, 0), rnd.uniform(0.6, 1.1))
+    img *= (1 - rnd.uniform(0.2, 0.4) * r2)[..., None] * rnd.uniform(0.8, 1.2)
+    bayer = np.zeros((h, w), np.float32)  # BGGR: one colour per photosite
+    bayer[0::2, 0::2] = img[0::2, 0::2, 0]
+    bayer[0::2, 1::2] = img[0::2, 1::2, 1]
+    bayer[1::2, 0::2] = img[1::2, 0::2, 1]
+    bayer[1::2, 1::2] = img[1::2, 1::2, 2]
+    bayer += np.random.default_rng(rnd.randrange(10**9)).normal(0, rnd.uniform(2, 6), bayer.shape)
+    raw = np.clip(bayer, 0, 255).astype(np.uint8)
+    colour = cv2.cvtColor(raw, cv2.COLOR_BayerBG2BGR)
+    return _jpeg(colour, rnd.randrange(55, 85))
+
+
 def hard(family: str, text: str, rnd: random.Random) -> Any:
     """The issue-15 families: colour frames, degradations combined."""
     module = rnd.choice([4, 5, 6])
     code = render_qr(text, module_px=module)
+    if family == "camera_pipeline":  # a card or a phone, through the webcam's own pipeline
+        scene = (hard("phone_light", text, rnd) if rnd.random() < 0.4 else
+                 cv2.cvtColor(place(background(rnd), code, rnd)[0], cv2.COLOR_GRAY2BGR))
+        return camera_pipeline(scene, rnd)
     if family in ("phone_dark", "phone_light"):
         shown = _screen(code, rnd, dark=family == "phone_dark")
         bg = cv2.cvtColor(background(rnd), cv2.COLOR_GRAY2BGR)
