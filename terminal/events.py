@@ -70,7 +70,8 @@ class EventBus:
             raise ValueError(f"unknown event {name}")
         event = Event(name, data, self._next_id)
         self._next_id += 1
-        for sub in self._subscribers:
+        # A copy: a dropped stream's place may be given back (its __del__) at any moment.
+        for sub in list(self._subscribers):
             _put(sub.queue, event)
 
     def open(self, client: str) -> Subscription:
@@ -96,7 +97,7 @@ class EventBus:
 
     def close(self) -> None:
         self._closed = True
-        for sub in self._subscribers:
+        for sub in list(self._subscribers):
             _put(sub.queue, None)
 
 
