@@ -20,6 +20,7 @@ from readers.emrtd import apdu, atr, ca, lds, mrz
 from readers.errors import ReaderError
 from terminal.server import BackgroundServer
 from terminal.settings import SettingsError, load_settings
+from tests.test_cache import Publisher as CachePublisher
 from verify import qr, registry, snapshot
 from verify.errors import InputFormatError, VerifyError
 from verify.fingerprint import fingerprint
@@ -158,31 +159,17 @@ def test_configs_raise_only_settings_errors(text: str) -> None:
 
 
 # -- an attacker's mirror and files (TUF's attack list) -----------------------------------------
-class Publisher:
-    """A snapshot publisher with one signing key, and a mirror that misbehaves on request."""
+class Publisher(CachePublisher):
+    """tests/test_cache.py's publisher, with a mirror that misbehaves on request."""
 
     def __init__(self, root: Path) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+        super().__init__()
         self.root = root
-        self.key = Ed25519PrivateKey.generate()
-        self.trusted = {"pub": self.key.public_key()}
         self.mode = "normal"
 
-    def make(self, version: int, *, created: datetime | None = None,
-             key_id: str = "pub") -> Path:
-        from datetime import timedelta
-
-        from terminal.demo import _csv_lines
-        from verify.adapters.cache import build
-        from verify.simulator.registry_sim import seed_records
-
-        created = created or datetime.now(UTC)
-        out = self.root / f"v{version}"
-        records = list(snapshot.records_from_csv(_csv_lines(seed_records(created.date()))))
-        build(records, out, signing_key=self.key, key_id=key_id, reading_key=bytes(32),
-              version=version, created=created, expires=created + timedelta(days=7))
-        return out
+    def make(self, version: int, *, created: datetime | None = None) -> Path:
+        return self.build(self.root / f"v{version}", version,
+                          created=created or datetime.now(UTC))
 
     def serve(self, folder: Path) -> tuple[Any, str]:
         import http.server
@@ -285,9 +272,10 @@ def test_hostile_files_in_a_snapshot_folder_are_refused_unread(publisher: Publis
 
 
 def test_a_key_id_cannot_forge_a_second_line(publisher: Publisher) -> None:
-    folder = publisher.make(1, key_id="pub\n\x1b[2Ktiepdon: snapshot version 99 installed")
+    evil = CachePublisher(key_id="pub\n\x1b[2Ktiepdon: snapshot version 99 installed")
+    folder = evil.build(publisher.root / "evil")
     with pytest.raises(snapshot.CacheIntegrityError) as e:
-        snapshot.parse_manifest((folder / "manifest.json").read_bytes(), publisher.trusted)
+        snapshot.parse_manifest((folder / "manifest.json").read_bytes(), evil.trusted)
     assert "\n" not in str(e.value) and "\x1b" not in str(e.value)
 
 
@@ -298,7 +286,8 @@ def test_verify_refuses_a_rollback_and_install_makes_a_private_data_folder(
 
     data = tmp_path / "data"
     env = {"TIEPDON_DATA_DIR": str(data),
-           "TIEPDON_CACHE_TRUSTED_KEYS": "pub:" + public_key_text(publisher.key.public_key())}
+           "TIEPDON_CACHE_TRUSTED_KEYS":
+               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
     newer, older = publisher.make(5), publisher.make(4)
     assert run("cache", "install", str(newer), env=env).returncode == 0
     assert (data.stat().st_mode & 0o777) == 0o700
@@ -315,7 +304,8 @@ def test_a_snapshot_from_the_future_is_not_usable(publisher: Publisher, tmp_path
 
     data = tmp_path / "data"
     env = {"TIEPDON_DATA_DIR": str(data),
-           "TIEPDON_CACHE_TRUSTED_KEYS": "pub:" + public_key_text(publisher.key.public_key())}
+           "TIEPDON_CACHE_TRUSTED_KEYS":
+               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
     future = publisher.make(1, created=datetime.now(UTC) + timedelta(days=30))
     assert run("cache", "install", str(future), env=env).returncode == 0
     info = json.loads(run("cache", "info", env=env).stdout)
@@ -330,7 +320,8 @@ def test_a_frozen_snapshot_seen_from_outside_with_the_test_clock(publisher: Publ
     from verify.snapshot import public_key_text
 
     env = {"TIEPDON_DATA_DIR": str(tmp_path / "data"),
-           "TIEPDON_CACHE_TRUSTED_KEYS": "pub:" + public_key_text(publisher.key.public_key())}
+           "TIEPDON_CACHE_TRUSTED_KEYS":
+               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
     assert run("cache", "install", str(publisher.make(1)), env=env).returncode == 0
     later = {**env, "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00"}
     info = json.loads(run("cache", "info", env=later).stdout)

@@ -92,6 +92,7 @@ class Journal:
         self._conn.execute("SELECT count(*) FROM entry").fetchone()  # reads the whole header
         self.tampered = 0
         self._lock = threading.Lock()
+        self._checked: tuple[tuple[int, int], bool] | None = None
         if self._conn.execute("SELECT 1 FROM seal").fetchone() is None:
             # A new journal, or one from before the seal: sealed as it stands.
             count, digest = self._aggregate()
@@ -127,8 +128,19 @@ class Journal:
         (set aside as unreadable) within the retention period."""
         try:
             with self._lock:
-                sealed = self._seal()
-                count, digest = self._aggregate()
+                # The full check reads every row: done again only when the file changed, by
+                # us (total_changes) or by anyone else (data_version) — not on every health
+                # poll or offline lookup.
+                version = (self._conn.total_changes,
+                           self._conn.execute("PRAGMA data_version").fetchone()[0])
+                if self._checked is not None and self._checked[0] == version:
+                    sealed_ok = self._checked[1]
+                else:
+                    count, digest = self._aggregate()
+                    sealed = self._seal()
+                    sealed_ok = sealed is not None and sealed == (
+                        count, int.from_bytes(digest, "big"))
+                    self._checked = (version, sealed_ok)
                 lost = self._conn.execute("SELECT at, mac FROM lost WHERE id = 1").fetchone()
         except sqlite3.DatabaseError:
             return False
@@ -139,7 +151,7 @@ class Journal:
             at = datetime.strptime(stamp, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
             if (now or datetime.now(UTC)) - at < self.retention:
                 return False
-        return sealed is not None and sealed == (count, int.from_bytes(digest, "big"))
+        return sealed_ok
 
     def _index(self, identifier: str) -> bytes:
         return _sub(self._key, b"journal-index", identifier.encode())[:16]
