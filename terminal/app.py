@@ -21,16 +21,19 @@ from cryptography import x509
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp
 
-from terminal import api, pages, security, systemd
+from terminal import __version__, api, pages, security, systemd
 from terminal.audit import AuditLog
 from terminal.auth import UserStore
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
+from terminal.feeds.hn212 import Hn212Feed
 from terminal.flow.verifier import Verifier
 from terminal.offline import OfflineStore, load_terminal_key
 from terminal.resources import load_tables, static_dir
 from terminal.scanners import DeviceHub
+from terminal.server import PortRouter
 from terminal.settings import Settings, SettingsError
 from verify.adapters.journal import Journal
 from verify.adapters.registry_client import CircuitBreaker, RegistryClient
@@ -55,6 +58,7 @@ class Services:
     auth_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))  # sessions
     probe_seconds: float = PROBE_SECONDS
     watch_readers: bool = True
+    hn212: Hn212Feed | None = None  # the HN212-compatible HIS feed ([his] hn212_port)
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -119,6 +123,8 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             tasks.append(asyncio.create_task(_probe_loop(services, services.probe_seconds)))
         if services.offline is not None:
             await asyncio.to_thread(services.offline.load)  # signature + content hash
+        if services.hn212 is not None:
+            services.hn212.start()
         chip = services.chip
         if chip is not None and isinstance(chip.source, PcscSource) and services.watch_readers:
             from readers.devices.pcsc import ReaderWatcher  # pyscard only where a reader is watched
@@ -141,6 +147,8 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             if devices is not None:
                 await asyncio.to_thread(devices.stop)
             await asyncio.to_thread(services.verifier.drain)  # the last audit records
+            if services.hn212 is not None:
+                await services.hn212.stop()
             services.bus.close()
             for task in tasks:
                 task.cancel()
@@ -154,7 +162,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app: FastAPI = FastAPIOffline(
         title="Tiếp Đón",
         summary="Reception verification terminal: CCCD / BHYT eligibility for the HIS",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
         redoc_url=None,
     )
@@ -215,8 +223,26 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         extended=settings.chip.extended_length, retries=settings.chip.retries,
         keep_seconds=settings.privacy.last_result_minutes * 60, now=now,
         return_seconds=settings.chip.card_return_seconds)
+    hn212 = None
+    if settings.his.hn212_port:
+        hn212 = Hn212Feed(
+            chip=chip, version=f"tiepdon {__version__}",
+            device=settings.audit.desk or settings.facility.code,
+            hosts=security.allowed_hosts(settings), origins=settings.his.hn212_origins,
+            tokens=settings.auth.api_tokens if security.auth_required(settings) else None,
+            max_per_client=settings.http.max_streams_per_client,
+            max_total=settings.http.max_streams, send_photo=settings.his.send_photo, now=now)
+        verifier.feeds.add(hn212)
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
-                    devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"))
+                    devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"),
+                    hn212=hn212)
+
+
+def with_feeds(app: FastAPI, services: Services, hn212_port: int) -> ASGIApp:
+    """The app the server runs: the HIS feed's port routed to the feed, the rest to ``app``."""
+    if services.hn212 is None:
+        return app
+    return PortRouter(app, {hn212_port: services.hn212.app})
 
 
 def audit_dir(settings: Settings) -> Path:

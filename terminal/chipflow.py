@@ -23,10 +23,17 @@ from cryptography import x509
 from readers.emrtd.aa import FAILED as CHIP_FAILED
 from readers.emrtd.apdu import SW, CardPort
 from readers.emrtd.atr import supports_extended_length
-from readers.emrtd.chip import ChipIdentity, ChipRead, read_with_retries
+from readers.emrtd.chip import ChipIdentity, ChipRead, read_with_retries, sign_challenge
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.emrtd.pa import PaStatus, load_trust
-from readers.errors import ApduError, CardRemoved, ReaderError, SecureMessagingError, TlvError
+from readers.errors import (
+    ApduError,
+    CardRemoved,
+    NoCard,
+    ReaderError,
+    SecureMessagingError,
+    TlvError,
+)
 from terminal.events import EventBus
 from terminal.flow.results import DESK, Actor, Verification, error_json
 from terminal.flow.verifier import Verifier
@@ -38,6 +45,11 @@ log = logging.getLogger(__name__)
 CSCA_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 OFFER_SECONDS = 120.0  # how long a scanned CCCD QR stays the key for the next card
 CARD_POLL_SECONDS = 0.1  # how often a lost card is looked for again
+NEEDS_KEY = {"code": "chip_needs_key",
+             "vi": "Đã có thẻ trên đầu đọc. Quét mã QR trên CCCD (hoặc nhập số CCCD, ngày sinh, "
+                   "ngày hết hạn) để đọc chip.",
+             "en": "A card is on the reader. Scan the CCCD's QR code (or type the ID number, "
+                   "date of birth and expiry date) to read its chip."}
 
 
 class ChipSource(Protocol):
@@ -189,6 +201,10 @@ class ChipService:
         self.last_error_json: dict[str, Any] | None = None
         self._offered: tuple[float, list[AccessKey | CanKey]] | None = None
         self.readers: dict[str, bool] | None = None  # what the watcher saw last
+        # One contact with the card at a time: a read, a re-read asked by the HIS feed, an AA
+        # challenge. The keys of the last good read stay (privacy window) for the HIS's AA.
+        self.busy = asyncio.Lock()
+        self._last_keys: tuple[float, list[AccessKey | CanKey]] | None = None
 
     def _today(self) -> date:
         return self._now().astimezone(VN_TZ).date()
@@ -208,6 +224,13 @@ class ChipService:
         """Read, verify and publish; a ReaderError is reported to staff and re-raised."""
         if self.source is None:
             raise ReaderError("no chip reader configured")
+        async with self.busy:
+            return await self._read(keys, reader=reader, actor=actor)
+
+    async def _read(self, keys: list[AccessKey | CanKey], *, reader: str | None,
+                    actor: Actor | None) -> ChipOutcome:
+        assert self.source is not None
+        self.verifier.feeds.placed()
         loop = asyncio.get_running_loop()
         fp = self.verifier.fingerprint("chip|" + "|".join(k.mrz_information() for k in keys))
         eligibility: concurrent.futures.Future[Verification] | None = None
@@ -253,9 +276,11 @@ class ChipService:
                                  chip={**(shown.credential.chip or {}), "incomplete": True})
             final = self.verifier.amend(shown, unfinished, actor or DESK)
             self._publish_chip(final, "incomplete")
+            self.verifier.feeds.chip_done(final, None, "incomplete")
             return ChipOutcome(final, None)
         self.last_error = None
         self.last_error_json = None
+        self._last_keys = (time.monotonic(), keys)
         verification = await _settle(eligibility)
         if result.photo is not None:
             self._photo = (time.monotonic(), result.photo.format, result.photo.image)
@@ -272,6 +297,7 @@ class ChipService:
                 verification, replace(whole, reader=verification.credential.reader),
                 actor or DESK)
             self._publish_chip(verification, chip_verdict(result))
+            self.verifier.feeds.chip_done(verification, result, chip_verdict(result))
         log.info("chip read fp=%s apdus=%d pa=%s aa=%s ms=%.1f", fp, result.apdus,
                  result.passive_auth.status, result.active_auth,
                  (time.perf_counter() - started) * 1000)
@@ -285,6 +311,28 @@ class ChipService:
             "passive_auth": chip.get("passive_auth"), "active_auth": chip.get("active_auth"),
             "chip_auth": chip.get("chip_auth"), "status": final.eligibility.status.value,
             "eligibility": final.eligibility.to_json()})
+
+    async def sign_challenge(self, challenge: bytes) -> bytes:
+        """Active Authentication with an HIS's challenge on the card read last (its keys are
+        kept for the privacy window only). Raises ReaderError / ApduError."""
+        source = self.source
+        if source is None:
+            raise ReaderError("no chip reader configured")
+        last = self._last_keys
+        if last is None or time.monotonic() - last[0] > self.keep_seconds:
+            self._last_keys = None
+            raise NoCard("no card was read recently")
+        keys = last[1]
+
+        def work() -> bytes:
+            port, _atr = source.connect()
+            try:
+                return sign_challenge(port, keys, challenge, rnd=os.urandom)
+            finally:
+                _close(port)
+
+        async with self.busy:
+            return await asyncio.to_thread(work)
 
     def offer_keys(self, keys: list[AccessKey | CanKey]) -> None:
         """Keys from a CCCD QR just scanned: a card placed on the reader soon after is read
@@ -320,6 +368,9 @@ class ChipService:
                         keys = self._take_offer()
                         if keys is not None:
                             await self.read(keys, reader=reader)
+                        else:  # the HIS feed may answer with /input_data
+                            self.verifier.feeds.placed()
+                            self.verifier.feeds.failed(dict(NEEDS_KEY))
                 for reader in set(previous or {}) - set(state):
                     self.bus.publish("device", {"device": "chip_reader", "status": "down",
                                                 "reader": reader, "reason": "unplugged"})

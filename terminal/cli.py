@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -514,23 +515,29 @@ def cmd_user_change(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from terminal.app import build_services, create_app
+    from terminal.app import build_services, create_app, with_feeds
     from terminal.server import bind, serve_foreground
 
     settings = _settings(args)
     require_online(settings)
-    try:
-        sock = bind(settings.http.host, settings.http.port)
-    except OSError as e:
-        raise CliError(f"cannot listen on {settings.http.host}:{settings.http.port}: "
-                       f"{e.strerror}") from None
+    host = settings.http.host
+    socks: list[socket.socket] = []
+    for port in (settings.http.port, settings.his.hn212_port):
+        if port or not socks:
+            try:
+                socks.append(bind(host, port))
+            except OSError as e:
+                raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     try:
         services = build_services(settings, now=_clock(serving=True))
     except OSError as e:
         raise SettingsError(f"invalid setting data.dir (TIEPDON_DATA_DIR): {e.strerror}"
                             ) from None
-    log.info("serving on http://%s:%d/", settings.http.host, sock.getsockname()[1])
-    serve_foreground(create_app(settings, services), sock)
+    log.info("serving on http://%s:%d/", host, socks[0].getsockname()[1])
+    feed_port = socks[-1].getsockname()[1] if len(socks) > 1 else 0
+    if feed_port:
+        log.info("HN212-compatible HIS feed on http://%s:%d/socket.io/", host, feed_port)
+    serve_foreground(with_feeds(create_app(settings, services), services, feed_port), *socks)
     return EXIT_OK
 
 

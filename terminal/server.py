@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from terminal.settings import HttpSettings
@@ -46,6 +46,11 @@ def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
     """uvicorn's h11 protocol with a per-address connection cap and a header deadline."""
     per_client: Counter[str] = Counter()
 
+    def _release(peer: str) -> None:
+        per_client[peer] -= 1
+        if per_client[peer] <= 0:
+            del per_client[peer]
+
     class Guarded(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
         _counted: str | None = None
@@ -63,11 +68,26 @@ def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             if self._counted is not None:
-                per_client[self._counted] -= 1
-                if per_client[self._counted] <= 0:
-                    del per_client[self._counted]
+                _release(self._counted)
                 self._counted = None
             super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            """The websocket protocol takes the transport over (the HIS feed): the connection
+            stays counted until that protocol loses it."""
+            self._disarm()
+            counted, self._counted = self._counted, None
+            super().handle_websocket_upgrade(event)
+            if counted is None:
+                return
+            protocol = self.transport.get_protocol()
+            lost = protocol.connection_lost
+
+            def release_then_lose(exc: Exception | None) -> None:
+                _release(counted)
+                lost(exc)
+
+            protocol.connection_lost = release_then_lose  # type: ignore[method-assign]
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
@@ -105,6 +125,8 @@ def _config(app: ASGIApp) -> uvicorn.Config:
     return uvicorn.Config(
         app, access_log=False, log_level="warning", lifespan="on",
         timeout_graceful_shutdown=3, http=guarded_protocol(http),
+        # Websockets only for the HIS feed (python-socketio); wsproto comes with it.
+        ws="wsproto", ws_max_size=64 * 1024,
         limit_concurrency=http.max_connections,
         # X-Forwarded-For / -Proto only from the proxies named in the settings: uvicorn's own
         # default trusts 127.0.0.1, which would let any local process pick its address.
@@ -112,8 +134,23 @@ def _config(app: ASGIApp) -> uvicorn.Config:
         forwarded_allow_ips=list(http.trusted_proxies) or None)
 
 
-def serve_foreground(app: ASGIApp, sock: socket.socket) -> None:
-    uvicorn.Server(_config(app)).run(sockets=[sock])
+class PortRouter:
+    """One server, several ports: requests on a listed port go to that port's app (the HIS
+    feed), everything else, lifespan included, to the main app."""
+
+    def __init__(self, main: ASGIApp, by_port: dict[int, ASGIApp]) -> None:
+        self.main = main
+        self.by_port = by_port
+        self.state = getattr(main, "state", None)  # _config reads the settings from it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") if scope["type"] in ("http", "websocket") else None
+        app = self.by_port.get(server[1], self.main) if server else self.main
+        await app(scope, receive, send)
+
+
+def serve_foreground(app: ASGIApp, *socks: socket.socket) -> None:
+    uvicorn.Server(_config(app)).run(sockets=list(socks))
 
 
 @dataclass
@@ -134,11 +171,13 @@ class BackgroundServer:
 
 
 def start_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0,
-                     startup_timeout: float = 20.0) -> BackgroundServer:
+                     startup_timeout: float = 20.0,
+                     extra: tuple[socket.socket, ...] = ()) -> BackgroundServer:
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     server = uvicorn.Server(_config(app))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock, *extra]},
+                              daemon=True,
                               name=f"uvicorn-{actual}")
     thread.start()
     deadline = time.monotonic() + startup_timeout

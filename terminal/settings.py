@@ -26,6 +26,13 @@ class SettingsError(Exception):
     """Start-up refused: the message is one line that names the key."""
 
 
+def http_url(v: str) -> str:
+    v = v.strip()
+    if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
+        raise ValueError("must be an http:// or https:// URL")
+    return v
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,10 +60,7 @@ class RegistrySettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
-            raise ValueError("must be an http:// or https:// URL")
-        return v
+        return http_url(v).rstrip("/")
 
 
 class OfficerSettings(_Section):
@@ -146,6 +150,29 @@ class AuthSettings(_Section):
     session_hours: float = Field(default=12, gt=0, le=24 * 7)
 
 
+class HisSettings(_Section):
+    # The HN212-compatible Socket.IO feed's port on http.host (0: off). The vendor's service
+    # listens on 8000, which is what HIS code expects.
+    hn212_port: int = Field(default=0, ge=0, le=65535)
+    # Web pages (origins, "http://his.example:8080") allowed to open the feed from a browser;
+    # the same origin always is, and clients that are not browsers send no origin.
+    hn212_origins: list[str] = Field(default_factory=list)
+    # The portrait (HN212 img_data / dg2, the webhook's id_img) goes to the HIS: false keeps it
+    # on the desk.
+    send_photo: bool = True
+    # The webhook: every decided verification POSTed here as JSON from a durable outbox.
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    # Undelivered entries are dropped (and counted) after this long: the privacy window.
+    webhook_keep_hours: float = Field(default=24, gt=0, le=24 * 7)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str) -> str:
+        return http_url(v)
+
+
 class KioskSettings(_Section):
     clear_seconds: float = Field(default=20, gt=0, le=600)
 
@@ -169,6 +196,7 @@ class Settings(_Section):
     kiosk: KioskSettings = KioskSettings()
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
+    his: HisSettings = HisSettings()
 
 
 def env_name(section: str, key: str) -> str:
@@ -213,14 +241,20 @@ def parse_settings(doc: Mapping[str, Any], environ: Mapping[str, str] | None = N
         raise SettingsError(_describe(e)) from None
 
 
+# systemd credentials read into the settings, by credential name.
+CREDENTIALS = {"registry.password": "TIEPDON_REGISTRY_PASSWORD",
+               "his.webhook_secret": "TIEPDON_HIS_WEBHOOK_SECRET"}
+
+
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (or ``$TIEPDON_CONFIG``; none at all means defaults) and the environment."""
     env = dict(os.environ if environ is None else environ)
     creds = env.get("CREDENTIALS_DIRECTORY")
-    secret = Path(creds) / "registry.password" if creds else None
-    if secret is not None and secret.is_file() and not env.get("TIEPDON_REGISTRY_PASSWORD"):
-        # systemd credential (LoadCredential=registry.password:…): never in the config file
-        env["TIEPDON_REGISTRY_PASSWORD"] = secret.read_text(encoding="utf-8").strip()
+    for name, variable in CREDENTIALS.items():
+        secret = Path(creds) / name if creds else None
+        if secret is not None and secret.is_file() and not env.get(variable):
+            # systemd credential (LoadCredential=registry.password:…): never in the config file
+            env[variable] = secret.read_text(encoding="utf-8").strip()
     if path is None and env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
     doc: dict[str, Any] = {}

@@ -15,7 +15,6 @@ from readers.doubles.vcard import Faults
 from terminal.app import create_app
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import CCCD_EXAMPLE, daemon_services, terminal_settings
-from tests.test_page import browser  # noqa: F401 - the shared Chromium fixture
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
@@ -27,7 +26,7 @@ def shot(page: Page, name: str) -> None:
 
 
 @pytest.fixture
-def pages(browser: Browser, daemon: BackgroundServer) -> Iterator[tuple[Page, Page]]:  # noqa: F811
+def pages(browser: Browser, daemon: BackgroundServer) -> Iterator[tuple[Page, Page]]:
     staff_ctx = browser.new_context(viewport={"width": 1366, "height": 768})
     kiosk_ctx = browser.new_context(viewport={"width": 1920, "height": 1080})
     staff, kiosk = staff_ctx.new_page(), kiosk_ctx.new_page()
@@ -78,7 +77,7 @@ def test_kiosk_shows_html_as_text(pages: tuple[Page, Page], daemon: BackgroundSe
     assert kiosk.locator("main b, main img").count() == 0
 
 
-def test_kiosk_clears_itself(browser: Browser, sim: BackgroundServer,  # noqa: F811
+def test_kiosk_clears_itself(browser: Browser, sim: BackgroundServer,
                              tmp_path: Path) -> None:
     settings = terminal_settings(sim.url, tmp_path / "data", kiosk__clear_seconds=1)
     server = start_background(create_app(settings, daemon_services(settings)))
@@ -96,7 +95,7 @@ def test_kiosk_clears_itself(browser: Browser, sim: BackgroundServer,  # noqa: F
 
 
 def test_chip_read_shows_identity_then_eligibility_then_photo(
-        browser: Browser, sim: BackgroundServer, tmp_path: Path) -> None:  # noqa: F811
+        browser: Browser, sim: BackgroundServer, tmp_path: Path) -> None:
     from tests.test_chip_api import serve
 
     server = serve(sim, tmp_path, Faults(slow_ms=15, extended=False))
@@ -135,7 +134,7 @@ def test_chip_read_shows_identity_then_eligibility_then_photo(
         server.stop()
 
 
-def test_offline_state_screenshot(browser: Browser, sim: BackgroundServer,  # noqa: F811
+def test_offline_state_screenshot(browser: Browser, sim: BackgroundServer,
                                   tmp_path: Path) -> None:
     from tests.conftest import sim_control
     from tests.test_offline import SON, offline_daemon
@@ -155,7 +154,7 @@ def test_offline_state_screenshot(browser: Browser, sim: BackgroundServer,  # no
         server.stop()
 
 
-def test_pages_recover_after_a_daemon_restart(browser: Browser, sim: BackgroundServer,  # noqa: F811
+def test_pages_recover_after_a_daemon_restart(browser: Browser, sim: BackgroundServer,
                                               tmp_path: Path) -> None:
     settings = terminal_settings(sim.url, tmp_path / "data")
     first = start_background(create_app(settings, daemon_services(settings)))
@@ -193,7 +192,7 @@ def test_wide_second_screen(pages: tuple[Page, Page], daemon: BackgroundServer) 
 @pytest.mark.parametrize("faults", [Faults(aa="ec_wrong"), Faults(ca="clone")],
                          ids=["aa-clone", "ca-clone"])
 def test_a_cloned_chip_ends_needs_review_on_the_page(
-        browser: Browser, sim: BackgroundServer, tmp_path: Path,  # noqa: F811
+        browser: Browser, sim: BackgroundServer, tmp_path: Path,
         faults: Faults) -> None:
     """Identity time says eligible; the failed Active or Chip Authentication turns the page's
     card to needs-review with the copy badge, and the shift list keeps one row for the

@@ -57,6 +57,17 @@ class MissingFieldError(InputFormatError):
     en = "Name or date of birth missing: the registry needs both for a lookup."
 
 
+class HisRequestError(InputFormatError):
+    """An HIS feed request (HN212 ``/input_data``, ``/get_aa``) that is not what the protocol
+    says."""
+
+    code = "his_request"
+    vi = ("Yêu cầu từ HIS không đúng dạng: cần số CCCD 12 chữ số, ngày sinh và ngày hết hạn "
+          "dạng ddmmyyyy, hoặc mã thử thách 8 byte (base64).")
+    en = ("The HIS request is malformed: it needs the 12-digit ID, birth and expiry dates as "
+          "ddmmyyyy, or an 8-byte challenge in base64.")
+
+
 class TableError(VerifyError):
     """A data table (benefit rules, result codes, provinces) is missing or invalid: the
     detail names the file and the entry."""

@@ -117,6 +117,10 @@ class ChipRead:
     chip_auth: str = NOT_SUPPORTED  # passed | failed | not_supported
     chip_auth_reason: str | None = None
     reconnects: int = 0
+    # The files as read ("sod", "dg1", "dg2", "dg13", "dg14", "dg15") and the chip's answer to
+    # the AA challenge: what an HN212-class HIS feed hands on (terminal/feeds/hn212.py).
+    files: dict[str, bytes] = field(default_factory=dict)
+    aa_signature: bytes | None = None
 
 
 @dataclass
@@ -391,12 +395,14 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
         groups[2] = s.read_file(2)
         photo = parse_dg2(groups[2])
     active = NOT_SUPPORTED
+    aa_signature = None
     if 15 in present:
         # A signed DG15 means the chip has an AA key: it must prove it holds it. A key we
         # cannot use or an answer that does not verify is a failure, never "not supported".
         groups[15] = s.read_file(15)
         challenge = rnd(8)
         answer, sw = s.transmit(internal_authenticate(challenge))
+        aa_signature = answer if sw == SW.OK else None
         try:
             active = verify_answer(public_key_from_dg15(groups[15]), challenge, answer, sw)
         except (TlvError, ValueError):
@@ -405,9 +411,26 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
             active = FAILED
     if set(groups) != identity_groups:
         pa = passive_authentication(sod, groups, trust, now=now)  # DG2 and DG15 included
+    files = {(f"dg{k}" if isinstance(k, int) else k): v for k, v in progress.files.items()
+             if isinstance(k, int) or k == "sod"}
     return ChipRead(identity, photo, pa, active, progress.apdus, progress.bytes_in,
                     progress.bytes_out, progress.chip_auth, progress.chip_auth_reason,
-                    progress.reconnects)
+                    progress.reconnects, files, aa_signature)
+
+
+def sign_challenge(port: CardPort, keys: Sequence[AccessKey | CanKey], challenge: bytes, *,
+                   rnd: Callable[[int], bytes], extended: bool = False) -> bytes:
+    """Active Authentication on request (an HIS's own 8-byte challenge): access, then
+    INTERNAL AUTHENTICATE under secure messaging; the chip's signature, unverified (the
+    caller holds DG15). A refusal raises ApduError."""
+    if len(challenge) != 8:
+        raise ValueError("the AA challenge is 8 bytes")
+    s = ChipSession(CountingPort(port, ReadProgress()), rnd=rnd, extended=extended)
+    s.open(keys)
+    answer, sw = s.transmit(internal_authenticate(challenge))
+    if sw != SW.OK or not answer:
+        raise ApduError(sw, "INTERNAL AUTHENTICATE refused")
+    return answer
 
 
 STALE_RECONNECTS = 100  # connections that answered nothing (the reader has not noticed yet)

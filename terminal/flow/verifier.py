@@ -10,10 +10,11 @@ from typing import Any
 
 from terminal.audit import AuditLog
 from terminal.events import EventBus
+from terminal.feeds import Feeds
 from terminal.flow.intake import Intake
 from terminal.flow.lookup import Lookup, Pending, RegistryPort
 from terminal.flow.record import AuditWriter, LastResult, Recorder, Shift
-from terminal.flow.results import DESK, Actor, StaffError, Verification
+from terminal.flow.results import DESK, Actor, StaffError, Verification, error_json
 from terminal.metrics import Metrics
 from terminal.offline import OfflineStore
 from verify.eligibility import DecisionContext, chip_final
@@ -38,6 +39,7 @@ class Verifier:
         self.officer_name = officer_name
         self.officer_id = officer_id
         self.bus = bus
+        self.feeds = Feeds()  # the HIS feeds (terminal/feeds), added by the app factory
         self._now = now or (lambda: datetime.now(UTC))
         self.metrics = Metrics()
         self.intake = Intake(key, self.metrics, self._publish)
@@ -66,6 +68,7 @@ class Verifier:
 
     def report(self, error: StaffError, fp: str | None) -> None:
         self.intake.report(error, fp)
+        self.feeds.failed(error_json(error))
 
     # -- decision ----------------------------------------------------------------------------
     def context(self) -> DecisionContext:
@@ -92,6 +95,7 @@ class Verifier:
         looked = await self.lookup.decide(credential, query)
         result = Verification(credential, looked.eligibility, registry_ms=looked.registry_ms)
         self.recorder.record(result, actor, (time.perf_counter() - started) * 1000)
+        self.feeds.decided(result)
         return result
 
     def amend(self, previous: Verification, credential: Credential,

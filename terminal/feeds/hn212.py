@@ -1,0 +1,269 @@
+"""The HN212-compatible feed: a Socket.IO server (python-socketio) on its own port speaking the
+desk reader vendor's protocol (messages built in ``verify/hn212.py``), so HIS code written for
+that reader service works unchanged against ``tiepdon``.
+
+Protocol versions: python-socketio 5 speaks Socket.IO 5 over Engine.IO 4, the protocol of
+the JavaScript ``socket.io-client`` 3.x and 4.x, of SocketIOClient (.NET) 3 and later and of
+python-socketio 5. Clients of socket.io 1.x/2.x (Engine.IO 3) are refused with HTTP 400 by
+python-engineio; one implementation cannot serve both (python-socketio 4 speaks only the old
+one), and the vendor clients found in public HIS code use 4.x and SocketIOClient 3.x, so the
+current protocol was chosen (README: HIS feeds).
+
+Security is the daemon's (issue 12): the same host names only (DNS rebinding, checked for
+websockets too), browser pages only from ``his.hn212_origins`` or the same origin, the HIS
+bearer token when login is required (``auth: {token}``, ``Authorization: Bearer`` or
+``?token=``), and at most ``http.max_streams_per_client`` clients per address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+import socketio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from readers.emrtd.chip import ChipRead
+from readers.errors import ReaderError
+from terminal.auth import check_bearer
+from terminal.chipflow import ChipService
+from terminal.flow.results import Actor, Verification, error_json
+from verify import hn212
+from verify.errors import InputFormatError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+QUEUE_SIZE = 256  # messages waiting for the sender; the oldest go first when it is full
+
+
+class HostGate:
+    """Outermost on the feed's port: a Host the daemon does not answer to is refused before
+    Engine.IO sees it, for websockets as well as polling; forwarded headers are dropped (this
+    port has no proxy in front that the daemon trusts)."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"]
+                   if not k.lower().startswith(b"x-forwarded-")]
+        host = next((v.decode("latin-1") for k, v in headers if k.lower() == b"host"), "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.strip("[]").lower()
+        if name not in self.hosts:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await send({"type": "http.response.start", "status": 421,
+                            "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"host not allowed"})
+            return
+        await self.app({**scope, "headers": headers}, receive, send)
+
+
+class Hn212Feed:
+    def __init__(self, *, chip: ChipService | None, version: str, device: str,
+                 hosts: frozenset[str], origins: list[str], tokens: list[str] | None,
+                 max_per_client: int = 16, max_total: int = 128, send_photo: bool = True,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self.chip = chip
+        self.version = version
+        self.device = device
+        self.hosts = hosts
+        self.origins = frozenset(o.rstrip("/") for o in origins)
+        self.tokens = tokens  # None: no login required
+        self.max_per_client = max_per_client
+        self.max_total = max_total
+        self.send_photo = send_photo
+        self._now = now or (lambda: datetime.now(UTC))
+        self.clients: dict[str, tuple[str, str]] = {}  # sid -> (address, who)
+        self._per_client: Counter[str] = Counter()
+        self.sent: Counter[int] = Counter()
+        self.dropped = 0
+        self.refused: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi", cors_allowed_origins=self._origin_allowed,
+            max_http_buffer_size=64 * 1024, logger=False, engineio_logger=False)
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on(hn212.INPUT_DATA, self._input_data)
+        self.sio.on(hn212.GET_AA, self._get_aa)
+        self.app: ASGIApp = HostGate(socketio.ASGIApp(self.sio, socketio_path="socket.io"),
+                                     hosts)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """On the daemon's loop (its lifespan): the sender that keeps messages in order."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._queue = asyncio.Queue(QUEUE_SIZE)
+        self._sender = asyncio.create_task(self._send_loop())
+
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        for sid in list(self.clients):
+            await self.sio.disconnect(sid)
+
+    async def _send_loop(self) -> None:
+        assert self._queue is not None
+        while True:
+            message = await self._queue.get()
+            try:
+                await self.sio.emit(hn212.EVENT, message)
+                self.sent[message["id"]] += 1
+            except Exception:  # a broken client must not stop the feed
+                log.exception("hn212 emit failed id=%s", message.get("id"))
+
+    def _put(self, message: dict[str, Any]) -> None:
+        loop, queue = self._loop, self._queue
+        if loop is None or queue is None:
+            return  # not serving (a one-shot command)
+
+        def put() -> None:
+            if queue.full():
+                queue.get_nowait()
+                self.dropped += 1
+            queue.put_nowait(message)
+
+        if threading.get_ident() == self._thread:
+            put()
+        else:
+            loop.call_soon_threadsafe(put)
+
+    # -- the flow's moments (terminal/feeds/__init__.py) -----------------------------------
+    def placed(self) -> None:
+        self._put(hn212.placed())
+
+    def decided(self, result: Verification) -> None:
+        self._put(hn212.text_message(result.credential, result.eligibility.to_json()))
+
+    def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None:
+        chip = final.credential.chip or {}
+        eligibility = final.eligibility.to_json()
+        if read is None:
+            self._put(hn212.error_message(
+                "chip_incomplete", "Đọc chip chưa xong: giữ thẻ trên đầu đọc và đọc lại."))
+            files: dict[str, bytes] = {}
+        else:
+            files = dict(read.files)
+            photo = read.photo.image if read.photo is not None else None
+            if not self.send_photo:
+                files.pop("dg2", None)
+                photo = None
+            self._put(hn212.raw_message(files, photo))
+        pa = chip.get("passive_auth")
+        checks = hn212.ChipChecks(
+            passive_auth=str(pa.get("status")) if isinstance(pa, dict) else "not_verified",
+            active_auth=str(chip.get("active_auth") or "not_supported"),
+            chip_auth=str(chip.get("chip_auth") or "not_supported"),
+            verdict=verdict, aa_signature=read.aa_signature if read is not None else None)
+        self._put(hn212.auth_message(checks, files, eligibility))
+
+    def failed(self, error: dict[str, Any]) -> None:
+        self._put(hn212.error_message(str(error.get("code", "error")), str(error.get("vi", ""))))
+
+    # -- Socket.IO handlers -----------------------------------------------------------------
+    def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:
+            return True  # not a browser page: host and token rules still apply
+        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin.rstrip("/") in self.origins or origin == same
+
+    def _token(self, environ: dict[str, Any], auth: Any) -> str | None:
+        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+            return str(auth["token"])
+        header = str(environ.get("HTTP_AUTHORIZATION", ""))
+        if header.lower().startswith("bearer "):
+            return header[7:].strip()
+        query = parse_qs(str(environ.get("QUERY_STRING", ""))).get("token")
+        return query[0] if query else None
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        client = environ.get("asgi.scope", {}).get("client") or ("?", 0)
+        address = str(client[0])
+        who = "hn212"
+        if self.tokens is not None:
+            presented = self._token(environ, auth)
+            name = check_bearer(self.tokens, presented) if presented else None
+            if name is None:
+                self.refused["token"] += 1
+                raise socketio.exceptions.ConnectionRefusedError("token required")
+            who = name
+        if (len(self.clients) >= self.max_total
+                or self._per_client[address] >= self.max_per_client):
+            self.refused["too_many"] += 1
+            raise socketio.exceptions.ConnectionRefusedError("too many connections")
+        self.clients[sid] = (address, who)
+        self._per_client[address] += 1
+        reader = (self.chip.source.name if self.chip is not None and self.chip.source is not None
+                  else "")
+        await self.sio.emit(hn212.INFO, hn212.info(self.version, reader, self.device,
+                                                  self._now()), to=sid)
+        log.info("hn212 client connected (%d open)", len(self.clients))
+
+    async def _disconnect(self, sid: str, *_: Any) -> None:
+        entry = self.clients.pop(sid, None)
+        if entry is not None:
+            self._per_client[entry[0]] -= 1
+            if self._per_client[entry[0]] <= 0:
+                del self._per_client[entry[0]]
+
+    async def _answer_error(self, sid: str, code: str, vi: str) -> None:
+        await self.sio.emit(hn212.EVENT, hn212.error_message(code, vi), to=sid)
+
+    async def _request(self, sid: str, parse: Callable[[Any], T], data: Any) -> T | None:
+        """An HIS request parsed, or None after telling that client (id 3) what is wrong."""
+        if self.chip is None:
+            await self._answer_error(sid, "chip_none", "Máy này không có đầu đọc chip.")
+            return None
+        try:
+            return parse(data)
+        except InputFormatError as e:
+            await self._answer_error(sid, e.code, e.vi)
+            return None
+
+    async def _input_data(self, sid: str, data: Any) -> None:
+        """Re-read the card on the reader with the HIS's typed ID and dates."""
+        keys = await self._request(sid, hn212.input_keys, data)
+        if keys is None or self.chip is None:
+            return
+        who = self.clients.get(sid, ("?", "hn212"))[1]
+        # The messages reach every client through the flow's moments; a reader error was
+        # reported to staff and to the feed (id 3) by the read itself.
+        with contextlib.suppress(ReaderError):
+            await self.chip.read(keys, actor=Actor("his", who))
+
+    async def _get_aa(self, sid: str, data: Any) -> None:
+        """Active Authentication with the HIS's challenge on the card read last."""
+        challenge = await self._request(sid, hn212.aa_challenge, data)
+        if challenge is None or self.chip is None:
+            return
+        try:
+            signature = await self.chip.sign_challenge(challenge)
+        except ReaderError as e:
+            err = error_json(e)
+            await self._answer_error(sid, err["code"], err["vi"])
+            return
+        await self.sio.emit(hn212.EVENT, hn212.aa_answer(signature, challenge), to=sid)
+
+    def health(self) -> dict[str, str]:
+        return {"status": "ok", "reason": f"{len(self.clients)} HIS client(s)"}
+

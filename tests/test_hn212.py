@@ -1,0 +1,360 @@
+"""The HN212-compatible HIS feed with real clients: python-socketio's client, and the JavaScript
+``socket.io-client`` bundles from the npm registry running in headless Chromium on a page of
+another origin, as an HIS web page would. The daemon runs over real HTTP on loopback with the
+in-process virtual CCCD and the registry simulator."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+
+from readers.doubles.vcard import DEMO_PERSON, DemoSource, Faults, demo_card
+from readers.emrtd.aa import public_key_from_dg15, verify_answer
+from readers.emrtd.pa import load_trust
+from terminal.app import build_services, create_app, with_feeds
+from terminal.server import BackgroundServer, bind, start_background
+from tests.conftest import NOW, terminal_settings
+from tests.test_pcsc import pki
+
+DATA = Path(__file__).parent / "data" / "socketio"
+QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
+TEXT_FIELDS = ("idCode", "oldIdCode", "personName", "dateOfBirth", "gender", "nationality",
+               "race", "religion", "originPlace", "residencePlace", "personalIdentification",
+               "issueDate", "expiryDate", "fatherName", "motherName", "wifeName", "qr")
+
+
+@dataclass
+class Feed:
+    daemon: BackgroundServer
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def serve_feed(sim: BackgroundServer, tmp_path: Path, faults: Faults | None = None,
+               **overrides: object) -> Feed:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    card = demo_card(now=NOW, faults=faults or Faults(), pki=pki())[0]
+    settings = terminal_settings(sim.url, tmp_path / "data", his__hn212_port=port, **overrides)
+    services = build_services(settings, now=lambda: NOW, chip_source=DemoSource(card),
+                              trust=load_trust([pki().csca_pem()]))
+    app = with_feeds(create_app(settings, services), services, port)
+    return Feed(start_background(app, extra=(sock,)), port)
+
+
+@pytest.fixture
+def feed(sim: BackgroundServer, tmp_path: Path) -> Iterator[Feed]:
+    f = serve_feed(sim, tmp_path, Faults(aa="ec"))  # a chip with DG15: AA on request too
+    yield f
+    f.daemon.stop()
+
+
+@dataclass
+class His:
+    """An HIS written for the HN212 service: it listens to /info and /event, nothing else."""
+
+    client: socketio.Client
+    info: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    got: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, ids: list[int], timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        with self.got:
+            while [e["id"] for e in self.events][:len(ids)] != ids:
+                left = deadline - time.monotonic()
+                assert left > 0, [e["id"] for e in self.events]
+                self.got.wait(left)
+            return self.events[:len(ids)]
+
+
+def connect(feed: Feed, **kwargs: Any) -> His:
+    his = His(socketio.Client(reconnection=False))
+
+    def on_info(data: dict[str, Any]) -> None:
+        his.info.append(data)
+
+    def on_event(data: dict[str, Any]) -> None:
+        with his.got:
+            his.events.append(data)
+            his.got.notify_all()
+
+    his.client.on("/info", on_info)
+    his.client.on("/event", on_event)
+
+    his.client.connect(feed.url, wait_timeout=10, **kwargs)
+    return his
+
+
+@pytest.fixture
+def his(feed: Feed) -> Iterator[His]:
+    h = connect(feed, transports=["websocket"])
+    yield h
+    h.client.disconnect()
+
+
+def test_chip_read_gives_ids_1_2_4_5_in_order(feed: Feed, his: His) -> None:
+    deadline = time.monotonic() + 10
+    while not his.info and time.monotonic() < deadline:
+        time.sleep(0.02)
+    info = his.info[0]
+    assert set(info) == {"version", "serial_nfc", "serial_device", "date"}
+    assert info["version"].startswith("tiepdon") and info["date"].endswith("Z")
+    r = httpx.post(f"{feed.daemon.url}/api/v1/chip/demo", timeout=30)
+    assert r.status_code == 200
+    placed, text, raw, auth = his.wait_for([1, 2, 4, 5])
+    data = text["data"]
+    assert text["message"] == "read card successfully!"
+    assert all(isinstance(data[k], str) for k in TEXT_FIELDS)  # C# clients GetString() each
+    assert data["idCode"] == DEMO_PERSON.id_number
+    assert data["personName"] == DEMO_PERSON.full_name
+    assert data["dateOfBirth"] == "29031988" and data["gender"] == "Nam"
+    assert data["fatherName"] == "Nguyễn Văn Hải" and data["nationality"] == "Việt Nam"
+    assert len(data["expiryDate"]) == 8 and data["qr"] == ""
+    assert data["eligibility"]["status"] == "eligible"
+    files = {k: base64.b64decode(v) for k, v in raw["data"].items()}
+    assert files["img_data"][:3] == b"\xff\xd8\xff"
+    assert files["dg1"][:1] == b"\x61" and files["sod"][:1] == b"\x77"
+    pa = auth["data"]["PA"]
+    for name in ("dg1", "dg2", "dg13", "dg14"):  # the SOD's hashes are of the files sent
+        assert base64.b64decode(pa[f"hash_{name}"]) == hashlib.sha256(files[name]).digest()
+    assert pa["status"] == "authentic" and pa["cert"] and pa["sod"] == raw["data"]["sod"]
+    assert auth["data"]["CA"] == "1" and auth["data"]["verdict"] == "verified"
+    assert auth["data"]["AA"]["status"] == "passed" and auth["data"]["AA"]["aa_signature"]
+    assert auth["data"]["eligibility"]["status"] == "eligible"
+    assert placed == {"id": 1, "message": "card detected"}
+
+
+def test_a_cloned_chip_is_never_success_on_the_feed(sim: BackgroundServer,
+                                                    tmp_path: Path) -> None:
+    f = serve_feed(sim, tmp_path, Faults(ca="clone"))
+    h = connect(f)
+    try:
+        httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30)
+        _, _, _, auth = h.wait_for([1, 2, 4, 5])
+        assert auth["data"]["CA"] == "0"
+        assert auth["data"]["verdict"] == "copy_suspected"
+        assert auth["data"]["eligibility"]["status"] == "needs_review"
+    finally:
+        h.client.disconnect()
+        f.daemon.stop()
+
+
+def test_qr_and_typed_checks_give_id_2_with_what_the_credential_has(feed: Feed,
+                                                                    his: His) -> None:
+    httpx.post(f"{feed.daemon.url}/api/v1/verify", json={"qr": QR}).raise_for_status()
+    (text,) = his.wait_for([2])
+    data = text["data"]
+    assert data["personName"] == "Nguyễn Tiến Đạt" and data["idCode"] == "001088004321"
+    assert data["qr"] == QR  # the CCCD QR's own fields: nothing the other fields lack
+    assert data["fatherName"] == "" and data["eligibility"]["status"] in (
+        "eligible", "not_eligible", "needs_review")
+
+
+def test_input_data_rereads_and_get_aa_signs_the_his_challenge(feed: Feed, his: His) -> None:
+    his.client.emit("/get_aa", {"clientId": "1", "challenge": base64.b64encode(b"12345678")
+                                .decode()})
+    (no_card,) = his.wait_for([3])
+    assert no_card["code"] == "chip_no_card"
+    his.events.clear()
+    his.client.emit("/input_data", {"idCode": "001088004321", "dateOfBirth": "32011988",
+                                    "expiryDate": "29032048", "clientId": "1"})
+    (bad,) = his.wait_for([3])
+    assert bad["code"] == "his_request" and "ddmmyyyy" in bad["message"]
+    his.events.clear()
+    his.client.emit("/input_data", {"idCode": DEMO_PERSON.id_number,
+                                    "dateOfBirth": "29031988", "expiryDate": "29032048",
+                                    "clientId": "1"})
+    events = his.wait_for([1, 2, 4, 5])
+    dg15 = base64.b64decode(events[2]["data"]["dg15"])
+    his.events.clear()
+    challenge = bytes(range(8))
+    his.client.emit("/get_aa", {"clientId": "1", "challenge": base64.b64encode(challenge)
+                                .decode()})
+    (answer,) = his.wait_for([7])
+    assert base64.b64decode(answer["data"]["aa_challege"]) == challenge
+    signature = base64.b64decode(answer["data"]["aa_signature"])
+    assert verify_answer(public_key_from_dg15(dg15), challenge, signature, 0x9000) == "passed"
+
+
+def test_every_client_gets_the_broadcast(feed: Feed, his: His) -> None:
+    other = connect(feed, transports=["polling"])  # the long-polling transport too
+    try:
+        httpx.post(f"{feed.daemon.url}/api/v1/verify", json={"qr": QR}).raise_for_status()
+        assert his.wait_for([2])[0] == other.wait_for([2])[0]
+    finally:
+        other.client.disconnect()
+
+
+# -- the security rules of the daemon, on the feed's port -----------------------------------
+def test_foreign_host_and_origin_and_old_protocol_are_refused(feed: Feed) -> None:
+    polling = f"{feed.url}/socket.io/?EIO=4&transport=polling"
+    assert httpx.get(polling).status_code == 200
+    assert httpx.get(polling, headers={"Host": "evil.example:8000"}).status_code == 421
+    assert httpx.get(polling, headers={"Origin": "http://evil.example"}).status_code == 400
+    old = httpx.get(f"{feed.url}/socket.io/?EIO=3&transport=polling")
+    assert old.status_code == 400  # socket.io 1.x/2.x clients: a clear refusal
+    with socket.create_connection(("127.0.0.1", feed.port)) as s:  # DNS rebinding, websocket
+        s.sendall(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                  b"Host: rebind.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        answer = s.recv(1024)
+    assert b" 101 " not in answer.split(b"\r\n")[0]
+
+
+def test_a_token_is_required_when_login_is(sim: BackgroundServer, tmp_path: Path) -> None:
+    token = "s3cret-his-token-000000000000"
+    entry = "his1:" + hashlib.sha256(token.encode()).hexdigest()
+    f = serve_feed(sim, tmp_path, auth__required=True, auth__api_tokens=[entry],
+                   auth__users_file=str(users_file(tmp_path)))
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            connect(f)
+        for kwargs in ({"auth": {"token": token}},
+                       {"headers": {"Authorization": f"Bearer {token}"}}):
+            h = connect(f, **kwargs)
+            h.client.disconnect()
+    finally:
+        f.daemon.stop()
+
+
+def users_file(tmp_path: Path) -> Path:
+    from terminal.auth import User, hash_password, users_text
+
+    path = tmp_path / "users.toml"
+    user = User("staff", "Nhân viên", "001099000001", hash_password("x" * 12))
+    path.write_text(users_text({"staff": user}), encoding="utf-8")
+    return path
+
+
+def test_clients_per_address_are_capped(sim: BackgroundServer, tmp_path: Path) -> None:
+    f = serve_feed(sim, tmp_path, http__max_streams_per_client=2)
+    open_ = [connect(f), connect(f)]
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            connect(f)
+        open_.pop().client.disconnect()
+        time.sleep(0.3)
+        open_.append(connect(f))  # a place given back is a place again
+    finally:
+        for h in open_:
+            h.client.disconnect()
+        f.daemon.stop()
+
+
+# -- the JavaScript client in Chromium, as an HIS web page ----------------------------------
+PAGE = """<!doctype html><meta charset="utf-8"><script src="/sio.js"></script><script>
+window.got = []; window.info = null; window.errors = [];
+const s = io(%(url)s, {transports: %(transports)s, reconnection: false});
+s.on('connect_error', e => window.errors.push(String(e && e.message || e)));
+s.on('/info', d => { window.info = d; });
+s.on('/event', d => { window.got.push(d); });
+</script>"""
+
+
+@dataclass
+class HisSite:
+    """An HIS web page on its own origin loading a socket.io-client bundle; ``feed_url`` is
+    set once the daemon it talks to has started."""
+
+    server: http.server.ThreadingHTTPServer
+    feed_url: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def his_site(version: str, transports: str) -> HisSite:
+    bundle = (DATA / f"socket.io-client-{version}.min.js").read_bytes()
+    site: HisSite
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/sio.js":
+                body, kind = bundle, "text/javascript"
+            else:
+                body = (PAGE % {"url": json.dumps(site.feed_url),
+                                "transports": transports}).encode()
+                kind = "text/html; charset=utf-8"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = HisSite(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    threading.Thread(target=site.server.serve_forever, daemon=True).start()
+    return site
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("version", "transports"), [("4.8.4", "['websocket']"),
+                                                     ("3.1.3", "['polling', 'websocket']")])
+def test_an_his_web_page_receives_the_messages_unchanged(
+        sim: BackgroundServer, tmp_path: Path, browser: Any, version: str,
+        transports: str) -> None:
+    site, stranger = his_site(version, transports), his_site(version, transports)
+    f = serve_feed(sim, tmp_path, his__hn212_origins=[site.url])
+    site.feed_url = stranger.feed_url = f.url
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/")
+        page.wait_for_function("window.info !== null || window.errors.length > 0")
+        assert page.evaluate("window.errors") == []
+        assert page.evaluate("window.info")["version"].startswith("tiepdon")
+        httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30).raise_for_status()
+        page.wait_for_function("window.got.length >= 4", timeout=20_000)
+        got = page.evaluate("window.got")
+        assert [m["id"] for m in got] == [1, 2, 4, 5]
+        assert got[1]["data"]["idCode"] == DEMO_PERSON.id_number
+        assert got[1]["data"]["eligibility"]["status"] == "eligible"
+        assert got[3]["data"]["CA"] == "1"
+        other = context.new_page()  # a page of an origin the settings do not name
+        other.goto(stranger.url + "/")
+        other.wait_for_function("window.info !== null || window.errors.length > 0")
+        assert other.evaluate("window.info") is None
+    finally:
+        context.close()
+        site.server.shutdown()
+        stranger.server.shutdown()
+        f.daemon.stop()
+
+
+@pytest.mark.browser
+def test_a_socket_io_2_page_is_refused_not_fed(sim: BackgroundServer, tmp_path: Path,
+                                               browser: Any) -> None:
+    site = his_site("2.5.0", "['polling', 'websocket']")
+    f = serve_feed(sim, tmp_path, his__hn212_origins=[site.url])
+    site.feed_url = f.url
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/")
+        page.wait_for_timeout(1500)
+        assert page.evaluate("window.info") is None and page.evaluate("window.got") == []
+    finally:
+        context.close()
+        site.server.shutdown()
+        f.daemon.stop()
