@@ -193,6 +193,10 @@ async def health(request: Request) -> dict[str, Any]:
     if devices is not None:
         for name, state in devices.states.items():
             components[name] = dict(state)
+    if services.hn212 is not None:
+        components["his_feed"] = services.hn212.health()
+    if services.webhook is not None:
+        components["his_webhook"] = await asyncio.to_thread(services.webhook.health)
     components.update(services.extra_health)
     overall = "ok" if components["registry"]["status"] == "ok" else "degraded"
     return {"status": overall, "components": components}

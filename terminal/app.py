@@ -29,6 +29,7 @@ from terminal.auth import UserStore
 from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
 from terminal.events import EventBus
 from terminal.feeds.hn212 import Hn212Feed
+from terminal.feeds.webhook import WebhookFeed
 from terminal.flow.verifier import Verifier
 from terminal.offline import OfflineStore, load_terminal_key
 from terminal.resources import load_tables, static_dir
@@ -36,6 +37,7 @@ from terminal.scanners import DeviceHub
 from terminal.server import PortRouter
 from terminal.settings import Settings, SettingsError
 from verify.adapters.journal import Journal
+from verify.adapters.outbox import Outbox
 from verify.adapters.registry_client import CircuitBreaker, RegistryClient
 from verify.errors import VerifyError
 from verify.snapshot import parse_trusted_keys
@@ -59,6 +61,7 @@ class Services:
     probe_seconds: float = PROBE_SECONDS
     watch_readers: bool = True
     hn212: Hn212Feed | None = None  # the HN212-compatible HIS feed ([his] hn212_port)
+    webhook: WebhookFeed | None = None  # the HIS webhook ([his] webhook_url)
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -123,8 +126,9 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             tasks.append(asyncio.create_task(_probe_loop(services, services.probe_seconds)))
         if services.offline is not None:
             await asyncio.to_thread(services.offline.load)  # signature + content hash
-        if services.hn212 is not None:
-            services.hn212.start()
+        for feed in (services.hn212, services.webhook):
+            if feed is not None:
+                feed.start()
         chip = services.chip
         if chip is not None and isinstance(chip.source, PcscSource) and services.watch_readers:
             from readers.devices.pcsc import ReaderWatcher  # pyscard only where a reader is watched
@@ -147,8 +151,9 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             if devices is not None:
                 await asyncio.to_thread(devices.stop)
             await asyncio.to_thread(services.verifier.drain)  # the last audit records
-            if services.hn212 is not None:
-                await services.hn212.stop()
+            for feed in (services.hn212, services.webhook):
+                if feed is not None:
+                    await feed.stop()
             services.bus.close()
             for task in tasks:
                 task.cancel()
@@ -233,9 +238,26 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
             max_per_client=settings.http.max_streams_per_client,
             max_total=settings.http.max_streams, send_photo=settings.his.send_photo, now=now)
         verifier.feeds.add(hn212)
+    webhook = None
+    if settings.his.webhook_url and key is None:  # a daemon, not a one-shot command
+        webhook = webhook_feed(settings, terminal_key)
+        verifier.feeds.add(webhook)
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
                     devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"),
-                    hn212=hn212)
+                    hn212=hn212, webhook=webhook)
+
+
+def webhook_feed(settings: Settings, terminal_key: bytes) -> WebhookFeed:
+    """Its times (back-off, privacy window) are the wall clock's, even under a set clock."""
+    h = settings.his
+    secret = h.webhook_secret.get_secret_value().encode()
+    if len(secret) < 16:
+        raise SettingsError("invalid setting his.webhook_secret (TIEPDON_HIS_WEBHOOK_SECRET): "
+                            "a webhook needs a secret of at least 16 characters")
+    return WebhookFeed(url=h.webhook_url, secret=secret, version=__version__,
+                       outbox=Outbox(settings.data.dir, derive_key(terminal_key, "outbox")),
+                       timeout_seconds=h.webhook_timeout_seconds,
+                       keep_seconds=h.webhook_keep_hours * 3600, send_photo=h.send_photo)
 
 
 def with_feeds(app: FastAPI, services: Services, hn212_port: int) -> ASGIApp:

@@ -1,0 +1,226 @@
+"""The webhook: every decided verification POSTed to ``[his] webhook_url`` from the durable
+outbox (``verify/adapters/outbox.py``), signed, with an idempotency key (``verify/webhook.py``).
+
+The desk never waits for it: the flow's moments only queue the body in memory; one task on
+the daemon's loop writes it to the outbox (in a worker thread), then delivers oldest first
+over one kept-alive connection. An HIS that is down, slow (each post has a hard deadline) or
+answers 408/429/5xx is tried again with a doubling back-off up to five minutes, every waiting
+entry with it; a 4xx is that entry's own problem, retried ten times and then dropped. Entries
+older than ``[his] webhook_keep_hours`` are dropped (the privacy window). Every outcome is
+counted for /metrics and /api/v1/health.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from readers.emrtd.chip import ChipRead
+from terminal.flow.results import Verification
+from verify import webhook
+from verify.adapters.outbox import Outbox
+from verify.model import CredentialKind
+
+log = logging.getLogger(__name__)
+MAX_REJECTIONS = 10   # 4xx answers before an entry is dropped as one the HIS will never take
+IDLE_SECONDS = 60.0   # the longest sleep: the privacy purge runs at least this often
+BATCH = 100
+
+
+class WebhookFeed:
+    def __init__(self, *, url: str, secret: bytes, outbox: Outbox, version: str,
+                 timeout_seconds: float = 10.0, keep_seconds: float = 24 * 3600,
+                 send_photo: bool = True, clock: Callable[[], float] = time.time,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.url = url
+        self.secret = secret
+        self.outbox = outbox
+        self.version = version
+        self.timeout = timeout_seconds
+        self.keep_seconds = keep_seconds
+        self.send_photo = send_photo
+        self._clock = clock
+        self._transport = transport
+        self.first_retry_seconds = webhook.FIRST_RETRY_SECONDS
+        self.max_retry_seconds = webhook.MAX_RETRY_SECONDS
+        self._incoming: deque[tuple[str, bytes]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._wake: asyncio.Event | None = None     # the deliverer: something is due
+        self._written: asyncio.Event | None = None  # the writer: something came in
+        self._tasks: list[asyncio.Task[None]] = []
+        self.counts: Counter[str] = Counter()  # queued, delivered, retried, rejected, expired…
+        self.last_error: str | None = None
+        self.down_since: float | None = None
+        self._hold_until = 0.0  # the HIS is down: nothing is posted before this
+        if outbox.lost:
+            self.counts["lost"] += 1
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self._written = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._write_loop()), asyncio.create_task(self._run())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._incoming:  # bodies not yet written: written now, delivered next start
+            await asyncio.to_thread(self._persist)
+        self.outbox.close()
+
+    # -- the flow's moments -----------------------------------------------------------------
+    def placed(self) -> None:
+        pass
+
+    def failed(self, error: dict[str, Any]) -> None:
+        pass
+
+    def decided(self, result: Verification) -> None:
+        if result.credential.kind is not CredentialKind.CHIP:  # a chip read ends in chip_done
+            self._enqueue(result, None)
+
+    def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None:
+        photo = read.photo.image if read is not None and read.photo is not None else None
+        self._enqueue(final, photo if self.send_photo else None)
+
+    def _enqueue(self, result: Verification, photo: bytes | None) -> None:
+        entry_id = uuid.uuid4().hex
+        payload = webhook.body(result.credential, result.eligibility.to_json(),
+                               event_id=entry_id, photo=photo)
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        self._incoming.append((entry_id, data))
+        self.counts["queued"] += 1
+        loop, wake = self._loop, self._written
+        if loop is None or wake is None:
+            return
+        if threading.get_ident() == self._thread:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
+
+    # -- delivery ---------------------------------------------------------------------------
+    def _persist(self) -> None:
+        while self._incoming:
+            entry_id, data = self._incoming.popleft()
+            if not self.outbox.put(entry_id, data, self._clock()):
+                self.counts["refused_full"] += 1
+                log.error("webhook outbox full: an entry was not kept")
+
+    async def _write_loop(self) -> None:
+        """Written at once, whatever the deliverer is waiting for: a body in memory is lost
+        by a crash, a body in the outbox is not."""
+        assert self._written is not None and self._wake is not None
+        while True:
+            await self._written.wait()
+            self._written.clear()
+            try:
+                await asyncio.to_thread(self._persist)
+            except Exception:  # a full or broken disk: counted, the desk goes on
+                self.counts["write_failed"] += 1
+                log.exception("webhook outbox write failed")
+            self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        async with httpx.AsyncClient(transport=self._transport, follow_redirects=False,
+                                     timeout=self.timeout) as client:
+            while True:
+                try:
+                    await self._round(client)
+                except Exception:  # the desk goes on; the next round tries again
+                    log.exception("webhook round failed")
+                now = self._clock()
+                nxt = await asyncio.to_thread(self.outbox.next_due)
+                wait = IDLE_SECONDS if nxt is None else min(
+                    IDLE_SECONDS, max(0.0, max(nxt, self._hold_until) - now))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+
+    async def _round(self, client: httpx.AsyncClient) -> None:
+        expired = await asyncio.to_thread(self.outbox.purge, self._clock() - self.keep_seconds)
+        if expired:
+            self.counts["expired"] += expired
+            log.warning("webhook: %d entries dropped after the privacy window", expired)
+        while self._clock() >= self._hold_until:
+            entries = await asyncio.to_thread(self.outbox.due, self._clock(), BATCH)
+            for entry in entries:
+                if not await self._deliver(client, entry.id, entry.body, entry.attempts):
+                    return  # the HIS is down: everything waits for the back-off
+            if len(entries) < BATCH:
+                return
+
+    async def _deliver(self, client: httpx.AsyncClient, entry_id: str, body: bytes,
+                       attempts: int) -> bool:
+        """True when the round may go on (delivered, or refused for this entry only)."""
+        stamp = int(self._clock())
+        headers = {"Content-Type": "application/json; charset=utf-8",
+                   "User-Agent": f"tiepdon/{self.version}",
+                   webhook.IDEMPOTENCY_HEADER: entry_id,
+                   webhook.TIMESTAMP_HEADER: str(stamp),
+                   webhook.SIGNATURE_HEADER: webhook.signature(self.secret, stamp, body)}
+        status: int | None = None
+        try:
+            async with asyncio.timeout(self.timeout):  # a trickling HIS has a hard deadline
+                async with client.stream("POST", self.url, content=body,
+                                         headers=headers) as answer:
+                    status = answer.status_code  # the body is not read: nothing is needed
+        except (httpx.HTTPError, TimeoutError, OSError) as e:
+            self.last_error = type(e).__name__
+        if status is not None and 200 <= status < 300:
+            await asyncio.to_thread(self.outbox.delete, entry_id)
+            self.counts["delivered"] += 1
+            self.last_error, self.down_since = None, None
+            return True
+        delay = webhook.retry_after(attempts + 1, secrets.randbelow(1000) / 1000,
+                                    first=self.first_retry_seconds,
+                                    most=self.max_retry_seconds)
+        due = self._clock() + delay
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            self.last_error = f"HTTP {status}"
+            if attempts + 1 >= MAX_REJECTIONS:
+                await asyncio.to_thread(self.outbox.delete, entry_id)
+                self.counts["rejected"] += 1
+                log.error("webhook: an entry refused %d times (HTTP %d) was dropped",
+                          MAX_REJECTIONS, status)
+            else:
+                await asyncio.to_thread(self.outbox.retry, entry_id, due)
+                self.counts["retried"] += 1
+            return True
+        if status is not None:
+            self.last_error = f"HTTP {status}"
+        self.counts["retried"] += 1
+        if self.down_since is None:
+            self.down_since = self._clock()
+            log.warning("webhook: HIS unreachable (%s); entries wait", self.last_error)
+        await asyncio.to_thread(self.outbox.retry, entry_id, due)
+        self._hold_until = due  # every entry waits, the ones queued meanwhile too
+        return False
+
+    async def wake(self) -> None:
+        """Try now (tests, and an operator after fixing the HIS)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def health(self) -> dict[str, str]:
+        waiting = self.outbox.count() + len(self._incoming)
+        if self.last_error is None:
+            return {"status": "ok", "reason": f"{waiting} waiting"}
+        return {"status": "degraded",
+                "reason": f"HIS webhook: {self.last_error}; {waiting} waiting"}

@@ -1,0 +1,88 @@
+"""The webhook's body, signature and retry schedule (pure: the time and the jitter are passed in).
+
+Body: the field names another desk-reader vendor's app POSTs to an HIS (``id_card``,
+``full_name`` … ``id_img``; public HIS integration documents), so an HIS endpoint written for it
+takes ``tiepdon``'s posts unchanged, plus what only ``tiepdon`` knows: ``eligibility`` (the
+desk's decision), ``card_code``, ``credential_kind`` and ``event_id`` (the idempotency key, also
+sent as the ``Idempotency-Key`` header). Dates are ``dd/MM/yyyy``; absent values ``""``.
+
+Signature: ``X-Tiepdon-Signature: sha256=<hex>``, the HMAC-SHA256 under ``[his]
+webhook_secret`` of ``<X-Tiepdon-Timestamp>.<body bytes>`` — the timestamp is signed so an
+old post cannot be replayed as new (README: HIS feeds shows the receiver's check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from verify.hn212 import b64
+from verify.model import Credential, Sex, sex_vi
+
+SIGNATURE_HEADER = "X-Tiepdon-Signature"
+TIMESTAMP_HEADER = "X-Tiepdon-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+FIRST_RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 300.0  # an HIS back after an outage is tried again within five minutes
+
+
+def _dmy(d: date | None) -> str:
+    return d.strftime("%d/%m/%Y") if d else ""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def body(credential: Credential, eligibility: Mapping[str, Any], *, event_id: str,
+         photo: bytes | None) -> dict[str, Any]:
+    c, chip = credential, credential.chip or {}
+    dob = c.date_of_birth
+    expiry = chip.get("expiry_date")
+    return {
+        "id_card": c.id_number or "",
+        "full_name": c.full_name or "",
+        "date_of_birth": (_dmy(dob.exact) if dob and dob.exact else
+                          f"{dob.year:04d}" if dob else ""),
+        "gender": sex_vi(c.sex) if c.sex in (Sex.MALE, Sex.FEMALE) else "",
+        "nationality": _text(chip.get("nationality")),
+        "race": _text(chip.get("ethnicity")),
+        "religion": _text(chip.get("religion")),
+        "place_of_origin": _text(chip.get("place_of_origin")),
+        "place_of_residence": _text(chip.get("place_of_residence")) or c.address or "",
+        "personal_identification": _text(chip.get("identifying_features")),
+        "date_of_issue": _dmy(c.issue_date),
+        "date_of_expiry": _dmy(date.fromisoformat(expiry)) if isinstance(expiry, str) else "",
+        "father_name": _text(chip.get("father_name")),
+        "mother_name": _text(chip.get("mother_name")),
+        "wife_name": _text(chip.get("spouse_name")),
+        "old_id_card": c.old_id_number or "",
+        "id_img": b64(photo),
+        # Added by tiepdon.
+        "card_code": c.card_code or "",
+        "credential_kind": c.kind.value,
+        "event_id": event_id,
+        "eligibility": dict(eligibility),
+    }
+
+
+def signature(secret: bytes, timestamp: int, payload: bytes) -> str:
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + payload, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def valid_signature(secret: bytes, timestamp: int, payload: bytes, presented: str) -> bool:
+    """The receiver's check (used by the tests' HIS, and shown in the README)."""
+    return hmac.compare_digest(signature(secret, timestamp, payload), presented)
+
+
+def retry_after(attempts: int, jitter: float, *, first: float = FIRST_RETRY_SECONDS,
+                most: float = MAX_RETRY_SECONDS) -> float:
+    """Seconds before the next try after ``attempts`` failures: doubling from 2 s to 5 min,
+    with ``jitter`` in [0, 1) spreading it by up to a quarter (desks that lost the same HIS
+    do not all come back at once)."""
+    base: float = min(most, first * 2.0 ** max(0, min(attempts, 32) - 1))
+    return base * (1 + 0.25 * jitter)
