@@ -22,7 +22,7 @@ import cv2
 
 from bench.qrdata import FAMILIES, HARD, negatives, samples
 from bench.verify import machine
-from readers.devices.camera import CameraReader
+from readers.devices.camera import CameraReader, decode_hard, finder_corners
 from readers.doubles.decoders import DECODERS
 from readers.doubles.render import write_clip
 
@@ -107,9 +107,33 @@ def main() -> int:
     overall = sum(r[1] for f in FAMILIES for r in results["shipped"][f]) / len(data)
     print(f"shipped: exact {100 * overall:.1f} % overall, {100 * sum(hard) / len(hard):.1f} % on "
           f"the issue-15 families; garbled (decoded but not the payload): {garbled}")
+    # decode_hard alone, on the frames the camera loop would run it on: the shipped chain's
+    # misses (with OpenCV's corners, which the loop's hint check computes anyway) and the
+    # frames without a code (an empty desk pays for it once a second).
+    hard_ms: list[float] = []
+    empty_ms: list[float] = []
+    hard_garbled = 0
+    for frame, expected, sink in (
+            [(s.frame, s.payload, hard_ms) for s in data if not DECODERS["shipped"](s.frame)]
+            + [(s.frame, None, empty_ms) for s in negs]):
+        corners = finder_corners(frame)
+        t0 = time.perf_counter()
+        texts = decode_hard(frame, corners)
+        sink.append((time.perf_counter() - t0) * 1000)
+        hard_garbled += sum(t != expected for t in texts)
+    with_hard = sum(r[1] for f in FAMILIES for r in results["shipped+hard"][f]) / len(data)
+    worst = min(FAMILIES, key=lambda f: sum(r[1] for r in results["shipped+hard"][f]))
+    worst_rate = sum(r[1] for r in results["shipped+hard"][worst]) / len(
+        results["shipped+hard"][worst])
+    print(f"shipped+hard: exact {100 * with_hard:.1f} % overall (lowest family {worst} "
+          f"{100 * worst_rate:.0f} %); decode_hard on {len(hard_ms)} shipped misses: median "
+          f"{statistics.median(hard_ms or [0]):.0f} ms, p95 {pct(hard_ms or [0], 95):.0f} ms; "
+          f"on {len(empty_ms)} frames without a code: median {statistics.median(empty_ms):.0f}"
+          f" ms, p95 {pct(empty_ms, 95):.0f} ms (+ OpenCV detection, run anyway for the hint); "
+          f"garbled or false positive: {hard_garbled}")
     shipped_ok = all(
         sum(r[1] for r in results["shipped"][f]) >= max(
-            sum(r[1] for r in results[n][f]) for n in names if n != "shipped")
+            sum(r[1] for r in results[n][f]) for n in names if not n.startswith("shipped"))
         for f in FAMILIES)
     typical = [s.frame for s in data if s.family in ("clean", "scale", "perspective")][:10]
     share, decoded = camera_cpu_share(typical)
@@ -124,7 +148,8 @@ def main() -> int:
           f"{'met' if median <= 30 else 'MISSED'}; camera loop ≤ 25 %: "
           f"{'met' if max(share, empty_share) <= 0.25 else 'MISSED'}; 0 false positives: "
           f"{'met' if fp_shipped == 0 else 'MISSED'}; 0 garbled: "
-          f"{'met' if garbled == 0 else 'MISSED'}")
+          f"{'met' if garbled == 0 else 'MISSED'}; with the hard passes ≥ 97 % overall and no "
+          f"family < 90 %: {'met' if with_hard >= 0.97 and worst_rate >= 0.9 else 'MISSED'}")
     return 0
 
 
