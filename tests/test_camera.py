@@ -8,10 +8,19 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
-from readers.devices.camera import CameraReader, scan_file
+from readers.devices.camera import (
+    CameraReader,
+    decode_hard,
+    decode_shipped,
+    finder_corners,
+    scan_file,
+)
 from readers.devices.serialport import SerialScanner
 from readers.doubles.decoders import DECODERS
 from readers.doubles.render import compose, render_qr, screen_code, write_clip
@@ -35,6 +44,50 @@ def test_shipped_chain_is_byte_exact(payload: str, eci: bool) -> None:
 def test_inverted_screen_code_reads() -> None:
     frame = compose(screen_code(BHYT_NEW_EXAMPLE), background=90)
     assert DECODERS["shipped"](frame) == [BHYT_NEW_EXAMPLE]
+
+
+def motion_blurred(frame: Any, length: int, degrees: float) -> Any:
+    k = np.zeros((length, length), np.float32)
+    k[length // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D((length / 2 - .5, length / 2 - .5), degrees, 1.0)
+    k = cv2.warpAffine(k, rot, (length, length))
+    return cv2.filter2D(frame, -1, k / k.sum())
+
+
+def bent_and_tilted(frame: Any, amplitude: float) -> Any:
+    """A card bent in the hand (a half sine across it) and held at an angle."""
+    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    ys, xs = np.where(g < 128)
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    side = x1 - x0
+    yy, xx = np.mgrid[0:g.shape[0], 0:g.shape[1]].astype(np.float32)
+    inside = (xx >= x0 - 20) & (xx < x1 + 20)
+    shift = np.where(inside, amplitude * side * np.sin(np.pi * (xx - x0 + 20) / (side + 40)),
+                     0).astype(np.float32)
+    bent = cv2.remap(g, xx, yy + shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    src = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    dst = src + np.float32([[30, -20], [-25, 10], [20, 25], [-30, -15]])
+    return cv2.warpPerspective(bent, cv2.getPerspectiveTransform(src, dst),
+                               (g.shape[1], g.shape[0]), borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.parametrize("length", [13, 15])
+def test_hard_passes_undo_motion_blur_the_cheap_chain_cannot_read(length: int) -> None:
+    frame = motion_blurred(compose(render_qr(CCCD_EXAMPLE, module_px=6)), length, 30)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame) == [CCCD_EXAMPLE]
+
+
+@pytest.mark.parametrize("amplitude", [0.03, 0.045])
+def test_hard_passes_flatten_a_bent_tilted_card(amplitude: float) -> None:
+    frame = bent_and_tilted(compose(render_qr(CCCD_EXAMPLE, module_px=6)), amplitude)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame, finder_corners(frame)) == [CCCD_EXAMPLE]
+
+
+def test_hard_passes_read_nothing_on_a_desk_without_a_code() -> None:
+    frame = compose(render_qr("x")[:1, :1])
+    assert decode_hard(frame, finder_corners(frame)) == []
 
 
 def clip(path: Path, *payloads: str, hold: int = 20) -> Path:
