@@ -65,8 +65,8 @@ def bent_and_tilted(frame: Any, amplitude: float) -> Any:
     shift = np.where(inside, amplitude * side * np.sin(np.pi * (xx - x0 + 20) / (side + 40)),
                      0).astype(np.float32)
     bent = cv2.remap(g, xx, yy + shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    src = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    dst = src + np.float32([[30, -20], [-25, 10], [20, 25], [-30, -15]])
+    src = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    dst = src + np.array([[30, -20], [-25, 10], [20, 25], [-30, -15]], np.float32)
     return cv2.warpPerspective(bent, cv2.getPerspectiveTransform(src, dst),
                                (g.shape[1], g.shape[0]), borderMode=cv2.BORDER_REPLICATE)
 
