@@ -47,7 +47,7 @@ def test_inverted_screen_code_reads() -> None:
 
 
 def motion_blurred(frame: Any, length: int, degrees: float) -> Any:
-    k = np.zeros((length, length), np.float32)
+    k: Any = np.zeros((length, length), np.float32)
     k[length // 2, :] = 1.0
     rot = cv2.getRotationMatrix2D((length / 2 - .5, length / 2 - .5), degrees, 1.0)
     k = cv2.warpAffine(k, rot, (length, length))
