@@ -308,6 +308,16 @@ async def stats(verifier: VerifierDep) -> dict[str, Any]:
     return verifier.shift.stats()
 
 
+@router.get("/api/v1/last/history", tags=["verify"])
+async def last_history(verifier: VerifierDep) -> JSONResponse:
+    """The latest patient's visit history (dates, facilities, visit types; no diagnoses):
+    ``status`` ok | pending | unavailable | off, ``visits``, ``visited_today``, ``messages``."""
+    result = verifier.last()
+    if result is None:
+        return JSONResponse({"error": NO_RESULT}, status_code=404)
+    return JSONResponse(verifier.history.get(result.credential.raw_fingerprint))
+
+
 @router.get("/api/v1/last/checkin", tags=["verify"])
 async def last_checkin(verifier: VerifierDep) -> JSONResponse:
     """The latest patient as QĐ 130/QĐ-BYT check-in fields, for the HIS reception form."""

@@ -221,6 +221,8 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
             audit_dir(settings), derive_key(terminal_key, "audit"),
             retention_days=settings.audit.retention_days),
         desk=settings.audit.desk,
+        history=registry if settings.registry.visit_history else None,
+        history_timeout_seconds=settings.registry.timeout_seconds,
     )
     chip = ChipService(
         chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,

@@ -34,7 +34,8 @@ PUBLIC_PREFIXES = ("/static/",)
 # What an HIS bearer token may do: verify, read the last answer and its check-in record, and
 # listen to the feed — never chip reads, photos, metrics or the API docs.
 HIS_ROUTES = frozenset({("POST", "/api/v1/verify"), ("GET", "/api/v1/last"),
-                        ("GET", "/api/v1/last/checkin"), ("GET", "/api/v1/events"),
+                        ("GET", "/api/v1/last/checkin"), ("GET", "/api/v1/last/checkin.xml"),
+                        ("GET", "/api/v1/last/history"), ("GET", "/api/v1/events"),
                         ("GET", "/api/v1/rechecks"), ("GET", "/api/v1/health")})
 COOKIE = "tiepdon_session"
 SECURE_COOKIE = "__Host-tiepdon_session"  # behind TLS: Secure, Path=/, no Domain

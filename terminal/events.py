@@ -15,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_NAMES = frozenset({"credential", "eligibility", "photo", "device", "error", "chip"})
+EVENT_NAMES = frozenset({"credential", "eligibility", "photo", "device", "error", "chip",
+                         "history"})
 QUEUE_SIZE = 64
 
 

@@ -56,6 +56,9 @@ class RegistrySettings(_Section):
     password: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     verify_tls: bool = True
+    # Ask the gateway for the patient's visit history (Lskcb2025) after each online check:
+    # dates, facilities and visit types on the staff page, a warning for a visit today.
+    visit_history: bool = True
 
     @field_validator("url")
     @classmethod

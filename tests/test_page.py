@@ -66,6 +66,21 @@ def test_scanned_cccd_qr_shows_the_answer(page: Page) -> None:
     expect(page.locator("#wedge")).to_have_value("")
 
 
+def test_visit_history_shows_under_the_answer(page: Page) -> None:
+    scan(page, "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021")
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    box = page.locator("#history")
+    expect(box).to_be_visible()
+    expect(box).to_have_attribute("data-warn", "true")
+    expect(page.locator("#history-note")).to_contain_text("đã có lượt khám hôm nay")
+    today = page.locator('#history-list li[data-today="true"]')
+    expect(today).to_have_count(1)
+    expect(today).to_contain_text("07:45")
+    scan(page, CCCD_EXAMPLE)  # the next patient: the previous history is gone at once
+    expect(page.locator("#name")).to_have_text("Nguyễn Văn B")
+    expect(page.locator('#history-list li[data-today="true"]')).to_have_count(0)
+
+
 def test_typing_anywhere_goes_to_the_scanner_field(page: Page) -> None:
     page.locator("body").click()
     page.keyboard.type(BHYT_NEW_EXAMPLE)

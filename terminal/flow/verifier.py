@@ -11,13 +11,14 @@ from typing import Any
 from terminal.audit import AuditLog
 from terminal.events import EventBus
 from terminal.feeds import Feeds
+from terminal.flow.history import History, HistoryPort
 from terminal.flow.intake import Intake
 from terminal.flow.lookup import Lookup, Pending, RegistryPort
 from terminal.flow.record import AuditWriter, LastResult, Recorder, Shift
 from terminal.flow.results import DESK, Actor, StaffError, Verification, error_json
 from terminal.metrics import Metrics
 from terminal.offline import OfflineStore
-from verify.eligibility import DecisionContext, chip_final
+from verify.eligibility import DecisionContext, Source, chip_final
 from verify.errors import MissingFieldError
 from verify.model import VN_TZ, Credential
 from verify.registry import CardQuery
@@ -33,7 +34,9 @@ class Verifier:
                  bus: EventBus | None = None, now: Callable[[], datetime] | None = None,
                  keep_last_seconds: float = 900.0, offline: OfflineStore | None = None,
                  budget_seconds: float = 3.0, recent_hours: float = 8.0,
-                 audit: AuditLog | None = None, desk: str = "") -> None:
+                 audit: AuditLog | None = None, desk: str = "",
+                 history: HistoryPort | None = None,
+                 history_timeout_seconds: float = 10.0) -> None:
         self.tables = tables
         self.facility_code = facility_code
         self.officer_name = officer_name
@@ -47,6 +50,11 @@ class Verifier:
                              metrics=self.metrics, context=self.context,
                              publish=self._publish, keep_flagged_seconds=keep_last_seconds)
         self.shift = Shift(keep_seconds=recent_hours * 3600)
+        self.history = History(history, enabled=history is not None,
+                               keep_seconds=keep_last_seconds,
+                               timeout_seconds=history_timeout_seconds,
+                               today=lambda: self._now().astimezone(VN_TZ).date(),
+                               publish=self._publish)
         self.recorder = Recorder(
             metrics=self.metrics, last=LastResult(keep_last_seconds), shift=self.shift,
             audit=AuditWriter(audit, desk=desk or facility_code, metrics=self.metrics,
@@ -96,6 +104,8 @@ class Verifier:
         result = Verification(credential, looked.eligibility, registry_ms=looked.registry_ms)
         self.recorder.record(result, actor, (time.perf_counter() - started) * 1000)
         self.feeds.decided(result)
+        self.history.start(credential.raw_fingerprint, query,
+                           online=looked.eligibility.source is Source.REGISTRY)
         return result
 
     def amend(self, previous: Verification, credential: Credential,

@@ -30,6 +30,8 @@ const L = {
     offline_as_of: "NGOẠI TUYẾN — dữ liệu lúc {t}", recheck: "KIỂM TRA LẠI: kết quả của {n} đã đổi: {a} → {b}", pa_authentic: "Chip xác thực",
     pa_unanchored: "Chữ ký hợp lệ — chưa có CSCA", pa_failed: "Chip KHÔNG xác thực",
     pa_copy: "Chip có thể là BẢN SAO", pa_incomplete: "Đọc chip chưa xong",
+    history: "Lịch sử khám gần đây", history_pending: "Đang lấy lịch sử khám…",
+    history_none: "Không có lượt khám nào gần đây.",
   },
   en: {
     registry: "Registry", live: "Live", logout: "Sign out", signed_in: "Signed in", scan_title: "Scan or type",
@@ -57,6 +59,8 @@ const L = {
     offline_as_of: "OFFLINE — data as of {t}", recheck: "RE-CHECK: the result for {n} changed: {a} → {b}", pa_authentic: "Chip authentic",
     pa_unanchored: "Valid signature — no CSCA configured", pa_failed: "Chip NOT authentic",
     pa_copy: "Chip may be a COPY", pa_incomplete: "Chip read unfinished",
+    history: "Recent visits", history_pending: "Fetching the visit history…",
+    history_none: "No recent visits.",
   },
 };
 let lang = CONFIG.language === "en" ? "en" : "vi";
@@ -132,6 +136,30 @@ function clearResult() {
   $("facts").replaceChildren();
   $("messages").replaceChildren();
   $("meta").textContent = "";
+  renderHistory(null);
+}
+
+// Visit history (dates, facilities, visit types — the terminal never receives diagnoses).
+function renderHistory(h) {
+  const box = $("history");
+  box.hidden = !h || h.status === "off" || h.status === "none";
+  if (box.hidden) return;
+  const list = $("history-list");
+  list.replaceChildren();
+  const note = (h.messages || []).map((m) => m[lang] || m.vi).join(" ");
+  $("history-note").textContent = h.status === "pending" ? t("history_pending")
+    : note || (h.visits.length ? "" : t("history_none"));
+  box.dataset.warn = String(h.visited_today === true);
+  const today = h.today || "";  // the terminal's day (Vietnam time), not the browser's
+  for (const v of h.visits || []) {
+    const li = document.createElement("li");
+    const day = v.admitted ? v.admitted.slice(0, 10) : "";
+    li.dataset.today = String(day === today);
+    const time = v.admitted ? v.admitted.slice(11, 16) : "";
+    li.textContent = [dmy(day) + (time ? " " + time : ""), v.facility || "",
+      (lang === "vi" ? v.reason_vi : v.reason_en) || ""].filter(Boolean).join(" · ");
+    list.append(li);
+  }
 }
 
 function schedulePurge() {
@@ -150,6 +178,7 @@ function renderPending(cred) {
   $("facts").replaceChildren();
   $("messages").replaceChildren();
   $("meta").textContent = "";
+  renderHistory(null);
 }
 
 function render(e) {
@@ -307,6 +336,11 @@ function connect() {
     img.src = `${p.url}&t=${Date.now()}`;
     img.hidden = false;
     setBadge(p.passive_auth);
+  });
+  es.addEventListener("history", (ev) => {
+    const h = JSON.parse(ev.data);
+    const cred = (current && current.credential) || {};
+    if (!current || h.raw_fingerprint === cred.raw_fingerprint) renderHistory(h);
   });
   es.addEventListener("chip", (ev) => {
     // The last word on a chip read: a possible copy (AA/CA failed) or an unfinished read

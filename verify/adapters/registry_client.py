@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 
 from verify.errors import RegistryAuthError, RegistryProtocolError, RegistryUnavailable
+from verify.history import HISTORY_PATH, Visit, parse_history_answer
 from verify.registry import (
     CHECK_PATH,
     CODE_AUTH,
+    CODE_OK,
     LOGIN_PATH,
     CardQuery,
     RegistryAnswer,
@@ -177,6 +179,26 @@ class RegistryClient:
                     raise RegistryUnavailable(str(e)) from e
                 await asyncio.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter
         raise RegistryUnavailable("no attempt made")  # unreachable: attempts >= 1
+
+    async def history(self, query: CardQuery) -> list[Visit]:
+        """The visit history (``Lskcb2025``); raises a ``RegistryError`` subclass when none
+        was had. Its failures never count against the breaker: a history endpoint in trouble
+        must not send eligibility to the offline cache."""
+        if not self.breaker.allow():
+            raise RegistryUnavailable("circuit open: the gateway failed repeatedly")
+        for force in (False, True):
+            token = await self._ensure_token(force=force)
+            try:
+                body = await self._post(HISTORY_PATH, data=encode_check_form(query),
+                                        params=encode_check_params(token, self._password))
+            except _Retryable as e:
+                raise RegistryUnavailable(str(e)) from e
+            code, visits = parse_history_answer(body)
+            if code == CODE_OK:
+                return visits
+            if code != CODE_AUTH:
+                raise RegistryProtocolError(f"history answered {code}")
+        raise RegistryAuthError("the gateway refuses the fresh token for the history too")
 
     async def probe(self) -> None:
         """Health check: a valid token, logging in only when the cached one expired.

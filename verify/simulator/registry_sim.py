@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from verify.errors import CardCodeError, DateFormatError
+from verify.history import HISTORY_PATH
 from verify.ids import parse_card_code
 from verify.model import is_digits, parse_birth_date, parse_dmy, same_name
 from verify.registry import CHECK_PATH, LOGIN_PATH, password_md5
@@ -165,6 +166,8 @@ class SimControl(BaseModel):
     failure_rate: float = Field(default=0.0, ge=0, le=1)
     fault: str = Field(default="none", pattern="^(" + "|".join(FAULTS) + ")$")
     token_ttl_seconds: int = Field(default=3600, ge=1)
+    # The visit-history endpoint's own fault, so it can fail while card checks work.
+    history_fault: str = Field(default="none", pattern="^(" + "|".join(FAULTS) + ")$")
 
 
 @dataclass
@@ -281,6 +284,44 @@ def _lookup(state: SimState, session: _Session, f: dict[str, str]) -> dict[str, 
     return _answer(row, "000", "Thông tin thẻ chính xác")
 
 
+HISTORY_FACILITIES = ("01C54", "01001", "01929", "79012", "01T01")
+
+
+def fictional_history(row: sqlite3.Row, today: date) -> list[dict[str, Any]]:
+    """Visits made up from the card code (the same every time): none to four in the last
+    year; the demo person also came this morning, so the page shows the 'seen today'
+    warning. Diagnoses are placeholders — reception must never show them."""
+    rng = random.Random(row["card_code"])  # noqa: S311 - fictional data, not security
+    days = sorted(rng.sample(range(3, 360), rng.randrange(1, 5)))
+    morning = datetime.combine(today, datetime.min.time()).replace(hour=7, minute=45)
+    stamps = [morning - timedelta(days=d, hours=rng.randrange(-6, 1)) for d in days]
+    if row["full_name"] == "Nguyễn Tiến Đạt":
+        stamps.insert(0, morning)
+    out = []
+    for i, at in enumerate(stamps):
+        out.append({"maHoSo": f"{row['card_code'][-6:]}{i:04d}",
+                    "maCSKCB": rng.choice(HISTORY_FACILITIES),
+                    "ngayVao": at.strftime("%Y%m%d%H%M"),
+                    "ngayRa": (at + timedelta(hours=2)).strftime("%Y%m%d%H%M"),
+                    "tenBenh": "(chẩn đoán mô phỏng)", "tinhTrang": "1", "kqDieuTri": "1",
+                    "lyDoVV": rng.choice("1134")})
+    return out
+
+
+def _history(state: SimState, f: dict[str, str]) -> dict[str, Any]:
+    card = f.get("maThe", "").strip().upper()
+    name, dob_text = f.get("hoTen", ""), f.get("ngaySinh", "")
+    if not card or not name.strip() or not _DOB_PARAM.fullmatch(dob_text):
+        return {"maKetQua": "205", "ghiChu": "Sai định dạng tham số", "dsLichSuKCB2025": None}
+    column = ("card_code" if len(card) == 15 else "bhxh" if len(card) == 10 else "cccd")
+    row = state.conn.execute(f"SELECT * FROM card WHERE {column} = ?",  # noqa: S608 - fixed names
+                             (card,)).fetchone()
+    if row is None or not same_name(row["full_name"], name):
+        return {"maKetQua": "050", "ghiChu": "Không có thông tin thẻ", "dsLichSuKCB2025": None}
+    visits = fictional_history(row, state.today())
+    return {"maKetQua": "000", "ghiChu": None, "dsLichSuKCB2025": visits or None}
+
+
 def create_sim_app(
     conn: sqlite3.Connection,
     control: SimControl | None = None,
@@ -321,6 +362,39 @@ def create_sim_app(
             "access_token": token, "id_token": id_token, "token_type": "Bearer",
             "username": acct["username"], "expires_in": stamp}})
 
+    def _session(request: Request) -> _Session | None:
+        """The session a card check or history query's query-string token belongs to."""
+        q = request.query_params
+        session = state.tokens.get(q.get("token", ""))
+        client = request.client.host if request.client else ""
+        if (session is None or session.expires <= state.now() or session.client != client
+                or not secrets.compare_digest(session.id_token, q.get("id_token", ""))
+                or session.username != q.get("username")):
+            return None
+        return session
+
+    @app.post(HISTORY_PATH)
+    async def visit_history(request: Request) -> Response:
+        state.count("history")
+        fault = state.control.history_fault
+        if fault == "hang":
+            await asyncio.sleep(3600)
+        if fault == "http500":
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        if fault == "garbage":
+            return Response("<html><body>Service Unavailable</body></html>",
+                            media_type="text/html")
+        if fault == "undocumented":
+            return JSONResponse({"maKetQua": "000", "dsLichSuKCB2025": "not a list"})
+        if _session(request) is None or fault == "unauthorized":
+            return JSONResponse({"maKetQua": "401", "ghiChu": "Token không hợp lệ"})
+        if request.headers.get("content-type", "").startswith("application/json"):
+            # JSON bodies are refused in practice (DOMAIN.md §7): form bodies only.
+            return JSONResponse({"maKetQua": "205", "ghiChu": "Sai định dạng tham số"})
+        f = await _fields(request)
+        with state.lock:
+            return JSONResponse(_history(state, f))
+
     @app.post(CHECK_PATH)
     async def check_card(request: Request) -> Response:
         state.count("check")
@@ -337,12 +411,8 @@ def create_sim_app(
                             media_type="text/html")
         if ctl.fault == "unauthorized":
             return JSONResponse({"maKetQua": "401", "ghiChu": "Token không hợp lệ"})
-        q = request.query_params
-        session = state.tokens.get(q.get("token", ""))
-        client = request.client.host if request.client else ""
-        if (session is None or session.expires <= state.now() or session.client != client
-                or not secrets.compare_digest(session.id_token, q.get("id_token", ""))
-                or session.username != q.get("username")):
+        session = _session(request)
+        if session is None:
             return JSONResponse({"maKetQua": "401", "ghiChu": "Token không hợp lệ"})
         f = await _fields(request)
         with state.lock:
