@@ -22,7 +22,7 @@ from terminal.flow.results import DESK, Actor, error_json
 from terminal.flow.verifier import Verifier
 from verify.credentials import ChipKeyInput, chip_keys, chip_keys_from_qr
 from verify.errors import InputFormatError, MissingFieldError
-from verify.his import checkin_record
+from verify.his import checkin_record, checkin_xml
 from verify.model import Credential, CredentialKind
 
 router = APIRouter()
@@ -316,6 +316,19 @@ async def last_history(verifier: VerifierDep) -> JSONResponse:
     if result is None:
         return JSONResponse({"error": NO_RESULT}, status_code=404)
     return JSONResponse(verifier.history.get(result.credential.raw_fingerprint))
+
+
+@router.get("/api/v1/last/checkin.xml", tags=["verify"])
+async def last_checkin_xml(verifier: VerifierDep) -> Response:
+    """The latest patient as QĐ 4750/QĐ-BYT XML 0 (CHI_TIEU_TRANG_THAI_KCB), UTF-8, with the
+    fields the terminal knows. ``X-Tiepdon-Status`` carries the decision: an HIS must not
+    take a ``needs_review`` answer as verified."""
+    result = verifier.last()
+    if result is None:
+        return JSONResponse({"error": NO_RESULT}, status_code=404)
+    body = checkin_xml(result.credential, result.eligibility, verifier.facility_code)
+    return Response(body, media_type="application/xml; charset=utf-8",
+                    headers={"X-Tiepdon-Status": result.eligibility.status.value})
 
 
 @router.get("/api/v1/last/checkin", tags=["verify"])

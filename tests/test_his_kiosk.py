@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
+import pytest
+import xmlschema
 
 from terminal.api import kiosk_view, mask_name
 from terminal.server import BackgroundServer
 from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
+from verify.his import XML0_FIELDS
 
 
 def test_checkin_record_for_the_his(daemon: BackgroundServer) -> None:
@@ -20,6 +25,45 @@ def test_checkin_record_for_the_his(daemon: BackgroundServer) -> None:
     assert rec["ma_the_bhyt"] == "SV4010123456789" and rec["ma_dkbd"] == "01C54"
     assert rec["gt_the_tu"] == "20260101" and rec["gt_the_den"] == "20261231"
     assert rec["status"] == "eligible" and rec["format"].startswith("QĐ 130")
+
+
+SCHEMA = Path(__file__).parent / "data" / "qd4750_xml0.xsd"
+
+
+@pytest.mark.parametrize("payload", [CCCD_EXAMPLE, BHYT_NEW_EXAMPLE])
+def test_checkin_xml_passes_the_published_field_list(daemon: BackgroundServer,
+                                                     payload: str) -> None:
+    assert httpx.get(f"{daemon.url}/api/v1/last/checkin.xml").status_code == 404
+    httpx.post(f"{daemon.url}/api/v1/verify", json={"qr": payload}, timeout=10)
+    r = httpx.get(f"{daemon.url}/api/v1/last/checkin.xml")
+    assert r.headers["content-type"] == "application/xml; charset=utf-8"
+    assert r.content.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
+    assert r.headers["x-tiepdon-status"] == "eligible"
+    xmlschema.XMLSchema(SCHEMA).validate(r.text)  # raises on any departure from the list
+    row = ElementTree.fromstring(r.content).find("DSACH_TRANG_THAI_KCB/TRANG_THAI_KCB")
+    assert row is not None
+    assert [e.tag for e in row] == list(XML0_FIELDS)  # the decision's order
+    rec = httpx.get(f"{daemon.url}/api/v1/last/checkin").json()
+    for tag, key in (("HO_TEN", "ho_ten"), ("NGAY_SINH", "ngay_sinh"),
+                     ("MA_THE_BHYT", "ma_the_bhyt"), ("GT_THE_DEN", "gt_the_den")):
+        assert (row.findtext(tag) or None) == rec[key]  # the JSON form says the same
+    assert row.findtext("MA_CSKCB") == "01C54" and len(row.findtext("NGAY_VAO") or "") == 12
+    assert row.findtext("MA_BN") == "" and row.findtext("STT") == "1"
+
+
+def test_the_schema_is_not_a_rubber_stamp() -> None:
+    """The schema refuses what the decision does not allow (so passing it means something)."""
+    schema = xmlschema.XMLSchema(SCHEMA)
+    good = ("<CHI_TIEU_TRANG_THAI_KCB><DSACH_TRANG_THAI_KCB><TRANG_THAI_KCB>"
+            + "".join(f"<{t}>{'1' if t in ('MA_LK', 'STT', 'GIOI_TINH') else ''}</{t}>"
+                      for t in XML0_FIELDS)
+            + "</TRANG_THAI_KCB></DSACH_TRANG_THAI_KCB></CHI_TIEU_TRANG_THAI_KCB>")
+    schema.validate(good)
+    for bad in (good.replace("<NGAY_SINH></NGAY_SINH>", "<NGAY_SINH>20000101</NGAY_SINH>"),
+                good.replace("<GIOI_TINH>1</GIOI_TINH>", "<GIOI_TINH>Nam</GIOI_TINH>"),
+                good.replace("<STT>1</STT><MA_BN></MA_BN>", "<MA_BN></MA_BN><STT>1</STT>")):
+        with pytest.raises(xmlschema.XMLSchemaValidationError):
+            schema.validate(bad)
 
 
 def test_year_only_birth_and_unknown_sex() -> None:

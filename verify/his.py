@@ -7,11 +7,12 @@ as we read it): correct here if an HIS integrator finds otherwise.
 
 from __future__ import annotations
 
-from datetime import date
+import xml.etree.ElementTree as ET
+from datetime import date, datetime
 from typing import Any
 
 from verify.eligibility import Eligibility
-from verify.model import BirthDate, Credential, Sex
+from verify.model import VN_TZ, BirthDate, Credential, Sex
 
 FORMAT = "QĐ 130/QĐ-BYT XML1 (hành chính)"
 
@@ -50,3 +51,46 @@ def checkin_record(credential: Credential, eligibility: Eligibility) -> dict[str
         "source": eligibility.source.value,
         "checked_at": eligibility.checked_at.isoformat(),
     }
+
+
+# QĐ 4750/QĐ-BYT (amending QĐ 130), bảng 0 "trạng thái KCB" (check-in), in the decision's
+# element order; one source (an HIS's design documents, DOMAIN.md §7), element names upper
+# case as in every XML table of QĐ 130 and the gateway's samples.
+XML0_FIELDS = ("MA_LK", "STT", "MA_BN", "HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_TINH",
+               "MA_THE_BHYT", "MA_DKBD", "GT_THE_TU", "GT_THE_DEN", "MA_DOITUONG_KCB",
+               "NGAY_VAO", "NGAY_VAO_NOI_TRU", "LY_DO_VNT", "MA_LY_DO_VNT", "MA_LOAI_KCB",
+               "MA_CSKCB", "MA_DICH_VU", "TEN_DICH_VU", "MA_THUOC", "TEN_THUOC", "MA_VAT_TU",
+               "TEN_VAT_TU", "NGAY_YL", "DU_PHONG")
+
+
+def link_code(facility: str, checked_at: datetime, fingerprint: str | None) -> str:
+    """A MA_LK for this reception (the HIS may replace it with its own): the facility, the
+    minute and second of the check in Vietnam time, and a keyed-fingerprint prefix — unique
+    per desk and patient, and saying nothing about the patient."""
+    stamp = checked_at.astimezone(VN_TZ).strftime("%Y%m%d%H%M%S")
+    return f"{facility}{stamp}{(fingerprint or '')[:6].upper()}"
+
+
+def checkin_xml(credential: Credential, eligibility: Eligibility, facility: str) -> bytes:
+    """XML 0 (``CHI_TIEU_TRANG_THAI_KCB``) with what the terminal knows, UTF-8 with its
+    declaration; what only the HIS knows (patient number, services, inpatient fields) is left
+    empty, and ``CHUKYDONVI`` (the facility's signature) is the HIS's to fill."""
+    rec = checkin_record(credential, eligibility)
+    known = {
+        "MA_LK": link_code(facility, eligibility.checked_at, credential.raw_fingerprint),
+        "STT": "1",
+        "HO_TEN": rec["ho_ten"], "SO_CCCD": rec["so_cccd"], "NGAY_SINH": rec["ngay_sinh"],
+        "GIOI_TINH": str(rec["gioi_tinh"]), "MA_THE_BHYT": rec["ma_the_bhyt"],
+        "MA_DKBD": rec["ma_dkbd"], "GT_THE_TU": rec["gt_the_tu"],
+        "GT_THE_DEN": rec["gt_the_den"],
+        "NGAY_VAO": eligibility.checked_at.astimezone(VN_TZ).strftime("%Y%m%d%H%M"),
+        "MA_CSKCB": facility,
+    }
+    root = ET.Element("CHI_TIEU_TRANG_THAI_KCB")
+    row = ET.SubElement(ET.SubElement(root, "DSACH_TRANG_THAI_KCB"), "TRANG_THAI_KCB")
+    for name in XML0_FIELDS:
+        ET.SubElement(row, name).text = known.get(name) or ""
+    ET.SubElement(root, "CHUKYDONVI").text = ""
+    ET.indent(root)
+    body = ET.tostring(root, encoding="unicode", short_empty_elements=False)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body.encode("utf-8")
