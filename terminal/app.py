@@ -115,6 +115,18 @@ def gauges(services: Services) -> dict[str, tuple[str, float]]:
     if services.chip is not None:
         out["chip_reader_error"] = ("1 after a failed chip read, until the next success.",
                                     float(services.chip.last_error is not None))
+    if services.hn212 is not None:
+        out["his_feed_clients"] = ("HIS clients connected to the HN212-compatible feed.",
+                                   float(len(services.hn212.clients)))
+        out["his_feed_messages_total"] = ("Messages sent on the HN212-compatible feed.",
+                                          float(sum(services.hn212.sent.values())))
+    hook = services.webhook
+    if hook is not None:
+        for what in ("delivered", "retried", "rejected", "expired", "refused_full"):
+            out[f"his_webhook_{what}_total"] = (f"Webhook entries {what}.",
+                                                float(hook.counts[what]))
+        out["his_webhook_waiting"] = ("Webhook entries waiting in the outbox.",
+                                      float(hook.waiting()))
     return out
 
 

@@ -218,8 +218,11 @@ class WebhookFeed:
         if self._wake is not None:
             self._wake.set()
 
+    def waiting(self) -> int:
+        return self.outbox.count() + len(self._incoming)
+
     def health(self) -> dict[str, str]:
-        waiting = self.outbox.count() + len(self._incoming)
+        waiting = self.waiting()
         if self.last_error is None:
             return {"status": "ok", "reason": f"{waiting} waiting"}
         return {"status": "degraded",

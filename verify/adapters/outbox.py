@@ -77,7 +77,7 @@ class Outbox:
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, body, entry_id.encode())
         with self._lock:
-            if self.count() >= self.max_entries:
+            if self._count() >= self.max_entries:
                 return False
             self._conn.execute("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, 0, ?, ?)",
                                (entry_id, now, now, nonce, sealed))
@@ -120,6 +120,10 @@ class Outbox:
         return cur.rowcount
 
     def count(self) -> int:
+        with self._lock:
+            return self._count()
+
+    def _count(self) -> int:
         row = self._conn.execute("SELECT count(*) FROM outbox").fetchone()
         return int(row[0])
 
