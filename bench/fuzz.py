@@ -139,7 +139,7 @@ def targets() -> list[Target]:
     from readers.emrtd.sm import AesSuite, TerminalChannel
     from readers.errors import ReaderError
     from terminal.settings import SettingsError
-    from verify import qr, registry, snapshot
+    from verify import history, hn212, qr, registry, snapshot
     from verify.errors import VerifyError
     from verify.fingerprint import fingerprint
 
@@ -177,6 +177,20 @@ def targets() -> list[Target]:
             return None
         return registry.parse_check_answer(obj)
 
+    def json_of(data: bytes) -> object:
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            return None
+
+    def history_run(data: bytes) -> object:
+        return history.parse_history_answer(json_of(data))
+
+    def hn212_run(data: bytes) -> object:
+        obj = json_of(data)
+        keys = hn212.input_keys(obj) if isinstance(obj, dict) else None
+        return keys, hn212.aa_challenge(obj)
+
     def manifest_run(data: bytes) -> object:
         return snapshot.parse_manifest(data, {})
 
@@ -209,6 +223,14 @@ def targets() -> list[Target]:
         Target("sod-pa", pa_run, (ReaderError,), [files["sod"]]),
         Target("qr", lambda d: qr.parse_qr(as_text(d)), (VerifyError,), qr_seeds, text=True),
         Target("registry-answer", registry_run, (VerifyError,), [check_answer], text=True),
+        Target("visit-history", history_run, (VerifyError,), [json.dumps(
+            {"maKetQua": "000", "dsLichSuKCB2025": [
+                {"maHoSo": "1", "maCSKCB": "01929", "ngayVao": "202503101030",
+                 "ngayRa": "202503101430", "tenBenh": "x", "lyDoVV": "1"}]}).encode()],
+               text=True),
+        Target("hn212-request", hn212_run, (VerifyError,), [json.dumps(
+            {"idCode": "001088004321", "dateOfBirth": "29031988", "expiryDate": "29032048",
+             "clientId": "1", "challenge": "AAECAwQFBgc="}).encode()], text=True),
         Target("settings", settings_run, (SettingsError,), [settings_seed], text=True),
         Target("manifest", manifest_run, (VerifyError,), [json.dumps(
             {"format": 1, "snapshot_version": 3, "created": "2026-11-20T00:00:00+00:00",

@@ -146,6 +146,9 @@ def test_each_verification_is_posted_once_signed(sim: BackgroundServer, tmp_path
         assert chip["eligibility"]["status"] == "eligible"
         h = httpx.get(f"{server.url}/api/v1/health").json()["components"]["his_webhook"]
         assert h == {"status": "ok", "reason": "0 waiting"}
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert "tiepdon_his_webhook_delivered_total 2" in metrics
+        assert "tiepdon_his_webhook_waiting 0" in metrics
     finally:
         server.stop()
 
