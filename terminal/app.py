@@ -122,7 +122,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float]]:
                                           float(sum(services.hn212.sent.values())))
     hook = services.webhook
     if hook is not None:
-        for what in ("delivered", "retried", "rejected", "expired", "refused_full"):
+        for what in ("written", "delivered", "retried", "rejected", "expired", "refused_full"):
             out[f"his_webhook_{what}_total"] = (f"Webhook entries {what}.",
                                                 float(hook.counts[what]))
         out["his_webhook_waiting"] = ("Webhook entries waiting in the outbox.",

@@ -36,7 +36,8 @@ def snapshot_rows() -> list[dict[str, Any]]:
 
 
 def offline_daemon(sim: BackgroundServer, tmp_path: Path, *, created_days_ago: float = 1,
-                   expires_days: float = 7, **cache: Any) -> BackgroundServer:
+                   expires_days: float = 7, his: dict[str, Any] | None = None,
+                   **cache: Any) -> BackgroundServer:
     pub = Publisher()
     data = tmp_path / "data"
     src = pub.build(tmp_path / "snap", rows=snapshot_rows(),
@@ -48,7 +49,8 @@ def offline_daemon(sim: BackgroundServer, tmp_path: Path, *, created_days_ago: f
     values = {"trusted_keys": [trusted], "reading_key_file": str(reading),
               "budget_seconds": 1.0, "breaker_failures": 2, "breaker_cooldown_seconds": 0.5,
               **cache}
-    settings = terminal_settings(sim.url, data, **{f"cache__{k}": v for k, v in values.items()})
+    settings = terminal_settings(sim.url, data, **{f"cache__{k}": v for k, v in values.items()},
+                                 **{f"his__{k}": v for k, v in (his or {}).items()})
     services = daemon_services(settings)
     services.probe_seconds = 0.2
     return start_background(create_app(settings, services))

@@ -25,7 +25,7 @@ from readers.emrtd.pa import load_trust
 from terminal.app import Services, build_services, create_app
 from terminal.demo import demo_environment
 from terminal.server import BackgroundServer, start_background
-from tests.conftest import NOW, terminal_settings
+from tests.conftest import NOW, sim_control, terminal_settings
 from tests.test_cli import TIEPDON
 from tests.test_pcsc import pki
 from verify import webhook
@@ -283,6 +283,13 @@ def test_a_crash_mid_delivery_resends_the_same_key(sim: BackgroundServer, tmp_pa
             httpx.post(f"http://127.0.0.1:{port}/api/v1/verify", json={"qr": qr},
                        timeout=10).raise_for_status()
         receiver.wait(lambda: len(receiver.posts) >= 1)
+        # The bodies are written by their own task a few ms after each answer (the desk does
+        # not wait for the disk): the kill comes once the three are in the outbox.
+        deadline = time.monotonic() + 10
+        while "tiepdon_his_webhook_written_total 3" not in httpx.get(
+                f"http://127.0.0.1:{port}/metrics").text:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         held = receiver.posts[0]["key"]
@@ -296,3 +303,25 @@ def test_a_crash_mid_delivery_resends_the_same_key(sim: BackgroundServer, tmp_pa
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
+
+
+def test_a_changed_offline_answer_is_posted_again(sim: BackgroundServer, tmp_path: Path,
+                                                  receiver: Receiver) -> None:
+    from tests.test_offline import LAM, offline_daemon
+
+    server = offline_daemon(sim, tmp_path, his={"webhook_url": receiver.url,
+                                                "webhook_secret": SECRET})
+    try:
+        sim_control(sim, fault="http500")
+        offline = httpx.post(f"{server.url}/api/v1/verify", json=LAM, timeout=10).json()
+        assert (offline["status"], offline["source"]) == ("eligible", "cache")
+        sim_control(sim, fault="none")  # the registry is back: the re-check finds a revoked card
+        receiver.wait(lambda: len(receiver.delivered()) >= 2)
+        first, again = (p["body"] for p in receiver.posts[:2])
+        assert first["eligibility"]["status"] == "eligible" and "recheck" not in first
+        assert again["recheck"]["previous_status"] == "eligible"
+        assert again["eligibility"]["status"] == "not_eligible"
+        assert again["card_code"] == first["card_code"] == LAM["card_code"]
+        assert again["event_id"] != first["event_id"]
+    finally:
+        server.stop()

@@ -7,6 +7,8 @@ verification flow through :class:`Feeds`:
     chip_done   a chip read ended: the final decision after CA, AA and the photo (ids 4, 5;
                 the webhook for chip reads), ``read`` None when it ended early
     failed      an error staff were told about (id 3)
+    rechecked   an answer given offline changed when the registry was asked again (the
+                webhook posts it again, marked; the HN212 feed has no message for it)
 
 A feed never slows or breaks the desk: calls arrive on the event loop, a feed only queues,
 and an exception inside one is logged and counted, not raised.
@@ -32,6 +34,8 @@ class Feed(Protocol):
     def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None: ...
 
     def failed(self, error: dict[str, Any]) -> None: ...
+
+    def rechecked(self, result: Verification, previous: dict[str, Any]) -> None: ...
 
 
 class Feeds:
@@ -64,3 +68,6 @@ class Feeds:
 
     def failed(self, error: dict[str, Any]) -> None:
         self._each("failed", error)
+
+    def rechecked(self, result: Verification, previous: dict[str, Any]) -> None:
+        self._each("rechecked", result, previous)

@@ -180,6 +180,10 @@ class Hn212Feed:
     def failed(self, error: dict[str, Any]) -> None:
         self._put(hn212.error_message(str(error.get("code", "error")), str(error.get("vi", ""))))
 
+    def rechecked(self, result: Verification, previous: dict[str, Any]) -> None:
+        """No HN212 message means "a past patient's answer changed"; an id 2 would look like
+        a new card to an HIS page. The webhook and the staff page carry it."""
+
     # -- Socket.IO handlers -----------------------------------------------------------------
     def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
         if not origin:

@@ -99,10 +99,18 @@ class WebhookFeed:
         photo = read.photo.image if read is not None and read.photo is not None else None
         self._enqueue(final, photo if self.send_photo else None)
 
-    def _enqueue(self, result: Verification, photo: bytes | None) -> None:
+    def rechecked(self, result: Verification, previous: dict[str, Any]) -> None:
+        """Posted again with ``recheck`` (the previous status, source and time): the HIS
+        that took the offline answer learns it changed."""
+        self._enqueue(result, None, recheck=previous)
+
+    def _enqueue(self, result: Verification, photo: bytes | None,
+                 recheck: dict[str, Any] | None = None) -> None:
         entry_id = uuid.uuid4().hex
         payload = webhook.body(result.credential, result.eligibility.to_json(),
                                event_id=entry_id, photo=photo)
+        if recheck is not None:
+            payload["recheck"] = dict(recheck)
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         self._incoming.append((entry_id, data))
         self.counts["queued"] += 1
@@ -118,7 +126,9 @@ class WebhookFeed:
     def _persist(self) -> None:
         while self._incoming:
             entry_id, data = self._incoming.popleft()
-            if not self.outbox.put(entry_id, data, self._clock()):
+            if self.outbox.put(entry_id, data, self._clock()):
+                self.counts["written"] += 1
+            else:
                 self.counts["refused_full"] += 1
                 log.error("webhook outbox full: an entry was not kept")
 

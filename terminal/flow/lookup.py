@@ -61,8 +61,11 @@ class Lookup:
                  budget_seconds: float, metrics: Metrics,
                  context: Callable[[], DecisionContext],
                  publish: Callable[[str, dict[str, Any]], None],
-                 keep_flagged_seconds: float) -> None:
+                 keep_flagged_seconds: float,
+                 on_changed: Callable[[Verification, dict[str, Any]], None] | None = None
+                 ) -> None:
         self.registry = registry
+        self._on_changed = on_changed  # the HIS feeds hear of a changed outcome too
         self.offline = offline
         self.budget_seconds = budget_seconds
         self.metrics = metrics
@@ -163,6 +166,8 @@ class Lookup:
         log.warning("re-check changed the outcome fp=%s %s -> %s",
                     item.credential.raw_fingerprint, before.status.value, after.status.value)
         self._publish("eligibility", data)
+        if self._on_changed is not None:
+            self._on_changed(Verification(item.credential, flagged), data["recheck"])
 
     def flagged(self) -> list[dict[str, Any]]:
         """Changed outcomes found by re-checks, until the privacy window purges them."""

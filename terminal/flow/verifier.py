@@ -48,7 +48,8 @@ class Verifier:
         self.intake = Intake(key, self.metrics, self._publish)
         self.lookup = Lookup(registry=registry, offline=offline, budget_seconds=budget_seconds,
                              metrics=self.metrics, context=self.context,
-                             publish=self._publish, keep_flagged_seconds=keep_last_seconds)
+                             publish=self._publish, keep_flagged_seconds=keep_last_seconds,
+                             on_changed=lambda v, was: self.feeds.rechecked(v, was))
         self.shift = Shift(keep_seconds=recent_hours * 3600)
         self.history = History(history, enabled=history is not None,
                                keep_seconds=keep_last_seconds,
