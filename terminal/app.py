@@ -65,6 +65,18 @@ class Services:
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
+PURGE_SECONDS = 30.0
+
+
+async def _purge_loop(services: Services) -> None:
+    """The privacy windows kept on a timer: the visit history, the chip photo and keys."""
+    while True:
+        await asyncio.sleep(PURGE_SECONDS)
+        services.verifier.history.purge()
+        if services.chip is not None:
+            services.chip.purge()
+
+
 async def _probe_loop(services: Services, every: float) -> None:
     """Registry health, and re-checks of offline answers once the registry is back."""
     registry = services.registry
@@ -133,7 +145,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float]]:
 def create_app(settings: Settings, services: Services) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = []
+        tasks = [asyncio.create_task(_purge_loop(services))]
         if services.registry is not None:
             tasks.append(asyncio.create_task(_probe_loop(services, services.probe_seconds)))
         if services.offline is not None:

@@ -118,9 +118,13 @@ def read_from_source(source: ChipSource, keys: list[AccessKey | CanKey], *, exte
                      retries: int, trust: list[x509.Certificate], now: datetime,
                      on_identity: Callable[[ChipIdentity], None] | None = None,
                      return_seconds: float = 0.0,
-                     on_wait: Callable[[], None] | None = None) -> ChipRead:
-    """Blocking: connect, choose short or extended length from the ATR, read with retries."""
+                     on_wait: Callable[[], None] | None = None,
+                     on_card: Callable[[], None] | None = None) -> ChipRead:
+    """Blocking: connect, choose short or extended length from the ATR, read with retries.
+    ``on_card`` is told once a card answered (no card, no call)."""
     port, atr = source.connect()
+    if on_card is not None:
+        on_card()
     ports = [port]
     opened: list[CardPort] = []
 
@@ -230,7 +234,6 @@ class ChipService:
     async def _read(self, keys: list[AccessKey | CanKey], *, reader: str | None,
                     actor: Actor | None) -> ChipOutcome:
         assert self.source is not None
-        self.verifier.feeds.placed()
         loop = asyncio.get_running_loop()
         fp = self.verifier.fingerprint("chip|" + "|".join(k.mrz_information() for k in keys))
         eligibility: concurrent.futures.Future[Verification] | None = None
@@ -255,11 +258,15 @@ class ChipService:
             loop.call_soon_threadsafe(self.bus.publish, "error",
                                       {**error_json(lost, fp), "waiting": True})
 
+        def on_card() -> None:  # worker thread: a card answered (the HIS feed's id 1)
+            loop.call_soon_threadsafe(self.verifier.feeds.placed)
+
         def work() -> ChipRead:
             return read_from_source(source, keys, extended_mode=self.extended,
                                     retries=self.retries, trust=self.trust, now=self._now(),
                                     on_identity=on_identity,
-                                    return_seconds=self.return_seconds, on_wait=on_wait)
+                                    return_seconds=self.return_seconds, on_wait=on_wait,
+                                    on_card=on_card)
 
         try:
             result = await asyncio.to_thread(work)
@@ -311,6 +318,15 @@ class ChipService:
             "passive_auth": chip.get("passive_auth"), "active_auth": chip.get("active_auth"),
             "chip_auth": chip.get("chip_auth"), "status": final.eligibility.status.value,
             "eligibility": final.eligibility.to_json()})
+
+    def purge(self) -> None:
+        """The photo and the last read's keys go when the privacy window has passed (run on a
+        timer, not only when next asked for)."""
+        now = time.monotonic()
+        if self._photo is not None and now - self._photo[0] > self.keep_seconds:
+            self._photo = None
+        if self._last_keys is not None and now - self._last_keys[0] > self.keep_seconds:
+            self._last_keys = None
 
     async def sign_challenge(self, challenge: bytes) -> bytes:
         """Active Authentication with an HIS's challenge on the card read last (its keys are

@@ -74,7 +74,7 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
     return frozenset(names)
 
 
-def _host_name(host: str) -> str:
+def host_name(host: str) -> str:
     """``name:port`` / ``[v6]:port`` → ``name`` / ``[v6]``."""
     host = host.strip().lower()
     if host.startswith("["):
@@ -97,7 +97,7 @@ class Gate:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         refusal = None
-        if _host_name(host) not in self.hosts:
+        if host_name(host) not in self.hosts:
             refusal = _error(421, "host_not_allowed", "Địa chỉ truy cập không hợp lệ.",
                              "This terminal does not answer to that host name.")
         elif scope["method"] in STATE_CHANGING and "origin" in headers and (

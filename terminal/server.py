@@ -54,6 +54,7 @@ def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
     class Guarded(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
         _counted: str | None = None
+        _upgraded = False  # the transport belongs to a websocket protocol now
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -76,6 +77,7 @@ def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
             """The websocket protocol takes the transport over (the HIS feed): the connection
             stays counted until that protocol loses it."""
             self._disarm()
+            self._upgraded = True
             counted, self._counted = self._counted, None
             super().handle_websocket_upgrade(event)
             if counted is None:
@@ -91,6 +93,8 @@ def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            if self._upgraded:
+                return  # no header deadline on a websocket (it would close the HIS feed)
             if self.cycle is not None and not self.cycle.response_complete:
                 self._disarm()  # the request's headers are in
             elif self._deadline is None:
@@ -111,6 +115,8 @@ def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
 
         def _expire(self) -> None:
             self._deadline = None
+            if self._upgraded:
+                return
             if self.cycle is None or self.cycle.response_complete:
                 self.transport.close()
 

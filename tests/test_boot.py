@@ -32,11 +32,15 @@ from readers.doubles.vpcd import VPCD_PORT, VpcdCard
 from terminal.demo import demo_config, demo_snapshot
 from tests import container as ct
 from tests.conftest import sim_server
+from tests.test_hn212 import His
+from tests.test_webhook import SECRET as WEBHOOK_SECRET
+from tests.test_webhook import Receiver
 from verify.model import VN_TZ
 from verify.simulator.registry_sim import DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8765
+FEED_PORT = 8000  # the HN212-compatible HIS feed, at the vendor's port the unit allows
 QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
 REASON = ct.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -81,7 +85,8 @@ class Mirror:
 
 @pytest.fixture(scope="module")
 def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    for port, what in ((PORT, "the daemon's port"), (VPCD_PORT, "the vpcd driver's port")):
+    for port, what in ((PORT, "the daemon's port"), (VPCD_PORT, "the vpcd driver's port"),
+                       (FEED_PORT, "the HIS feed's port")):
         if not ct.free_port(port):
             pytest.fail(f"port {port} ({what}) is taken on this machine: the container shares "
                         "the host's network")
@@ -95,6 +100,8 @@ def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     cache = demo_snapshot(publisher, datetime.now(VN_TZ).date())
     mirror = Mirror(publisher / "snapshot-build")
     card, pki = demo_card(now=datetime.now(UTC))
+    his = Receiver()  # the HIS's webhook endpoint, on the host
+    his.start()
     try:
         copy_checkout(box.root / "root" / "tiepdon")
         t0 = time.monotonic()
@@ -109,7 +116,9 @@ def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         doc["chip"] = {"csca_dir": "/etc/tiepdon/csca"}
         doc["cache"] = {"url": mirror.url, "trusted_keys": cache["trusted_keys"],
                         "reading_key_file": "/etc/tiepdon/reading.key"}
+        doc["his"] = {"hn212_port": FEED_PORT, "webhook_url": his.url}
         (etc / "tiepdon.toml").write_text(toml(doc), encoding="utf-8")  # the editor keeps modes
+        (etc / "credentials" / "his.webhook_secret").write_text(WEBHOOK_SECRET)
         (etc / "credentials" / "registry.password").write_text(DEMO_PASSWORD)
         (etc / "credentials" / "registry.password").chmod(0o600)
         (etc / "csca").mkdir()
@@ -123,9 +132,11 @@ def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         (dropin / "test-watchdog.conf").write_text("[Service]\nWatchdogSec=5\n")
         TIMES["boot_s"] = box.boot()
         TIMES["ready_s"] = box.wait_for("tiepdon.service", "active")
-        yield {"box": box, "card": card, "sim": sim, "mirror": mirror, "work": work}
+        yield {"box": box, "card": card, "sim": sim, "mirror": mirror, "work": work,
+               "his": his}
     finally:
         box.remove()
+        his.stop()
         mirror.stop()
         sim.stop()
         TIMES["test_s"] = time.monotonic() - started
@@ -211,6 +222,7 @@ def test_the_chip_is_read_through_pcscd_as_the_service_user(pc: dict[str, Any]) 
     while ct.free_port(VPCD_PORT):  # pcscd (socket-activated by the daemon) opens the driver
         assert time.monotonic() < deadline, "pcscd in the container never opened vpcd"
         time.sleep(0.2)
+    feed = hn212_client()
     with VpcdCard(pc["card"]):
         r = None
         for _ in range(50):
@@ -224,8 +236,22 @@ def test_the_chip_is_read_through_pcscd_as_the_service_user(pc: dict[str, Any]) 
         assert chip["passive_auth"]["status"] == "authentic"
         assert chip["chip_auth"] == "passed" and chip["full_name"] == DEMO_PERSON.full_name
         assert chip["eligibility"]["status"] == "eligible"
+    # The HIS saw it too, from the sandboxed service: the HN212 feed and the webhook.
+    ids = feed.wait_for([1, 2, 4, 5], skip=frozenset({3}))  # 3: "no card yet" while polling
+    feed.client.disconnect()
+    assert ids[1]["data"]["personName"] == DEMO_PERSON.full_name and ids[3]["data"]["CA"] == "1"
+    receiver: Receiver = pc["his"]
+    receiver.wait(lambda: any(p["body"]["credential_kind"] == "chip"
+                              for p in receiver.posts))
+    assert all(p["signed"] for p in receiver.posts)
     status = Path(f"/proc/{pc['box'].main_pid()}/status").read_text()
     TIMES["rss_mib"] = int(status.split("VmRSS:")[1].split()[0]) / 1024  # under the sandbox
+
+
+def hn212_client() -> His:
+    from tests.test_hn212 import connect
+
+    return connect(f"http://127.0.0.1:{FEED_PORT}", transports=["websocket"])
 
 
 def test_the_journal_has_the_logs_and_no_personal_data(pc: dict[str, Any]) -> None:

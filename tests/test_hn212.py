@@ -74,17 +74,21 @@ class His:
     events: list[dict[str, Any]] = field(default_factory=list)
     got: threading.Condition = field(default_factory=threading.Condition)
 
-    def wait_for(self, ids: list[int], timeout: float = 20) -> list[dict[str, Any]]:
+    def wait_for(self, ids: list[int], timeout: float = 20,
+                 skip: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+        """The first messages (ids in ``skip`` left out) once they are ``ids``."""
         deadline = time.monotonic() + timeout
         with self.got:
-            while [e["id"] for e in self.events][:len(ids)] != ids:
+            while True:
+                kept = [e for e in self.events if e["id"] not in skip][:len(ids)]
+                if [e["id"] for e in kept] == ids:
+                    return kept
                 left = deadline - time.monotonic()
                 assert left > 0, [e["id"] for e in self.events]
                 self.got.wait(left)
-            return self.events[:len(ids)]
 
 
-def connect(feed: Feed, **kwargs: Any) -> His:
+def connect(url: str, **kwargs: Any) -> His:
     his = His(socketio.Client(reconnection=False))
 
     def on_info(data: dict[str, Any]) -> None:
@@ -98,13 +102,13 @@ def connect(feed: Feed, **kwargs: Any) -> His:
     his.client.on("/info", on_info)
     his.client.on("/event", on_event)
 
-    his.client.connect(feed.url, wait_timeout=10, **kwargs)
+    his.client.connect(url, wait_timeout=10, **kwargs)
     return his
 
 
 @pytest.fixture
 def his(feed: Feed) -> Iterator[His]:
-    h = connect(feed, transports=["websocket"])
+    h = connect(feed.url, transports=["websocket"])
     yield h
     h.client.disconnect()
 
@@ -144,7 +148,7 @@ def test_chip_read_gives_ids_1_2_4_5_in_order(feed: Feed, his: His) -> None:
 def test_a_cloned_chip_is_never_success_on_the_feed(sim: BackgroundServer,
                                                     tmp_path: Path) -> None:
     f = serve_feed(sim, tmp_path, Faults(ca="clone"))
-    h = connect(f)
+    h = connect(f.url)
     try:
         httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30)
         _, _, _, auth = h.wait_for([1, 2, 4, 5])
@@ -193,8 +197,56 @@ def test_input_data_rereads_and_get_aa_signs_the_his_challenge(feed: Feed, his: 
     assert verify_answer(public_key_from_dg15(dg15), challenge, signature, 0x9000) == "passed"
 
 
+def test_a_busy_reader_refuses_rather_than_queues(feed: Feed, his: His) -> None:
+    request = {"idCode": DEMO_PERSON.id_number, "dateOfBirth": "29031988",
+               "expiryDate": "29032028", "clientId": "1"}
+    for _ in range(5):  # a retry-happy HIS: only one read runs, the rest are told at once
+        his.client.emit("/input_data", request)
+    his.wait_for([1, 2, 4, 5], skip=frozenset({3}))
+    time.sleep(0.5)
+    busy = [e for e in his.events if e["id"] == 3]
+    assert busy and all(e["code"] == "chip_busy" for e in busy)
+    assert [e["id"] for e in his.events].count(2) + len(busy) == 5
+
+
+def test_an_unfinished_read_proves_nothing_on_the_feed(sim: BackgroundServer,
+                                                        tmp_path: Path) -> None:
+    f = serve_feed(sim, tmp_path, Faults(torn_after=30, extended=False, aa="ec"))
+    h = connect(f.url)
+    try:
+        httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30)
+        _, text, removed, error, auth = h.wait_for([1, 2, 3, 3, 5], timeout=40)
+        assert text["data"]["eligibilityFinal"] == "0"  # the identity came before AA/CA
+        assert (removed["code"], error["code"]) == ("chip_card_removed", "chip_incomplete")
+        data = auth["data"]
+        assert data["verdict"] == "incomplete" and data["CA"] == ""
+        assert data["AA"] == {"aa_signature": "", "status": "not_verified"}
+        assert data["PA"]["status"] == "incomplete"
+        assert data["eligibility"]["status"] == "needs_review"
+    finally:
+        h.client.disconnect()
+        f.daemon.stop()
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], None])
+def test_a_quiet_connection_outlives_the_header_deadline(sim: BackgroundServer, tmp_path: Path,
+                                                         transports: Any) -> None:
+    """The slow-header guard (issue 12) once armed itself on a connection that had become a
+    websocket and closed it after 10 s: an HIS feed that went quiet for a while lost messages."""
+    f = serve_feed(sim, tmp_path, http__header_timeout_seconds=1)
+    h = connect(f.url, transports=transports) if transports else connect(f.url)
+    try:
+        time.sleep(2.5)
+        httpx.post(f"{f.daemon.url}/api/v1/verify", json={"qr": QR}).raise_for_status()
+        assert h.wait_for([2])[0]["data"]["idCode"] == "001088004321"
+        assert h.client.connected
+    finally:
+        h.client.disconnect()
+        f.daemon.stop()
+
+
 def test_every_client_gets_the_broadcast(feed: Feed, his: His) -> None:
-    other = connect(feed, transports=["polling"])  # the long-polling transport too
+    other = connect(feed.url, transports=["polling"])  # the long-polling transport too
     try:
         httpx.post(f"{feed.daemon.url}/api/v1/verify", json={"qr": QR}).raise_for_status()
         assert his.wait_for([2])[0] == other.wait_for([2])[0]
@@ -226,10 +278,10 @@ def test_a_token_is_required_when_login_is(sim: BackgroundServer, tmp_path: Path
                    auth__users_file=str(users_file(tmp_path)))
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
-            connect(f)
+            connect(f.url)
         for kwargs in ({"auth": {"token": token}},
                        {"headers": {"Authorization": f"Bearer {token}"}}):
-            h = connect(f, **kwargs)
+            h = connect(f.url, **kwargs)
             h.client.disconnect()
     finally:
         f.daemon.stop()
@@ -246,13 +298,13 @@ def users_file(tmp_path: Path) -> Path:
 
 def test_clients_per_address_are_capped(sim: BackgroundServer, tmp_path: Path) -> None:
     f = serve_feed(sim, tmp_path, http__max_streams_per_client=2)
-    open_ = [connect(f), connect(f)]
+    open_ = [connect(f.url), connect(f.url)]
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
-            connect(f)
+            connect(f.url)
         open_.pop().client.disconnect()
         time.sleep(0.3)
-        open_.append(connect(f))  # a place given back is a place again
+        open_.append(connect(f.url))  # a place given back is a place again
     finally:
         for h in open_:
             h.client.disconnect()

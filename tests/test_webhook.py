@@ -67,7 +67,7 @@ class Receiver:
                 if receiver.mode == "hang":
                     receiver.release.wait(60)
                     return
-                status = {"ok": 200, "fail": 500, "reject": 400}[receiver.mode]
+                status = {"ok": 200, "fail": 500, "reject": 400, "missing": 404}[receiver.mode]
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -144,6 +144,9 @@ def test_each_verification_is_posted_once_signed(sim: BackgroundServer, tmp_path
         assert chip["credential_kind"] == "chip" and chip["father_name"] == "Nguyễn Văn Hải"
         assert chip["id_img"].startswith("/9j/")  # the JPEG portrait, base64
         assert chip["eligibility"]["status"] == "eligible"
+        assert (chip["verdict"], chip["passive_auth"], chip["chip_auth"]) == (
+            "verified", "authentic", "passed")
+        assert (qr["verdict"], qr["passive_auth"]) == ("", "")
         h = httpx.get(f"{server.url}/api/v1/health").json()["components"]["his_webhook"]
         assert h == {"status": "ok", "reason": "0 waiting"}
         metrics = httpx.get(f"{server.url}/metrics").text
@@ -225,6 +228,22 @@ def test_a_refused_entry_is_dropped_after_ten_tries_and_others_go_on(
         assert len(receiver.posts) == 10 and services.webhook.counts["rejected"] == 1
         receiver.mode = "ok"
         verify(server, QRS[1])
+        receiver.wait(lambda: len(receiver.delivered()) == 1)
+    finally:
+        server.stop()
+
+
+def test_a_misconfigured_receiver_holds_entries_back_never_drops_them(
+        sim: BackgroundServer, tmp_path: Path, receiver: Receiver) -> None:
+    receiver.mode = "missing"  # 404: the HIS's route is wrong, not the entry
+    server, services = serve(sim, tmp_path / "data", receiver.url)
+    assert services.webhook is not None
+    services.webhook.first_retry_seconds = services.webhook.max_retry_seconds = 0.05
+    try:
+        verify(server, QRS[0])
+        receiver.wait(lambda: len(receiver.posts) >= 15)
+        assert services.webhook.counts["rejected"] == 0 and services.webhook.waiting() == 1
+        receiver.mode = "ok"
         receiver.wait(lambda: len(receiver.delivered()) == 1)
     finally:
         server.stop()

@@ -94,9 +94,14 @@ def text_message(c: Credential, eligibility: Mapping[str, Any] | None) -> dict[s
         "motherName": _text(chip.get("mother_name")),
         "wifeName": _text(chip.get("spouse_name")),
         "qr": cccd_qr_text(c),
-        # Added by tiepdon: a BHYT card code (QR, typed) and the decision.
+        # Added by tiepdon: a BHYT card code (QR, typed) and the decision — as an object, and
+        # flat strings for clients that read every value as one. A chip's id 2 comes when the
+        # identity is read, before AA/CA and the photo: its decision is provisional ("0") and
+        # id 5 carries the final one.
         "cardCode": c.card_code or "",
-        "eligibility": dict(eligibility) if eligibility is not None else None,
+        "eligibilityStatus": str((eligibility or {}).get("status") or ""),
+        "eligibilityFinal": "0" if c.kind is CredentialKind.CHIP else "1",
+        "eligibility": dict(eligibility) if eligibility is not None else {},
     }
     return {"id": TEXT, "message": "read card successfully!", "data": data}
 
@@ -155,7 +160,8 @@ def auth_message(checks: ChipChecks, files: Mapping[str, bytes],
         "PA": {**_pa_fields(files), "status": checks.passive_auth},
         "verdict": checks.verdict,
         "chip_auth": checks.chip_auth,
-        "eligibility": dict(eligibility) if eligibility is not None else None,
+        "eligibilityStatus": str((eligibility or {}).get("status") or ""),
+        "eligibility": dict(eligibility) if eligibility is not None else {},
     }
     return {"id": AUTH, "data": data}
 

@@ -38,8 +38,11 @@ def _text(value: Any) -> str:
 
 
 def body(credential: Credential, eligibility: Mapping[str, Any], *, event_id: str,
-         photo: bytes | None) -> dict[str, Any]:
+         photo: bytes | None, verdict: str = "") -> dict[str, Any]:
+    """``verdict`` (chip reads): verified | copy_suspected | not_verified | incomplete."""
     c, chip = credential, credential.chip or {}
+    pa = chip.get("passive_auth")
+    incomplete = bool(chip.get("incomplete"))
     dob = c.date_of_birth
     expiry = chip.get("expiry_date")
     return {
@@ -64,6 +67,13 @@ def body(credential: Credential, eligibility: Mapping[str, Any], *, event_id: st
         # Added by tiepdon.
         "card_code": c.card_code or "",
         "credential_kind": c.kind.value,
+        # What the chip proved, as strings ("" for a QR or typed check); an unfinished read
+        # proved nothing after the identity.
+        "verdict": verdict,
+        "passive_auth": ("incomplete" if incomplete else
+                         _text(pa.get("status")) if isinstance(pa, dict) else ""),
+        "active_auth": "not_verified" if incomplete else _text(chip.get("active_auth")),
+        "chip_auth": "not_verified" if incomplete else _text(chip.get("chip_auth")),
         "event_id": event_id,
         "eligibility": dict(eligibility),
     }

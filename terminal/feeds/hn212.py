@@ -35,6 +35,7 @@ from readers.errors import ReaderError
 from terminal.auth import check_bearer
 from terminal.chipflow import ChipService
 from terminal.flow.results import Actor, Verification, error_json
+from terminal.security import host_name
 from verify import hn212
 from verify.errors import InputFormatError
 
@@ -59,9 +60,7 @@ class HostGate:
         headers = [(k, v) for k, v in scope["headers"]
                    if not k.lower().startswith(b"x-forwarded-")]
         host = next((v.decode("latin-1") for k, v in headers if k.lower() == b"host"), "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        name = name.strip("[]").lower()
-        if name not in self.hosts:
+        if host_name(host) not in self.hosts:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
             else:
@@ -170,11 +169,15 @@ class Hn212Feed:
                 photo = None
             self._put(hn212.raw_message(files, photo))
         pa = chip.get("passive_auth")
-        checks = hn212.ChipChecks(
-            passive_auth=str(pa.get("status")) if isinstance(pa, dict) else "not_verified",
-            active_auth=str(chip.get("active_auth") or "not_supported"),
-            chip_auth=str(chip.get("chip_auth") or "not_supported"),
-            verdict=verdict, aa_signature=read.aa_signature if read is not None else None)
+        if read is None:  # ended early: nothing after the identity was proved (fail closed)
+            checks = hn212.ChipChecks(passive_auth="incomplete", active_auth="not_verified",
+                                      chip_auth="not_verified", verdict=verdict)
+        else:
+            checks = hn212.ChipChecks(
+                passive_auth=str(pa.get("status")) if isinstance(pa, dict) else "not_verified",
+                active_auth=str(chip.get("active_auth") or "not_supported"),
+                chip_auth=str(chip.get("chip_auth") or "not_supported"),
+                verdict=verdict, aa_signature=read.aa_signature)
         self._put(hn212.auth_message(checks, files, eligibility))
 
     def failed(self, error: dict[str, Any]) -> None:
@@ -234,9 +237,16 @@ class Hn212Feed:
         await self.sio.emit(hn212.EVENT, hn212.error_message(code, vi), to=sid)
 
     async def _request(self, sid: str, parse: Callable[[Any], T], data: Any) -> T | None:
-        """An HIS request parsed, or None after telling that client (id 3) what is wrong."""
+        """An HIS request parsed, or None after telling that client (id 3) what is wrong.
+        The reader does one thing at a time: a request while it is busy is refused at once
+        (never queued), so no client can line up card work behind the desk's."""
         if self.chip is None:
             await self._answer_error(sid, "chip_none", "Máy này không có đầu đọc chip.")
+            return None
+        if self.chip.busy.locked():
+            self.refused["busy"] += 1
+            await self._answer_error(sid, "chip_busy",
+                                     "Đầu đọc đang đọc thẻ. Gửi lại yêu cầu sau khi đọc xong.")
             return None
         try:
             return parse(data)

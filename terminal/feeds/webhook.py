@@ -5,7 +5,8 @@ The desk never waits for it: the flow's moments only queue the body in memory; o
 the daemon's loop writes it to the outbox (in a worker thread), then delivers oldest first
 over one kept-alive connection. An HIS that is down, slow (each post has a hard deadline) or
 answers 408/429/5xx is tried again with a doubling back-off up to five minutes, every waiting
-entry with it; a 4xx is that entry's own problem, retried ten times and then dropped. Entries
+entry with it, as do 401/403/404 (a receiver whose secret or route is wrong); only 400, 413,
+415 and 422 are that entry's own problem, retried ten times and then dropped. Entries
 older than ``[his] webhook_keep_hours`` are dropped (the privacy window). Every outcome is
 counted for /metrics and /api/v1/health.
 """
@@ -33,9 +34,18 @@ from verify.adapters.outbox import Outbox
 from verify.model import CredentialKind
 
 log = logging.getLogger(__name__)
-MAX_REJECTIONS = 10   # 4xx answers before an entry is dropped as one the HIS will never take
+MAX_REJECTIONS = 10   # refusals before an entry is dropped as one the HIS will never take
+# What says "this entry is wrong": only these. Anything else (401/403/404: a receiver whose
+# secret or route is misconfigured; 408/429/5xx; no answer) holds every entry back instead of
+# dropping them one by one.
+ENTRY_REFUSED = frozenset({400, 413, 415, 422})
 IDLE_SECONDS = 60.0   # the longest sleep: the privacy purge runs at least this often
 BATCH = 100
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("webhook task ended: %s", type(task.exception()).__name__)
 
 
 class WebhookFeed:
@@ -64,6 +74,9 @@ class WebhookFeed:
         self.last_error: str | None = None
         self.down_since: float | None = None
         self._hold_until = 0.0  # the HIS is down: nothing is posted before this
+        self._persisting = threading.Lock()
+        self._stored = outbox.count()  # entries on disk, kept without asking SQLite (metrics)
+        self._stored_lock = threading.Lock()
         if outbox.lost:
             self.counts["lost"] += 1
 
@@ -74,11 +87,13 @@ class WebhookFeed:
         self._wake = asyncio.Event()
         self._written = asyncio.Event()
         self._tasks = [asyncio.create_task(self._write_loop()), asyncio.create_task(self._run())]
+        for task in self._tasks:
+            task.add_done_callback(_report_death)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._incoming:  # bodies not yet written: written now, delivered next start
             await asyncio.to_thread(self._persist)
@@ -97,7 +112,7 @@ class WebhookFeed:
 
     def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None:
         photo = read.photo.image if read is not None and read.photo is not None else None
-        self._enqueue(final, photo if self.send_photo else None)
+        self._enqueue(final, photo if self.send_photo else None, verdict=verdict)
 
     def rechecked(self, result: Verification, previous: dict[str, Any]) -> None:
         """Posted again with ``recheck`` (the previous status, source and time): the HIS
@@ -105,10 +120,10 @@ class WebhookFeed:
         self._enqueue(result, None, recheck=previous)
 
     def _enqueue(self, result: Verification, photo: bytes | None,
-                 recheck: dict[str, Any] | None = None) -> None:
+                 recheck: dict[str, Any] | None = None, verdict: str = "") -> None:
         entry_id = uuid.uuid4().hex
         payload = webhook.body(result.credential, result.eligibility.to_json(),
-                               event_id=entry_id, photo=photo)
+                               event_id=entry_id, photo=photo, verdict=verdict)
         if recheck is not None:
             payload["recheck"] = dict(recheck)
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -124,13 +139,18 @@ class WebhookFeed:
 
     # -- delivery ---------------------------------------------------------------------------
     def _persist(self) -> None:
-        while self._incoming:
-            entry_id, data = self._incoming.popleft()
-            if self.outbox.put(entry_id, data, self._clock()):
-                self.counts["written"] += 1
-            else:
-                self.counts["refused_full"] += 1
-                log.error("webhook outbox full: an entry was not kept")
+        """Written, then taken off the queue: a failed write (a full disk) keeps the body in
+        memory for the next try. One writer at a time; an id written twice is one entry."""
+        with self._persisting:
+            while self._incoming:
+                entry_id, data = self._incoming[0]
+                if self.outbox.put(entry_id, data, self._clock()):
+                    self.counts["written"] += 1
+                    self._adjust(1)
+                else:
+                    self.counts["refused_full"] += 1
+                    log.error("webhook outbox full: an entry was not kept")
+                self._incoming.popleft()
 
     async def _write_loop(self) -> None:
         """Written at once, whatever the deliverer is waiting for: a body in memory is lost
@@ -141,9 +161,11 @@ class WebhookFeed:
             self._written.clear()
             try:
                 await asyncio.to_thread(self._persist)
-            except Exception:  # a full or broken disk: counted, the desk goes on
+            except Exception:  # a full or broken disk: counted, tried again in a second
                 self.counts["write_failed"] += 1
                 log.exception("webhook outbox write failed")
+                loop = asyncio.get_running_loop()
+                loop.call_later(1.0, self._written.set)
             self._wake.set()
 
     async def _run(self) -> None:
@@ -153,18 +175,24 @@ class WebhookFeed:
             while True:
                 try:
                     await self._round(client)
-                except Exception:  # the desk goes on; the next round tries again
+                    nxt = await asyncio.to_thread(self.outbox.next_due)
+                except Exception:  # a broken disk: held back like a down HIS, never a spin
+                    self.counts["round_failed"] += 1
                     log.exception("webhook round failed")
+                    self._hold_until = self._clock() + self.max_retry_seconds
+                    nxt = None
                 now = self._clock()
-                nxt = await asyncio.to_thread(self.outbox.next_due)
                 wait = IDLE_SECONDS if nxt is None else min(
                     IDLE_SECONDS, max(0.0, max(nxt, self._hold_until) - now))
+                if self._hold_until > now:
+                    wait = min(IDLE_SECONDS, max(wait, self._hold_until - now))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
 
     async def _round(self, client: httpx.AsyncClient) -> None:
         expired = await asyncio.to_thread(self.outbox.purge, self._clock() - self.keep_seconds)
+        self._adjust(-expired)
         if expired:
             self.counts["expired"] += expired
             log.warning("webhook: %d entries dropped after the privacy window", expired)
@@ -195,6 +223,7 @@ class WebhookFeed:
             self.last_error = type(e).__name__
         if status is not None and 200 <= status < 300:
             await asyncio.to_thread(self.outbox.delete, entry_id)
+            self._adjust(-1)
             self.counts["delivered"] += 1
             self.last_error, self.down_since = None, None
             return True
@@ -202,10 +231,11 @@ class WebhookFeed:
                                     first=self.first_retry_seconds,
                                     most=self.max_retry_seconds)
         due = self._clock() + delay
-        if status is not None and 400 <= status < 500 and status not in (408, 429):
+        if status in ENTRY_REFUSED:
             self.last_error = f"HTTP {status}"
             if attempts + 1 >= MAX_REJECTIONS:
                 await asyncio.to_thread(self.outbox.delete, entry_id)
+                self._adjust(-1)
                 self.counts["rejected"] += 1
                 log.error("webhook: an entry refused %d times (HTTP %d) was dropped",
                           MAX_REJECTIONS, status)
@@ -228,8 +258,13 @@ class WebhookFeed:
         if self._wake is not None:
             self._wake.set()
 
+    def _adjust(self, n: int) -> None:
+        with self._stored_lock:
+            self._stored += n
+
     def waiting(self) -> int:
-        return self.outbox.count() + len(self._incoming)
+        """Entries not yet delivered (kept count, no SQLite on the caller's thread)."""
+        return max(0, self._stored) + len(self._incoming)
 
     def health(self) -> dict[str, str]:
         waiting = self.waiting()

@@ -35,22 +35,26 @@ class History:
         self._publish = publish
         self._last: tuple[float, str | None, dict[str, Any]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._generation = 0
         self.outcomes: dict[str, int] = {}
 
     def start(self, fingerprint: str | None, query: CardQuery, *, online: bool) -> None:
         """Begin the lookup for the patient just decided (``online``: the registry answered;
-        when it did not, the history is not asked for either)."""
+        when it did not, the history is not asked for either). Whatever was shown before
+        belongs to the previous patient and is dropped at once."""
         if not self.enabled:
             return
+        self._generation += 1
         if not online:
-            self._done(fingerprint, unavailable_json("registry offline"))
+            self._done(self._generation, fingerprint, unavailable_json("registry offline"))
             return
         self._last = (time.monotonic(), fingerprint, {"status": "pending", "visits": []})
-        task = asyncio.get_running_loop().create_task(self._run(fingerprint, query))
+        task = asyncio.get_running_loop().create_task(
+            self._run(self._generation, fingerprint, query))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, fingerprint: str | None, query: CardQuery) -> None:
+    async def _run(self, generation: int, fingerprint: str | None, query: CardQuery) -> None:
         assert self.registry is not None
         try:
             async with asyncio.timeout(self.timeout_seconds):
@@ -59,15 +63,23 @@ class History:
         except (RegistryError, TimeoutError) as e:
             log.info("visit history unavailable fp=%s reason=%s", fingerprint, type(e).__name__)
             data = unavailable_json(type(e).__name__)
-        self._done(fingerprint, data)
+        except Exception as e:  # never leave the page saying "pending" for the whole window
+            log.exception("visit history failed fp=%s", fingerprint)
+            data = unavailable_json(type(e).__name__)
+        self._done(generation, fingerprint, data)
 
-    def _done(self, fingerprint: str | None, data: dict[str, Any]) -> None:
+    def _done(self, generation: int, fingerprint: str | None, data: dict[str, Any]) -> None:
         self.outcomes[data["status"]] = self.outcomes.get(data["status"], 0) + 1
-        last = self._last
-        if last is not None and last[1] != fingerprint and last[2]["status"] == "pending":
+        if generation != self._generation:
             return  # a newer patient came meanwhile: this answer is for nobody now
         self._last = (time.monotonic(), fingerprint, data)
         self._publish("history", {"raw_fingerprint": fingerprint, **data})
+
+    def purge(self) -> None:
+        """Forget the history once the privacy window has passed (run on a timer)."""
+        last = self._last
+        if last is not None and time.monotonic() - last[0] > self.keep_seconds:
+            self._last = None
 
     def get(self, fingerprint: str | None) -> dict[str, Any]:
         """The history of the patient with this fingerprint, while the privacy window lasts."""

@@ -340,7 +340,7 @@ function connect() {
   es.addEventListener("history", (ev) => {
     const h = JSON.parse(ev.data);
     const cred = (current && current.credential) || {};
-    if (!current || h.raw_fingerprint === cred.raw_fingerprint) renderHistory(h);
+    if (current && h.raw_fingerprint === cred.raw_fingerprint) renderHistory(h);
   });
   es.addEventListener("chip", (ev) => {
     // The last word on a chip read: a possible copy (AA/CA failed) or an unfinished read
