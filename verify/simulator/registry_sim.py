@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from verify.errors import CardCodeError, DateFormatError
 from verify.history import HISTORY_PATH
 from verify.ids import parse_card_code
-from verify.model import is_digits, parse_birth_date, parse_dmy, same_name
+from verify.model import VN_TZ, is_digits, parse_birth_date, parse_dmy, same_name
 from verify.registry import CHECK_PATH, LOGIN_PATH, password_md5
 
 _DOB_PARAM = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}|[0-9]{4}")
@@ -333,7 +333,7 @@ def create_sim_app(
     state = SimState(
         conn=conn,
         control=control or SimControl(),
-        today=today or (lambda: datetime.now(UTC).astimezone().date()),
+        today=today or (lambda: datetime.now(VN_TZ).date()),  # the gateway keeps Vietnam time
         now=now or (lambda: datetime.now(UTC)),
         rng=random.Random(seed),  # noqa: S311 - simulated failures, not security
     )
