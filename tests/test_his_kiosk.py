@@ -132,3 +132,20 @@ def test_kiosk_stream(daemon: BackgroundServer) -> None:
     assert "event: reading" in raw and "NGUYỄN V. B." in raw
     for private in ("001098012345", "SV4010123456789", "Nguyễn Văn B", "2000-01-01"):
         assert private not in raw
+
+
+def test_checkin_xml_is_well_formed_whatever_the_card_held() -> None:
+    from datetime import UTC, datetime
+
+    from verify.eligibility import Eligibility, Source
+    from verify.his import checkin_xml
+    from verify.model import Credential, CredentialKind
+    from verify.tables import Status
+
+    e = Eligibility(Status.NEEDS_REVIEW, Source.NONE, datetime(2026, 3, 16, 2, 30, tzinfo=UTC),
+                    None, ())
+    c = Credential(kind=CredentialKind.MANUAL, full_name="Lê\x01 Văn\x1b A <b>&\ufffe")
+    row = ElementTree.fromstring(checkin_xml(c, e, "01C54")).find(
+        "DSACH_TRANG_THAI_KCB/TRANG_THAI_KCB")
+    assert row is not None and row.findtext("HO_TEN") == "Lê Văn A <b>&"
+    xmlschema.XMLSchema(SCHEMA).validate(checkin_xml(c, e, "01C54").decode())

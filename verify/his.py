@@ -7,6 +7,7 @@ as we read it): correct here if an HIS integrator finds otherwise.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import date, datetime
 from typing import Any
@@ -63,6 +64,15 @@ XML0_FIELDS = ("MA_LK", "STT", "MA_BN", "HO_TEN", "SO_CCCD", "NGAY_SINH", "GIOI_
                "TEN_VAT_TU", "NGAY_YL", "DU_PHONG")
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_text(text: str) -> str:
+    """Characters XML 1.0 cannot carry (control characters a QR or a chip may hold) are
+    dropped: ElementTree would write them and the HIS's parser would refuse the file."""
+    return _NOT_XML.sub("", text)
+
+
 def link_code(facility: str, checked_at: datetime, fingerprint: str | None) -> str:
     """A MA_LK for this reception (the HIS may replace it with its own): the facility, the
     minute and second of the check in Vietnam time, and a keyed-fingerprint prefix — unique
@@ -89,7 +99,7 @@ def checkin_xml(credential: Credential, eligibility: Eligibility, facility: str)
     root = ET.Element("CHI_TIEU_TRANG_THAI_KCB")
     row = ET.SubElement(ET.SubElement(root, "DSACH_TRANG_THAI_KCB"), "TRANG_THAI_KCB")
     for name in XML0_FIELDS:
-        ET.SubElement(row, name).text = known.get(name) or ""
+        ET.SubElement(row, name).text = xml_text(known.get(name) or "")
     ET.SubElement(root, "CHUKYDONVI").text = ""
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode", short_empty_elements=False)
