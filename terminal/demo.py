@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from readers.doubles.vcard import DemoSource, demo_card
 from readers.emrtd.pa import load_trust
-from terminal.app import build_services, create_app
+from terminal.app import build_services, create_app, with_feeds
 from terminal.server import bind, serve_foreground, start_background
 from terminal.settings import Settings, env_name, parse_settings
 from verify.adapters.cache import build, install
@@ -66,9 +66,12 @@ def demo_environment(registry_url: str, data_dir: Path) -> dict[str, str]:
 
 
 def demo_settings(registry_url: str, data_dir: Path, host: str, port: int,
-                  cache: dict[str, Any] | None = None, camera: str = "") -> Settings:
+                  cache: dict[str, Any] | None = None, camera: str = "",
+                  hn212_port: int = 0) -> Settings:
     doc = demo_config(registry_url, data_dir)
     doc["http"] = {"host": host, "port": port}
+    if hn212_port:
+        doc["his"] = {"hn212_port": hn212_port}
     if cache:
         doc["cache"] = cache
     if camera:
@@ -125,6 +128,7 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
     # down, and the default action would kill the process before the temporary folder goes.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sock = bind(host, port)  # first, so a taken port fails before anything starts
+    feed_sock = bind(host, 0)  # the HN212-compatible HIS feed, on any free port
     today = datetime.now(VN_TZ).date()
     sim = start_background(create_sim_app(open_registry(":memory:", today=today),
                                           SimControl(latency_ms=latency_ms)))
@@ -132,13 +136,14 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
     try:
         cache = demo_snapshot(data_dir, today)
         clip = demo_clip(data_dir)
+        feed_port = feed_sock.getsockname()[1]
         settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1], cache,
-                                 camera=str(clip))
+                                 camera=str(clip), hn212_port=feed_port)
         card, pki = demo_card()
         services = build_services(settings, chip_source=DemoSource(card),
                                   trust=load_trust([pki.csca_pem()]))
         services.demo_clip = clip
-        app = create_app(settings, services)
+        app = with_feeds(create_app(settings, services), services, feed_port)
         shown = f"[{host}]" if ":" in host else host
         print(f"http://{shown}:{settings.http.port}/", flush=True)
         print(f"Tiếp Đón demo: staff page at http://{shown}:{settings.http.port}/ "
@@ -150,7 +155,9 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
               f"registry: curl -X POST {sim.url}/sim/control -H 'content-type: application/json'"
               " -d '{\"fault\": \"hang\"}'  (and '{\"fault\": \"none\"}' to mend it)",
               file=sys.stderr)
-        serve_foreground(app, sock)
+        print(f"HIS feed (HN212-compatible Socket.IO, event /event): http://{shown}:{feed_port}",
+              file=sys.stderr)
+        serve_foreground(app, sock, feed_sock)
     finally:
         sim.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -150,15 +150,26 @@ def test_registry_sim_command(tmp_path: Path) -> None:
 
 
 def test_demo_serves_the_page_and_answers(tmp_path: Path) -> None:
+    from tests.test_hn212 import connect
+
     proc, url = start("demo", "--port", "0", "--latency-ms", "0")
     try:
+        assert proc.stderr is not None
+        feed = ""
+        for _ in range(20):  # the demo's lines on stderr, up to the feed's address
+            feed = proc.stderr.readline()
+            if feed.startswith("HIS feed"):
+                break
         assert "Tiếp Đón" in httpx.get(url).text
+        his = connect(feed.rsplit(" ", 1)[1].strip())  # the demo's HN212-compatible feed
         e = httpx.post(f"{url}api/v1/verify", json={"qr": BHYT_NEW_EXAMPLE}, timeout=10).json()
         assert e["status"] == "eligible" and e["person"]["full_name"] == "Nguyễn Tiến Đạt"
         assert e["valid_to"] and e["benefit_level"] == 4
+        assert his.wait_for([2])[0]["data"]["personName"] == "Nguyễn Tiến Đạt"
+        his.client.disconnect()
     finally:
         err = stop(proc)
-    assert "Nguyễn Tiến Đạt" not in err.split("Paste one of these")[-1].split("\n", 3)[-1]
+    assert "Nguyễn Tiến Đạt" not in err
 
 
 def test_serve_runs_with_valid_settings(sim: BackgroundServer, tmp_path: Path) -> None:
