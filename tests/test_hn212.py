@@ -271,6 +271,18 @@ def test_foreign_host_and_origin_and_old_protocol_are_refused(feed: Feed) -> Non
     assert b" 101 " not in answer.split(b"\r\n")[0]
 
 
+def test_sessions_before_the_token_are_capped(sim: BackgroundServer, tmp_path: Path) -> None:
+    """Engine.IO makes a session before Socket.IO's connect checks the token: a client that
+    only opens handshakes gets as far as the cap, then 503."""
+    f = serve_feed(sim, tmp_path, http__max_streams=3)
+    try:
+        handshake = f"{f.url}/socket.io/?EIO=4&transport=polling"
+        assert [httpx.get(handshake).status_code for _ in range(3)] == [200] * 3
+        assert httpx.get(handshake).status_code == 503
+    finally:
+        f.daemon.stop()
+
+
 def test_a_token_is_required_when_login_is(sim: BackgroundServer, tmp_path: Path) -> None:
     token = "s3cret-his-token-000000000000"
     entry = "his1:" + hashlib.sha256(token.encode()).hexdigest()

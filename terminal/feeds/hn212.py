@@ -49,9 +49,11 @@ class HostGate:
     Engine.IO sees it, for websockets as well as polling; forwarded headers are dropped (this
     port has no proxy in front that the daemon trusts)."""
 
-    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, hosts: frozenset[str],
+                 room: Callable[[], bool] = lambda: True) -> None:
         self.app = app
         self.hosts = hosts
+        self.room = room  # is there room for one more Engine.IO session?
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -67,6 +69,16 @@ class HostGate:
                 await send({"type": "http.response.start", "status": 421,
                             "headers": [(b"content-type", b"text/plain")]})
                 await send({"type": "http.response.body", "body": b"host not allowed"})
+            return
+        if b"sid=" not in scope.get("query_string", b"") and not self.room():
+            # A new session (no sid yet) while the sessions are full: sessions are made
+            # before the Socket.IO connect that checks the token, so they are capped here.
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1013})
+                return
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"too many sessions"})
             return
         await self.app({**scope, "headers": headers}, receive, send)
 
@@ -103,7 +115,7 @@ class Hn212Feed:
         self.sio.on(hn212.INPUT_DATA, self._input_data)
         self.sio.on(hn212.GET_AA, self._get_aa)
         self.app: ASGIApp = HostGate(socketio.ASGIApp(self.sio, socketio_path="socket.io"),
-                                     hosts)
+                                     hosts, room=lambda: len(self.sio.eio.sockets) < max_total)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
