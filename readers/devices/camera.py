@@ -90,21 +90,42 @@ _RECT_SIDE = 400  # a rectified code's side, px (modules of 6-10 px for versions
 _RECT_MARGIN = 60  # quiet zone kept around it, px
 
 
-def error_quads(g: Frame) -> list[Any]:
-    """Corners (TL, TR, BR, BL) of the codes zxing-cpp found but could not read: the finder
-    patterns were seen, the checksum failed — so a code is there and its corners are known."""
+def read_with_quads(g: Frame, scale: float = 1.0) -> tuple[list[str], list[Any]]:
+    """One zxing-cpp read that returns both the payloads and the corners (TL, TR, BR, BL, in
+    the coordinates of a frame ``scale`` times smaller) of the codes it found but could not
+    read: the finder patterns were seen, the checksum failed — so a code is there."""
+    texts: list[str] = []
     quads = []
     for r in zxingcpp.read_barcodes(g, formats=zxingcpp.BarcodeFormat.QRCode,  # type: ignore[arg-type]
                                     return_errors=True):
         if r.valid:
+            text = utf8(bytes(r.bytes))
+            if text:
+                texts.append(text)
             continue
         p = r.position
         q = np.array([[p.top_left.x, p.top_left.y], [p.top_right.x, p.top_right.y],
                       [p.bottom_right.x, p.bottom_right.y], [p.bottom_left.x, p.bottom_left.y]],
-                     np.float32)
+                     np.float32) / np.float32(scale)
         if cv2.contourArea(q) > 1600 and cv2.isContourConvex(q.reshape(-1, 1, 2)):
             quads.append(q)
-    return quads
+    return texts, quads
+
+
+def error_quads(g: Frame) -> list[Any]:
+    """The corners of the codes zxing-cpp found but could not read (see ``read_with_quads``)."""
+    return read_with_quads(g)[1]
+
+
+def distinct_quads(quads: Sequence[Any], limit: int = 3) -> list[Any]:
+    """The largest quads first (zxing-cpp also pairs a finder pattern with alignment patterns
+    into a small false code inside the real one), near-duplicates dropped, at most ``limit``."""
+    kept: list[Any] = []
+    for q in sorted(quads, key=lambda q: -cv2.contourArea(q)):
+        tol = 0.08 * np.sqrt(cv2.contourArea(q))
+        if all(np.abs(q - k).max() > tol for k in kept):
+            kept.append(q)
+    return kept[:limit]
 
 
 def decode_bent(g: Frame, quads: Sequence[Any]) -> list[str]:
@@ -120,10 +141,13 @@ def decode_bent(g: Frame, quads: Sequence[Any]) -> list[str]:
     span = side * 1.24
     s = np.sin(np.pi * np.clip((u - (size - span) / 2) / span, 0, 1)).astype(np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    # a card at the frame's edge: what lies outside is unknown; the paper's white (not the
+    # edge row smeared outwards) keeps the quiet zone and the cut finder pattern's outline
+    white = float(np.percentile(g[::4, ::4], 99))
     for q in quads:
         h = cv2.getPerspectiveTransform(q, target)
         rect = cv2.warpPerspective(g, h, (size, size), flags=cv2.INTER_CUBIC,
-                                   borderMode=cv2.BORDER_REPLICATE)
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=white)
         found = decode_zxing(rect)
         for axis in (0, 1):
             for a in BEND_AMPLITUDES:
@@ -184,20 +208,19 @@ def blur_angle(crop: Frame) -> float:
 
 def decode_deblurred(g: Frame) -> list[str]:
     """Motion blur undone: on each textured patch, the blur direction from the structure
-    tensor, then a Wiener filter for a few path lengths, on the patch as it is and on a
-    lightly smoothed copy (low light adds noise the filter would amplify). bench: motion_blur
-    47 → 100 %, motion_lowlight_jpeg 83 → 90 %."""
+    tensor, then a Wiener filter for a few path lengths on a lightly smoothed copy (low light
+    adds noise the filter would amplify), stretched to full contrast and read at twice the
+    size (zxing-cpp's binarizer lost the small, noisy modules at 1×: held-out seeds
+    motion_lowlight_jpeg 87–95 → 97–100 %; bench/RESULTS.md)."""
     pad = 24
     for x, y, w, h in textured_boxes(g):
         m = int(0.15 * max(w, h))
         x0, y0 = max(0, x - m), max(0, y - m)
         crop = g[y0:min(g.shape[0], y + h + m), x0:min(g.shape[1], x + w + m)].astype(np.float32)
         angle = blur_angle(cv2.GaussianBlur(crop, (0, 0), 1.0))
-        spectra = []
-        for sigma in (0.0, 1.0):
-            c = cv2.GaussianBlur(crop, (0, 0), sigma) if sigma else crop
-            c = cv2.copyMakeBorder(c, pad, pad, pad, pad, cv2.BORDER_REFLECT)
-            spectra.append(np.fft.rfft2(c))
+        smooth = cv2.copyMakeBorder(cv2.GaussianBlur(crop, (0, 0), 1.0), pad, pad, pad, pad,
+                                    cv2.BORDER_REFLECT)
+        spectrum = np.fft.rfft2(smooth)
         ch, cw = crop.shape[0] + 2 * pad, crop.shape[1] + 2 * pad
         for length in HARD_LENGTHS:
             k = motion_psf(length, angle)
@@ -205,27 +228,34 @@ def decode_deblurred(g: Frame) -> list[str]:
             kernel[:k.shape[0], :k.shape[1]] = k
             fk = np.fft.rfft2(np.roll(kernel, (-(k.shape[0] // 2), -(k.shape[1] // 2)), (0, 1)))
             wiener = np.conj(fk) / (np.abs(fk) ** 2 + 0.01)
-            for spectrum in spectra:
-                sharp = np.fft.irfft2(spectrum * wiener, s=(ch, cw))[pad:-pad, pad:-pad]
-                found = decode_zxing(np.clip(sharp, 0, 255).astype(np.uint8))
-                if found:
-                    return found
+            sharp = np.fft.irfft2(spectrum * wiener, s=(ch, cw))[pad:-pad, pad:-pad]
+            lo, hi = np.percentile(sharp, (2, 98))
+            sharp = np.clip((sharp - lo) * (255 / max(hi - lo, 1.0)), 0, 255)
+            found = decode_zxing(cv2.resize(sharp.astype(np.uint8), None, fx=2, fy=2,
+                                            interpolation=cv2.INTER_CUBIC))
+            if found:
+                return found
     return []
 
 
 def decode_hard(frame: Frame, corners: Sequence[Any] = ()) -> list[str]:
     """The expensive passes, for a frame the shipped chain could not read, run by the camera
     loop once a second while nothing is read: the frame at twice the size (small dark-mode
-    phone codes), the bent card's rectification (on zxing-cpp's unreadable codes, then on
-    ``corners`` — OpenCV's detection, which the loop's "code in view" check computes anyway),
-    then motion-blur deconvolution on textured patches. bench: 30 / 70 ms median / p95 on
-    the frames it runs on; no false positive on the negative frames."""
+    phone codes), the bent card's rectification (on the codes zxing-cpp saw but could not read
+    at 1× and at 2×, and ``corners`` — OpenCV's detection, which the loop's "code in view"
+    check computes anyway — largest first, at most three), then motion-blur deconvolution on
+    textured patches. bench: 35 / 90 ms median / p95 on the frames it runs on; no false
+    positive on the negative frames."""
     g = grey(frame)
-    found = decode_zxing(cv2.resize(g, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
+    # a white border: a code at the frame's edge gets back a quiet zone (see decode_bent)
+    pad = 24
+    padded = cv2.copyMakeBorder(g, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=float(np.percentile(g[::4, ::4], 99)))
+    found, quads2 = read_with_quads(cv2.resize(padded, None, fx=2, fy=2,
+                                               interpolation=cv2.INTER_CUBIC), 2.0)
     if not found:
-        found = decode_bent(g, error_quads(g))
-    if not found and corners:
-        found = decode_bent(g, corners)
+        quads = [*error_quads(g), *(q - np.float32(pad) for q in quads2), *corners]
+        found = decode_bent(g, distinct_quads(quads))
     if not found:
         found = decode_deblurred(g)
     return found
