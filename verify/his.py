@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from verify.eligibility import Eligibility
-from verify.model import VN_TZ, BirthDate, Credential, Sex
+from verify.model import VN_TZ, BirthDate, Credential, Sex, sex_vi
 
 FORMAT = "QĐ 130/QĐ-BYT XML1 (hành chính)"
 
@@ -51,6 +52,37 @@ def checkin_record(credential: Credential, eligibility: Eligibility) -> dict[str
         "status": eligibility.status.value,
         "source": eligibility.source.value,
         "checked_at": eligibility.checked_at.isoformat(),
+    }
+
+
+def card_fields(c: Credential, day: Callable[[date | None], str]) -> dict[str, str]:
+    """What the card says, in the order both desk-reader vendors send it, under neutral names,
+    every value a string ("" when absent) and dates written by ``day`` — one place for the
+    HN212 feed's id 2 (verify/hn212.py) and the webhook body (verify/webhook.py)."""
+    chip = c.chip or {}
+
+    def text(key: str) -> str:
+        value = chip.get(key)
+        return value if isinstance(value, str) else ""
+
+    dob, expiry = c.date_of_birth, chip.get("expiry_date")
+    return {
+        "id": c.id_number or "",
+        "old_id": c.old_id_number or "",
+        "name": c.full_name or "",
+        "birth": (day(dob.exact) if dob and dob.exact else f"{dob.year:04d}" if dob else ""),
+        "sex": sex_vi(c.sex) if c.sex in (Sex.MALE, Sex.FEMALE) else "",
+        "nationality": text("nationality"),
+        "ethnicity": text("ethnicity"),
+        "religion": text("religion"),
+        "origin": text("place_of_origin"),
+        "residence": text("place_of_residence") or c.address or "",
+        "features": text("identifying_features"),
+        "issued": day(c.issue_date),
+        "expires": day(date.fromisoformat(expiry)) if isinstance(expiry, str) else "",
+        "father": text("father_name"),
+        "mother": text("mother_name"),
+        "spouse": text("spouse_name"),
     }
 
 

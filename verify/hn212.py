@@ -28,6 +28,7 @@ from readers.emrtd.mrz import AccessKey, CanKey
 from readers.errors import TlvError
 from verify.credentials import ChipKeyInput, chip_keys
 from verify.errors import HisRequestError
+from verify.his import card_fields
 from verify.model import BirthDate, Credential, CredentialKind, Sex, is_digits, sex_vi
 
 EVENT = "/event"
@@ -74,25 +75,14 @@ def placed() -> dict[str, Any]:
 
 def text_message(c: Credential, eligibility: Mapping[str, Any] | None) -> dict[str, Any]:
     """id 2: the fields the credential has; a QR or typed check has no parents or religion."""
-    chip = c.chip or {}
-    expiry = chip.get("expiry_date")
+    f = card_fields(c, ddmmyyyy)
     data = {
-        "idCode": c.id_number or "",
-        "oldIdCode": c.old_id_number or "",
-        "personName": c.full_name or "",
-        "dateOfBirth": _birth(c.date_of_birth),
-        "gender": sex_vi(c.sex) if c.sex in (Sex.MALE, Sex.FEMALE) else "",
-        "nationality": _text(chip.get("nationality")),
-        "race": _text(chip.get("ethnicity")),
-        "religion": _text(chip.get("religion")),
-        "originPlace": _text(chip.get("place_of_origin")),
-        "residencePlace": _text(chip.get("place_of_residence")) or c.address or "",
-        "personalIdentification": _text(chip.get("identifying_features")),
-        "issueDate": ddmmyyyy(c.issue_date),
-        "expiryDate": ddmmyyyy(date.fromisoformat(expiry)) if isinstance(expiry, str) else "",
-        "fatherName": _text(chip.get("father_name")),
-        "motherName": _text(chip.get("mother_name")),
-        "wifeName": _text(chip.get("spouse_name")),
+        "idCode": f["id"], "oldIdCode": f["old_id"], "personName": f["name"],
+        "dateOfBirth": f["birth"], "gender": f["sex"], "nationality": f["nationality"],
+        "race": f["ethnicity"], "religion": f["religion"], "originPlace": f["origin"],
+        "residencePlace": f["residence"], "personalIdentification": f["features"],
+        "issueDate": f["issued"], "expiryDate": f["expires"], "fatherName": f["father"],
+        "motherName": f["mother"], "wifeName": f["spouse"],
         "qr": cccd_qr_text(c),
         # Added by tiepdon: a BHYT card code (QR, typed) and the decision — as an object, and
         # flat strings for clients that read every value as one. A chip's id 2 comes when the

@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from verify.his import card_fields
 from verify.hn212 import b64
-from verify.model import Credential, Sex, sex_vi
+from verify.model import Credential
 
 SIGNATURE_HEADER = "X-Tiepdon-Signature"
 TIMESTAMP_HEADER = "X-Tiepdon-Timestamp"
@@ -43,26 +44,15 @@ def body(credential: Credential, eligibility: Mapping[str, Any], *, event_id: st
     c, chip = credential, credential.chip or {}
     pa = chip.get("passive_auth")
     incomplete = bool(chip.get("incomplete"))
-    dob = c.date_of_birth
-    expiry = chip.get("expiry_date")
+    f = card_fields(c, _dmy)
     return {
-        "id_card": c.id_number or "",
-        "full_name": c.full_name or "",
-        "date_of_birth": (_dmy(dob.exact) if dob and dob.exact else
-                          f"{dob.year:04d}" if dob else ""),
-        "gender": sex_vi(c.sex) if c.sex in (Sex.MALE, Sex.FEMALE) else "",
-        "nationality": _text(chip.get("nationality")),
-        "race": _text(chip.get("ethnicity")),
-        "religion": _text(chip.get("religion")),
-        "place_of_origin": _text(chip.get("place_of_origin")),
-        "place_of_residence": _text(chip.get("place_of_residence")) or c.address or "",
-        "personal_identification": _text(chip.get("identifying_features")),
-        "date_of_issue": _dmy(c.issue_date),
-        "date_of_expiry": _dmy(date.fromisoformat(expiry)) if isinstance(expiry, str) else "",
-        "father_name": _text(chip.get("father_name")),
-        "mother_name": _text(chip.get("mother_name")),
-        "wife_name": _text(chip.get("spouse_name")),
-        "old_id_card": c.old_id_number or "",
+        "id_card": f["id"], "full_name": f["name"], "date_of_birth": f["birth"],
+        "gender": f["sex"], "nationality": f["nationality"], "race": f["ethnicity"],
+        "religion": f["religion"], "place_of_origin": f["origin"],
+        "place_of_residence": f["residence"], "personal_identification": f["features"],
+        "date_of_issue": f["issued"], "date_of_expiry": f["expires"],
+        "father_name": f["father"], "mother_name": f["mother"], "wife_name": f["spouse"],
+        "old_id_card": f["old_id"],
         "id_img": b64(photo),
         # Added by tiepdon.
         "card_code": c.card_code or "",
