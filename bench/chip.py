@@ -30,7 +30,7 @@ from readers.emrtd.chip import ChipIdentity, ChipRead, read_chip
 from readers.emrtd.mrz import CanKey
 from readers.emrtd.pa import PaStatus, load_trust
 from readers.errors import ReaderError
-from terminal.chipflow import PcscSource, read_from_source
+from terminal.chip.source import PcscSource, read_from_source
 
 DG2_TARGET = 16 * 1024
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable
@@ -16,14 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.errors import MrzError
-from terminal.chipflow import ChipService
+from terminal.chip import ChipService
 from terminal.events import Event, EventBus, StreamsFull
 from terminal.flow.results import DESK, Actor, error_json
 from terminal.flow.verifier import Verifier
-from verify.credentials import ChipKeyInput, chip_keys, chip_keys_from_qr
+from verify.credentials import ChipKeyInput, chip_keys
 from verify.errors import InputFormatError, MissingFieldError
 from verify.his import checkin_record, checkin_xml
-from verify.model import Credential, CredentialKind
 
 router = APIRouter()
 HEARTBEAT_SECONDS = 15.0
@@ -72,14 +70,6 @@ def _actor(request: Request) -> Actor:
     return DESK
 
 
-def _offer_chip_keys(request: Request, credential: Credential) -> None:
-    """A CCCD QR carries the chip's access key: offer it for the next card on the reader."""
-    chip = _services(request).chip
-    if chip is not None and credential.kind is CredentialKind.CCCD_QR:
-        with contextlib.suppress(InputFormatError):  # a QR without the key fields: no offer
-            chip.offer_keys(chip_keys_from_qr(credential))
-
-
 def _refused(error: InputFormatError, fp: str | None) -> JSONResponse:
     return JSONResponse({"error": error_json(error, fp)}, status_code=422)
 
@@ -95,7 +85,6 @@ async def verify(body: VerifyRequest, verifier: VerifierDep, request: Request) -
                 raise MissingFieldError("send either qr or typed numbers, not both")
             fp = verifier.fingerprint(body.qr)
             credential = replace(verifier.credential_from_qr(body.qr), reader=body.reader)
-            _offer_chip_keys(request, credential)
         else:
             credential = verifier.credential_from_manual(
                 card_code=body.card_code, id_number=body.id_number,
@@ -247,7 +236,7 @@ async def _read(chip: ChipService, keys: list[AccessKey | CanKey],
                 actor: Actor = DESK) -> JSONResponse:
     outcome = await chip.read(keys, actor=actor)
     if outcome.read is None:
-        err = chip.last_error_json or {"code": "chip_error"}
+        err = outcome.error or {"code": "chip_error"}
         return JSONResponse({"error": err}, status_code=422)
     return JSONResponse(chip.result_json(outcome))
 

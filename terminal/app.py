@@ -26,10 +26,15 @@ from starlette.types import ASGIApp
 from terminal import __version__, api, pages, security, systemd
 from terminal.audit import AuditLog
 from terminal.auth import UserStore
-from terminal.chipflow import ChipService, ChipSource, PcscSource, load_csca_dir
+from terminal.chip import ChipService
+from terminal.chip.flow import ChipFlow, PhotoStore, ReadSettings
+from terminal.chip.signing import SigningWindow
+from terminal.chip.source import ChipSource, PcscSource, load_csca_dir
+from terminal.chip.watcher import ReaderWatch
 from terminal.events import EventBus
 from terminal.feeds.hn212 import Hn212Feed
 from terminal.feeds.webhook import WebhookFeed
+from terminal.flow.offers import KeyOffers
 from terminal.flow.verifier import Verifier
 from terminal.offline import OfflineStore, load_terminal_key
 from terminal.resources import load_tables, static_dir
@@ -126,7 +131,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float]]:
                                              float(scanner.payloads))
     if services.chip is not None:
         out["chip_reader_error"] = ("1 after a failed chip read, until the next success.",
-                                    float(services.chip.last_error is not None))
+                                    float(services.chip.flow.last_error is not None))
     if services.hn212 is not None:
         out["his_feed_clients"] = ("HIS clients connected to the HN212-compatible feed.",
                                    float(len(services.hn212.clients)))
@@ -157,7 +162,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         if chip is not None and isinstance(chip.source, PcscSource) and services.watch_readers:
             from readers.devices.pcsc import ReaderWatcher  # pyscard only where a reader is watched
 
-            tasks.append(asyncio.create_task(chip.watch(ReaderWatcher)))
+            tasks.append(asyncio.create_task(chip.run_watcher(ReaderWatcher)))
         devices = services.devices
         if devices is not None:
             devices.start(asyncio.get_running_loop(), camera=settings.camera.source,
@@ -228,6 +233,7 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
     offline = offline_store(settings, terminal_key, now=now, journal=key is None)
     bus = EventBus(max_total=settings.http.max_streams,
                    max_per_client=settings.http.max_streams_per_client)
+    offers = KeyOffers()
     verifier = Verifier(
         tables=tables,
         facility_code=settings.facility.code,
@@ -247,13 +253,10 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         desk=settings.audit.desk,
         history=registry if settings.registry.visit_history else None,
         history_timeout_seconds=settings.registry.timeout_seconds,
+        offers=offers,
     )
-    chip = ChipService(
-        chip_source or PcscSource(settings.chip.reader or None), verifier=verifier, bus=bus,
-        trust=trust if trust is not None else load_csca_dir(settings.chip.csca_dir),
-        extended=settings.chip.extended_length, retries=settings.chip.retries,
-        keep_seconds=settings.privacy.last_result_minutes * 60, now=now,
-        return_seconds=settings.chip.card_return_seconds)
+    chip = chip_service(settings, verifier, bus, offers, source=chip_source, trust=trust,
+                        now=now)
     hn212 = None
     if settings.his.hn212_port:
         hn212 = Hn212Feed(
@@ -262,7 +265,8 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
             hosts=security.allowed_hosts(settings), origins=settings.his.hn212_origins,
             tokens=settings.auth.api_tokens if security.auth_required(settings) else None,
             max_per_client=settings.http.max_streams_per_client,
-            max_total=settings.http.max_streams, send_photo=settings.his.send_photo, now=now)
+            max_total=settings.http.max_streams, send_photo=settings.his.send_photo, now=now,
+            notices=tables.notices)
         verifier.feeds.add(hn212)
     webhook = None
     if settings.his.webhook_url and key is None:  # a daemon, not a one-shot command
@@ -271,6 +275,27 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
                     devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"),
                     hn212=hn212, webhook=webhook)
+
+
+def chip_service(settings: Settings, verifier: Verifier, bus: EventBus, offers: KeyOffers, *,
+                 source: ChipSource | None, trust: list[x509.Certificate] | None,
+                 now: Callable[[], datetime] | None) -> ChipService:
+    """The desk's chip reader: the read flow, the reader watcher (with the key offers), the
+    HIS signing window."""
+    keep = settings.privacy.last_result_minutes * 60
+    c = settings.chip
+    flow = ChipFlow(verifier=verifier, bus=bus,
+                    trust=trust if trust is not None else load_csca_dir(c.csca_dir),
+                    settings=ReadSettings(c.extended_length, c.retries, c.card_return_seconds),
+                    photos=PhotoStore(keep), now=now)
+    chip = ChipService(source or PcscSource(c.reader or None), flow=flow,
+                       signing=SigningWindow(keep))
+    notice = verifier.tables.notices["chip_needs_key"]
+    chip.watch = ReaderWatch(bus=bus, offers=offers, feeds=verifier.feeds,
+                             read=lambda keys, reader: chip.read(keys, reader=reader),
+                             needs_key={"code": "chip_needs_key", "vi": notice.vi,
+                                        "en": notice.en})
+    return chip
 
 
 def webhook_feed(settings: Settings, terminal_key: bytes) -> WebhookFeed:

@@ -18,9 +18,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from terminal.settings import Settings, SettingsError, load_settings, require_online
+
+if TYPE_CHECKING:
+    from verify.evidence import ChipEvidence
 
 log = logging.getLogger("tiepdon")
 EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
@@ -194,9 +197,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_card_read(args: argparse.Namespace) -> int:
     """Read a chip CCCD on a PC/SC reader; prints the chip JSON (no registry lookup)."""
-    from readers.emrtd.aa import FAILED
-    from readers.emrtd.pa import PaStatus
-    from terminal.chipflow import PcscSource, load_csca_dir, read_from_source
+    from terminal.chip.source import PcscSource, load_csca_dir, read_from_source
     from verify.credentials import ChipKeyInput, chip_credential, chip_keys
     from verify.model import VN_TZ
 
@@ -212,20 +213,32 @@ def cmd_card_read(args: argparse.Namespace) -> int:
         raise CliError(f"cannot load CSCA certificates: {type(e).__name__}") from None
     result = read_from_source(PcscSource(args.reader or settings.chip.reader or None), keys,
                               extended_mode=settings.chip.extended_length,
-                              retries=settings.chip.retries, trust=trust,
-                              now=_now())
-    credential = chip_credential(result.identity, passive_auth=result.passive_auth,
-                                 photo=result.photo, active_auth=result.active_auth,
-                                 apdus=result.apdus, fingerprint="",
-                                 today=datetime.now(VN_TZ).date(), chip_auth=result.chip_auth)
+                              retries=settings.chip.retries, trust=trust, now=_now(),
+                              return_seconds=settings.chip.card_return_seconds,
+                              on_wait=_tell_place_back)
+    credential = chip_credential(result.identity, read=result, fingerprint="",
+                                 today=datetime.now(VN_TZ).date())
     out = credential.to_json()
     out.pop("raw_fingerprint", None)
     if args.photo_out and result.photo is not None:
         Path(args.photo_out).write_bytes(result.photo.image)
+    assert credential.chip is not None
+    out["verdict"] = credential.chip.verdict.value
     _print_json(out)
-    failed = (result.passive_auth.status is PaStatus.FAILED
-              or FAILED in (result.active_auth, result.chip_auth))
-    return EXIT_NEGATIVE if failed else EXIT_OK  # a possible copy is never exit 0
+    return card_read_exit(credential.chip)
+
+
+def card_read_exit(evidence: ChipEvidence) -> int:
+    """The daemon's verdict (verify/evidence.py) decides: exit 0 only when ``verified``; a
+    possible copy, an unanchored signature or a check not done is exit 1."""
+    from verify.evidence import Verdict
+
+    return EXIT_OK if evidence.verdict is Verdict.VERIFIED else EXIT_NEGATIVE
+
+
+def _tell_place_back() -> None:
+    print("Đặt lại thẻ lên đầu đọc và giữ yên… (place the card back on the reader)",
+          file=sys.stderr, flush=True)
 
 
 # -- offline snapshots --------------------------------------------------------------------

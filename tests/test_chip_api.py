@@ -27,7 +27,7 @@ from readers.emrtd.apdu import CardPort
 from readers.emrtd.pa import PaStatus, load_trust
 from readers.errors import CardRemoved
 from terminal.app import build_services, create_app
-from terminal.chipflow import read_from_source
+from terminal.chip.source import read_from_source
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, terminal_settings
 from tests.test_cli import run

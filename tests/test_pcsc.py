@@ -40,7 +40,7 @@ from readers.emrtd.mrz import CanKey
 from readers.emrtd.pa import PaStatus, load_trust
 from readers.errors import AccessDenied, CardRemoved, ReaderError
 from terminal.app import build_services, create_app
-from terminal.chipflow import PcscSource, read_from_source
+from terminal.chip.source import PcscSource, read_from_source
 from terminal.server import BackgroundServer, start_background
 from tests.conftest import NOW, terminal_settings
 from tests.test_daemon import collect

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from readers.emrtd.access import document_number_of, keys_from_cccd
-from readers.emrtd.chip import ChipIdentity
-from readers.emrtd.lds import Photo
+from readers.emrtd.chip import ChipIdentity, ChipRead
 from readers.emrtd.mrz import AccessKey, CanKey, access_key_from_line2, yymmdd_to_date
-from readers.emrtd.pa import PassiveAuth
 from verify.errors import (
     DateFormatError,
     IdNumberError,
     MissingFieldError,
     QrFormatError,
 )
+from verify.evidence import ChipDetails, MrzSummary, evidence_of
 from verify.ids import CardCodeKind, parse_card_code
 from verify.model import (
     BirthDate,
@@ -107,33 +105,28 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-def chip_credential(identity: ChipIdentity, *, passive_auth: PassiveAuth, photo: Photo | None,
-                    active_auth: str, apdus: int, fingerprint: str, today: date,
-                    chip_auth: str = "not_supported") -> Credential:
-    """CONTRACT.md's chip credential from what the chip said (DG13 first, the MRZ as backup).
-    ``today`` chooses the century of a two-digit MRZ birth year."""
+def chip_details(identity: ChipIdentity) -> ChipDetails:
+    """DG13's fields beyond the credential's own, and the MRZ summary."""
+    d, mrz = identity.dg13, identity.mrz
+    return ChipDetails(
+        mrz=MrzSummary(mrz.document_number, mrz.date_of_birth, mrz.date_of_expiry, mrz.sex,
+                       mrz.nationality),
+        access=identity.access, nationality=d.get(5), ethnicity=d.get(6), religion=d.get(7),
+        place_of_origin=d.get(8), place_of_residence=d.get(9), identifying_features=d.get(10),
+        father_name=d.father_name, mother_name=d.mother_name, spouse_name=d.spouse_name,
+        expiry_date=_day(d.get(12)))  # "Không thời hạn" and other text: no expiry
+
+
+def chip_credential(identity: ChipIdentity, *, read: ChipRead | None, fingerprint: str,
+                    today: date) -> Credential:
+    """CONTRACT.md's chip credential from what the chip said (DG13 first, the MRZ as backup),
+    carrying its :class:`ChipEvidence` — at identity time (``read`` None) or after the whole
+    read. ``today`` chooses the century of a two-digit MRZ birth year."""
     d, mrz = identity.dg13, identity.mrz
     dob = _day(d.get(3))
     if dob is None:
         dob = yymmdd_to_date(mrz.date_of_birth, pivot_year=today.year)
     sex = parse_sex(d.get(4) or "") or parse_sex({"M": "male", "F": "female"}.get(mrz.sex, ""))
-    expiry = _day(d.get(12))  # "Không thời hạn" and other text: the card has no expiry
-    chip: dict[str, Any] = {
-        "nationality": d.get(5), "ethnicity": d.get(6), "religion": d.get(7),
-        "place_of_origin": d.get(8), "place_of_residence": d.get(9),
-        "identifying_features": d.get(10), "father_name": d.father_name,
-        "mother_name": d.mother_name, "spouse_name": d.spouse_name,
-        "expiry_date": expiry.isoformat() if expiry else None,
-        "mrz": {"document_number": mrz.document_number, "date_of_birth": mrz.date_of_birth,
-                "date_of_expiry": mrz.date_of_expiry, "sex": mrz.sex,
-                "nationality": mrz.nationality},
-        "access": identity.access,
-        "photo": {"format": photo.format, "bytes": len(photo.image)} if photo else None,
-        "passive_auth": passive_auth.to_json(),
-        "active_auth": active_auth,
-        "chip_auth": chip_auth,
-        "apdus": apdus,
-    }
     return Credential(
         kind=CredentialKind.CHIP,
         id_number=d.get(1) or mrz.id_number,
@@ -144,5 +137,5 @@ def chip_credential(identity: ChipIdentity, *, passive_auth: PassiveAuth, photo:
         address=d.get(9),
         issue_date=_day(d.get(11)),
         raw_fingerprint=fingerprint,
-        chip={k: v for k, v in chip.items() if v is not None or k in ("expiry_date", "photo")},
+        chip=evidence_of(identity, chip_details(identity), read),
     )

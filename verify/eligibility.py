@@ -12,7 +12,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from readers.emrtd.pa import PaStatus
 from verify.errors import CardCodeError
+from verify.evidence import Completeness
 from verify.ids import (
     CardCodeKind,
     cross_check_id,
@@ -176,7 +178,8 @@ def _registry_message(code: str, tables: Tables, notes: _Notes) -> tuple[Status,
 
 
 CHIP_NOTICES = frozenset({"chip_authentic", "chip_unanchored", "chip_pa_failed",
-                          "chip_copy_suspected", "chip_read_incomplete"})
+                          "chip_copy_suspected", "chip_read_incomplete",
+                          "chip_check_not_done"})
 
 
 def _chip_notice(credential: Credential, notes: _Notes) -> bool:
@@ -184,25 +187,27 @@ def _chip_notice(credential: Credential, notes: _Notes) -> bool:
 
     Fail closed (ICAO 9303-11 §6.1, §6.2): passive authentication proves the data was signed,
     not that this chip is the one it was signed for — a failed Active or Chip Authentication
-    means the chip may be a copy."""
-    status = credential.chip_auth_status
-    if status is None:
+    means the chip may be a copy; a check the chip offers that this terminal could not run
+    proves nothing either way and needs review too (without calling the card a copy)."""
+    evidence = credential.chip
+    if evidence is None:
         return False
-    chip = credential.chip or {}
-    reason = chip.get("passive_auth", {}).get("reason") or ""
-    name = {"authentic": "chip_authentic", "unanchored": "chip_unanchored"}.get(
+    status = evidence.passive_auth.status
+    name = {PaStatus.AUTHENTIC: "chip_authentic", PaStatus.UNANCHORED: "chip_unanchored"}.get(
         status, "chip_pa_failed")
     failed = name == "chip_pa_failed"
-    which = [label for key, label in (("active_auth", "AA"), ("chip_auth", "CA"))
-             if chip.get(key) == "failed"]
-    if which:
+    if evidence.failed_checks:
         failed = True
-        notes.add("chip_copy_suspected", checks=", ".join(which))
-    if chip.get("incomplete"):
+        notes.add("chip_copy_suspected", checks=", ".join(evidence.failed_checks))
+    if evidence.unverified_checks and evidence.completeness is not Completeness.INCOMPLETE:
+        failed = True
+        notes.add("chip_check_not_done", checks=", ".join(evidence.unverified_checks),
+                  reason=evidence.chip_auth_reason or "")
+    if evidence.completeness is Completeness.INCOMPLETE:
         failed = True
         notes.add("chip_read_incomplete")
     if not (failed and name != "chip_pa_failed"):
-        notes.add(name, reason=reason)
+        notes.add(name, reason=evidence.passive_auth.reason or "")
     return failed
 
 

@@ -59,13 +59,13 @@ def card_fields(c: Credential, day: Callable[[date | None], str]) -> dict[str, s
     """What the card says, in the order both desk-reader vendors send it, under neutral names,
     every value a string ("" when absent) and dates written by ``day`` — one place for the
     HN212 feed's id 2 (verify/hn212.py) and the webhook body (verify/webhook.py)."""
-    chip = c.chip or {}
+    details = c.chip.details if c.chip is not None else None
 
     def text(key: str) -> str:
-        value = chip.get(key)
+        value = getattr(details, key, None)
         return value if isinstance(value, str) else ""
 
-    dob, expiry = c.date_of_birth, chip.get("expiry_date")
+    dob, expiry = c.date_of_birth, details.expiry_date if details is not None else None
     return {
         "id": c.id_number or "",
         "old_id": c.old_id_number or "",
@@ -79,7 +79,7 @@ def card_fields(c: Credential, day: Callable[[date | None], str]) -> dict[str, s
         "residence": text("place_of_residence") or c.address or "",
         "features": text("identifying_features"),
         "issued": day(c.issue_date),
-        "expires": day(date.fromisoformat(expiry)) if isinstance(expiry, str) else "",
+        "expires": day(expiry) if expiry is not None else "",
         "father": text("father_name"),
         "mother": text("mother_name"),
         "spouse": text("spouse_name"),

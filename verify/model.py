@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from verify.errors import DateFormatError, InputFormatError
+from verify.evidence import ChipEvidence
 
 
 class Sex(StrEnum):
@@ -184,23 +185,15 @@ class Credential:
     raw_fingerprint: str | None = None
     # Which reader brought it: camera | scanner | keyboard | manual | chip | his (None: unknown)
     reader: str | None = None
-    # Chip reads: CONTRACT.md's chip fields (nationality … passive_auth, apdus), JSON-ready.
-    chip: dict[str, Any] | None = None
-
-    @property
-    def chip_auth_status(self) -> str | None:
-        """``authentic`` / ``unanchored`` / ``failed`` for chip reads, else None."""
-        if self.chip is None:
-            return None
-        status = self.chip.get("passive_auth", {}).get("status")
-        return str(status) if status else None
+    # Chip reads: what the chip said and proved (verify/evidence.py); JSON only at the edges.
+    chip: ChipEvidence | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "chip":
-                out.update(value or {})
+                out.update(value.to_json() if value is not None else {})
             elif value is not None:
                 out[f.name] = _json_value(value)
         return out

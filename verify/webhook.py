@@ -39,11 +39,11 @@ def _text(value: Any) -> str:
 
 
 def body(credential: Credential, eligibility: Mapping[str, Any], *, event_id: str,
-         photo: bytes | None, verdict: str = "") -> dict[str, Any]:
-    """``verdict`` (chip reads): verified | copy_suspected | not_verified | incomplete."""
-    c, chip = credential, credential.chip or {}
-    pa = chip.get("passive_auth")
-    incomplete = bool(chip.get("incomplete"))
+         photo: bytes | None) -> dict[str, Any]:
+    """The vendor's card fields, then what tiepdon adds; for chip reads the checks and the
+    ``verdict`` (verified | copy_suspected | not_verified | incomplete)."""
+    c = credential
+    checks = c.chip.reported() if c.chip is not None else None
     f = card_fields(c, _dmy)
     return {
         "id_card": f["id"], "full_name": f["name"], "date_of_birth": f["birth"],
@@ -58,12 +58,11 @@ def body(credential: Credential, eligibility: Mapping[str, Any], *, event_id: st
         "card_code": c.card_code or "",
         "credential_kind": c.kind.value,
         # What the chip proved, as strings ("" for a QR or typed check); an unfinished read
-        # proved nothing after the identity.
-        "verdict": verdict,
-        "passive_auth": ("incomplete" if incomplete else
-                         _text(pa.get("status")) if isinstance(pa, dict) else ""),
-        "active_auth": "not_verified" if incomplete else _text(chip.get("active_auth")),
-        "chip_auth": "not_verified" if incomplete else _text(chip.get("chip_auth")),
+        # proved nothing after the identity (verify/evidence.py: ChipEvidence.reported).
+        "verdict": checks.verdict if checks else "",
+        "passive_auth": checks.passive_auth if checks else "",
+        "active_auth": checks.active_auth if checks else "",
+        "chip_auth": checks.chip_auth if checks else "",
         "event_id": event_id,
         "eligibility": dict(eligibility),
     }

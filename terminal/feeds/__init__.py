@@ -5,7 +5,8 @@ verification flow through :class:`Feeds`:
     placed      a chip read begins (HN212 id 1)
     decided     a verification was decided (id 2; the webhook for QR and typed checks)
     chip_done   a chip read ended: the final decision after CA, AA and the photo (ids 4, 5;
-                the webhook for chip reads), ``read`` None when it ended early
+                the webhook for chip reads), ``read`` None when it ended early; what the
+                chip proved is the credential's ChipEvidence (verify/evidence.py)
     failed      an error staff were told about (id 3)
     rechecked   an answer given offline changed when the registry was asked again (the
                 webhook posts it again, marked; the HN212 feed has no message for it)
@@ -21,9 +22,24 @@ from collections import Counter
 from typing import Any, Protocol
 
 from readers.emrtd.chip import ChipRead
-from terminal.flow.results import Verification
+from readers.emrtd.mrz import AccessKey, CanKey
+from terminal.flow.results import Actor, Verification
 
 log = logging.getLogger(__name__)
+
+
+class ChipPort(Protocol):
+    """What a feed may ask of the desk's chip reader (terminal/chip): no more."""
+
+    @property
+    def reader_name(self) -> str: ...
+
+    @property
+    def busy(self) -> bool: ...
+
+    async def read(self, keys: list[AccessKey | CanKey], *, actor: Actor) -> object: ...
+
+    async def sign_challenge(self, challenge: bytes) -> bytes: ...
 
 
 class Feed(Protocol):
@@ -31,7 +47,7 @@ class Feed(Protocol):
 
     def decided(self, result: Verification) -> None: ...
 
-    def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None: ...
+    def chip_done(self, final: Verification, read: ChipRead | None) -> None: ...
 
     def failed(self, error: dict[str, Any]) -> None: ...
 
@@ -63,8 +79,8 @@ class Feeds:
     def decided(self, result: Verification) -> None:
         self._each("decided", result)
 
-    def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None:
-        self._each("chip_done", final, read, verdict)
+    def chip_done(self, final: Verification, read: ChipRead | None) -> None:
+        self._each("chip_done", final, read)
 
     def failed(self, error: dict[str, Any]) -> None:
         self._each("failed", error)

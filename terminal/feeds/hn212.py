@@ -22,7 +22,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -33,11 +33,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from readers.emrtd.chip import ChipRead
 from readers.errors import ReaderError
 from terminal.auth import check_bearer
-from terminal.chipflow import ChipService
+from terminal.feeds import ChipPort
 from terminal.flow.results import Actor, Verification, error_json
 from terminal.security import host_name
 from verify import hn212
 from verify.errors import InputFormatError
+from verify.tables import Notice
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,11 +85,13 @@ class HostGate:
 
 
 class Hn212Feed:
-    def __init__(self, *, chip: ChipService | None, version: str, device: str,
+    def __init__(self, *, chip: ChipPort | None, version: str, device: str,
                  hosts: frozenset[str], origins: list[str], tokens: list[str] | None,
                  max_per_client: int = 16, max_total: int = 128, send_photo: bool = True,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None,
+                 notices: Mapping[str, Notice] | None = None) -> None:
         self.chip = chip
+        self.notices = notices or {}  # staff sentences (messages.toml)
         self.version = version
         self.device = device
         self.hosts = hosts
@@ -166,12 +169,11 @@ class Hn212Feed:
     def decided(self, result: Verification) -> None:
         self._put(hn212.text_message(result.credential, result.eligibility.to_json()))
 
-    def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None:
-        chip = final.credential.chip or {}
+    def chip_done(self, final: Verification, read: ChipRead | None) -> None:
         eligibility = final.eligibility.to_json()
         if read is None:
-            self._put(hn212.error_message(
-                "chip_incomplete", "Đọc chip chưa xong: giữ thẻ trên đầu đọc và đọc lại."))
+            self._put(hn212.error_message("chip_incomplete",
+                                          self._vi("chip_incomplete_his")))
             files: dict[str, bytes] = {}
         else:
             files = dict(read.files)
@@ -180,16 +182,14 @@ class Hn212Feed:
                 files.pop("dg2", None)
                 photo = None
             self._put(hn212.raw_message(files, photo))
-        pa = chip.get("passive_auth")
-        if read is None:  # ended early: nothing after the identity was proved (fail closed)
-            checks = hn212.ChipChecks(passive_auth="incomplete", active_auth="not_verified",
-                                      chip_auth="not_verified", verdict=verdict)
-        else:
-            checks = hn212.ChipChecks(
-                passive_auth=str(pa.get("status")) if isinstance(pa, dict) else "not_verified",
-                active_auth=str(chip.get("active_auth") or "not_supported"),
-                chip_auth=str(chip.get("chip_auth") or "not_supported"),
-                verdict=verdict, aa_signature=read.aa_signature)
+        evidence = final.credential.chip
+        if evidence is None:  # not a chip credential: nothing was proved (fail closed)
+            return
+        reported = evidence.reported()
+        checks = hn212.ChipChecks(
+            passive_auth=reported.passive_auth, active_auth=reported.active_auth,
+            chip_auth=reported.chip_auth, verdict=reported.verdict,
+            aa_signature=read.aa_signature if read is not None else None)
         self._put(hn212.auth_message(checks, files, eligibility))
 
     def failed(self, error: dict[str, Any]) -> None:
@@ -232,8 +232,7 @@ class Hn212Feed:
             raise socketio.exceptions.ConnectionRefusedError("too many connections")
         self.clients[sid] = (address, who)
         self._per_client[address] += 1
-        reader = (self.chip.source.name if self.chip is not None and self.chip.source is not None
-                  else "")
+        reader = self.chip.reader_name if self.chip is not None else ""
         await self.sio.emit(hn212.INFO, hn212.info(self.version, reader, self.device,
                                                   self._now()), to=sid)
         log.info("hn212 client connected (%d open)", len(self.clients))
@@ -245,6 +244,10 @@ class Hn212Feed:
             if self._per_client[entry[0]] <= 0:
                 del self._per_client[entry[0]]
 
+    def _vi(self, name: str) -> str:
+        notice = self.notices.get(name)
+        return notice.vi if notice is not None else name
+
     async def _answer_error(self, sid: str, code: str, vi: str) -> None:
         await self.sio.emit(hn212.EVENT, hn212.error_message(code, vi), to=sid)
 
@@ -253,12 +256,11 @@ class Hn212Feed:
         The reader does one thing at a time: a request while it is busy is refused at once
         (never queued), so no client can line up card work behind the desk's."""
         if self.chip is None:
-            await self._answer_error(sid, "chip_none", "Máy này không có đầu đọc chip.")
+            await self._answer_error(sid, "chip_none", self._vi("chip_none"))
             return None
-        if self.chip.busy.locked():
+        if self.chip.busy:
             self.refused["busy"] += 1
-            await self._answer_error(sid, "chip_busy",
-                                     "Đầu đọc đang đọc thẻ. Gửi lại yêu cầu sau khi đọc xong.")
+            await self._answer_error(sid, "chip_busy", self._vi("chip_busy"))
             return None
         try:
             return parse(data)

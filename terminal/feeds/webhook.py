@@ -110,9 +110,9 @@ class WebhookFeed:
         if result.credential.kind is not CredentialKind.CHIP:  # a chip read ends in chip_done
             self._enqueue(result, None)
 
-    def chip_done(self, final: Verification, read: ChipRead | None, verdict: str) -> None:
+    def chip_done(self, final: Verification, read: ChipRead | None) -> None:
         photo = read.photo.image if read is not None and read.photo is not None else None
-        self._enqueue(final, photo if self.send_photo else None, verdict=verdict)
+        self._enqueue(final, photo if self.send_photo else None)
 
     def rechecked(self, result: Verification, previous: dict[str, Any]) -> None:
         """Posted again with ``recheck`` (the previous status, source and time): the HIS
@@ -120,10 +120,10 @@ class WebhookFeed:
         self._enqueue(result, None, recheck=previous)
 
     def _enqueue(self, result: Verification, photo: bytes | None,
-                 recheck: dict[str, Any] | None = None, verdict: str = "") -> None:
+                 recheck: dict[str, Any] | None = None) -> None:
         entry_id = uuid.uuid4().hex
         payload = webhook.body(result.credential, result.eligibility.to_json(),
-                               event_id=entry_id, photo=photo, verdict=verdict)
+                               event_id=entry_id, photo=photo)
         if recheck is not None:
             payload["recheck"] = dict(recheck)
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

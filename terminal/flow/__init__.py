@@ -9,5 +9,6 @@
     record and publish     record.py     privacy window, shift list, metrics, audit record
                                          (written by its own thread), the ``eligibility`` event
 
-``verifier.py`` strings them together; ``terminal/chipflow.py`` feeds it chip reads.
+``verifier.py`` strings them together; ``terminal/chip/`` feeds it chip reads;
+``offers.py`` keeps a CCCD QR's chip keys for the next card on the reader.
 """

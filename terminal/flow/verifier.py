@@ -14,6 +14,7 @@ from terminal.feeds import Feeds
 from terminal.flow.history import History, HistoryPort
 from terminal.flow.intake import Intake
 from terminal.flow.lookup import Lookup, Pending, RegistryPort
+from terminal.flow.offers import KeyOffers
 from terminal.flow.record import AuditWriter, LastResult, Recorder, Shift
 from terminal.flow.results import DESK, Actor, StaffError, Verification, error_json
 from terminal.metrics import Metrics
@@ -36,13 +37,15 @@ class Verifier:
                  budget_seconds: float = 3.0, recent_hours: float = 8.0,
                  audit: AuditLog | None = None, desk: str = "",
                  history: HistoryPort | None = None,
-                 history_timeout_seconds: float = 10.0) -> None:
+                 history_timeout_seconds: float = 10.0,
+                 offers: KeyOffers | None = None) -> None:
         self.tables = tables
         self.facility_code = facility_code
         self.officer_name = officer_name
         self.officer_id = officer_id
         self.bus = bus
         self.feeds = Feeds()  # the HIS feeds (terminal/feeds), added by the app factory
+        self.offers = offers  # a CCCD QR's chip keys, for the next card on the reader
         self._now = now or (lambda: datetime.now(UTC))
         self.metrics = Metrics()
         self.intake = Intake(key, self.metrics, self._publish)
@@ -99,6 +102,8 @@ class Verifier:
         except MissingFieldError as e:
             self.report(e, credential.raw_fingerprint)
             raise
+        if self.offers is not None:  # every intake path: HTTP, serial scanner, camera
+            self.offers.offer_from(credential)
         self._publish("credential", credential.to_json())
         started = time.perf_counter()
         looked = await self.lookup.decide(credential, query)
