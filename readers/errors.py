@@ -71,6 +71,14 @@ class NoCard(ReaderError):
     en = "No card on the reader. Place the CCCD on the reader."
 
 
+class NoActiveAuth(ReaderError):
+    """The card read last offers no Active Authentication (no DG15): no challenge to sign."""
+
+    code = "chip_no_aa"
+    vi = "Thẻ này không có xác thực chủ động (Active Authentication): không ký được mã thử."
+    en = "This card has no Active Authentication: there is nothing to sign the challenge with."
+
+
 class CardSwapped(ReaderError):
     """After a tear, another card came back: nothing of the two is mixed."""
 

@@ -266,7 +266,7 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
             tokens=settings.auth.api_tokens if security.auth_required(settings) else None,
             max_per_client=settings.http.max_streams_per_client,
             max_total=settings.http.max_streams, send_photo=settings.his.send_photo, now=now,
-            notices=tables.notices)
+            notices=tables.notices, strict=settings.his.hn212_strict)
         verifier.feeds.add(hn212)
     webhook = None
     if settings.his.webhook_url and key is None:  # a daemon, not a one-shot command

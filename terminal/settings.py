@@ -160,6 +160,10 @@ class HisSettings(_Section):
     # Web pages (origins, "http://his.example:8080") allowed to open the feed from a browser;
     # the same origin always is, and clients that are not browsers send no origin.
     hn212_origins: list[str] = Field(default_factory=list)
+    # true: every value inside the feed's "data" is a flat string, as the vendor's own service
+    # sends (for HIS code that reads each member as one); the added "eligibility" object then
+    # travels beside "data" instead of inside it.
+    hn212_strict: bool = False
     # The portrait (HN212 img_data / dg2, the webhook's id_img) goes to the HIS: false keeps it
     # on the desk.
     send_photo: bool = True

@@ -130,7 +130,13 @@ def test_chip_read_gives_ids_1_2_4_5_in_order(feed: Feed, his: His) -> None:
     assert data["personName"] == DEMO_PERSON.full_name
     assert data["dateOfBirth"] == "29031988" and data["gender"] == "Nam"
     assert data["fatherName"] == "Nguyễn Văn Hải" and data["nationality"] == "Việt Nam"
-    assert len(data["expiryDate"]) == 8 and data["qr"] == ""
+    assert len(data["expiryDate"]) == 8
+    # The seven CCCD QR fields rebuilt from the chip, as the QR path gives them.
+    fields = data["qr"].split("|")
+    assert fields == [data["idCode"], data["oldIdCode"], data["personName"], "29031988", "Nam",
+                      data["residencePlace"], data["issueDate"]]
+    assert all(fields[i] for i in (0, 2, 3, 4, 6))
+    assert raw["message"] == "Read raw data successfully!"
     assert data["eligibility"]["status"] == "eligible"
     files = {k: base64.b64decode(v) for k, v in raw["data"].items()}
     assert files["img_data"][:3] == b"\xff\xd8\xff"
@@ -142,7 +148,7 @@ def test_chip_read_gives_ids_1_2_4_5_in_order(feed: Feed, his: His) -> None:
     assert auth["data"]["CA"] == "1" and auth["data"]["verdict"] == "verified"
     assert auth["data"]["AA"]["status"] == "passed" and auth["data"]["AA"]["aa_signature"]
     assert auth["data"]["eligibility"]["status"] == "eligible"
-    assert placed == {"id": 1, "message": "card detected"}
+    assert placed == {"id": 1, "message": "new card!"}  # the vendor's words
 
 
 def test_a_cloned_chip_is_never_success_on_the_feed(sim: BackgroundServer,
@@ -155,6 +161,24 @@ def test_a_cloned_chip_is_never_success_on_the_feed(sim: BackgroundServer,
         assert auth["data"]["CA"] == "0"
         assert auth["data"]["verdict"] == "copy_suspected"
         assert auth["data"]["eligibility"]["status"] == "needs_review"
+    finally:
+        h.client.disconnect()
+        f.daemon.stop()
+
+
+def test_strict_clients_find_only_strings_inside_data(sim: BackgroundServer,
+                                                     tmp_path: Path) -> None:
+    """[his] hn212_strict: vendor-faithful clients read every member of data as a string."""
+    f = serve_feed(sim, tmp_path, his__hn212_strict=True)
+    h = connect(f.url)
+    try:
+        httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30).raise_for_status()
+        _, text, _, auth = h.wait_for([1, 2, 4, 5])
+        assert all(isinstance(v, str) for v in text["data"].values()), text["data"]
+        assert text["eligibility"]["status"] == "eligible"  # beside data, not inside
+        assert "eligibility" not in auth["data"]
+        assert auth["eligibility"]["status"] == "eligible"
+        assert auth["data"]["eligibilityStatus"] == "eligible"
     finally:
         h.client.disconnect()
         f.daemon.stop()
@@ -195,6 +219,23 @@ def test_input_data_rereads_and_get_aa_signs_the_his_challenge(feed: Feed, his: 
     assert base64.b64decode(answer["data"]["aa_challege"]) == challenge
     signature = base64.b64decode(answer["data"]["aa_signature"])
     assert verify_answer(public_key_from_dg15(dg15), challenge, signature, 0x9000) == "passed"
+
+
+def test_get_aa_on_a_card_without_aa_says_so(sim: BackgroundServer, tmp_path: Path) -> None:
+    f = serve_feed(sim, tmp_path)  # the plain demo card: no DG15, no Active Authentication
+    h = connect(f.url)
+    try:
+        httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30).raise_for_status()
+        h.wait_for([1, 2, 4, 5])
+        h.events.clear()
+        h.client.emit("/get_aa", {"clientId": "1",
+                                  "challenge": base64.b64encode(bytes(8)).decode()})
+        (answer,) = h.wait_for([3])
+        assert answer["code"] == "chip_no_aa"
+        assert "Active Authentication" in answer["message"]
+    finally:
+        h.client.disconnect()
+        f.daemon.stop()
 
 
 def test_a_busy_reader_refuses_rather_than_queues(feed: Feed, his: His) -> None:

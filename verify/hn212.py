@@ -59,10 +59,11 @@ def _text(value: Any) -> str:
 
 
 def cccd_qr_text(c: Credential) -> str:
-    """The CCCD QR's seven fields, rebuilt from a CCCD QR credential: exactly what id 2's other
-    fields already say, nothing more. Other credentials give ``""`` (a BHYT QR carries more
-    than the HIS asked for)."""
-    if c.kind is not CredentialKind.CCCD_QR:
+    """The CCCD QR's seven fields (ID, old ID, name, birth, sex, residence, issue date), from a
+    CCCD QR or rebuilt from a chip's DG13 as the QR path has them: exactly what id 2's other
+    fields already say, nothing more — HIS code that splits ``qr`` finds the same values.
+    Other credentials give ``""`` (a BHYT QR carries more than the HIS asked for)."""
+    if c.kind not in (CredentialKind.CCCD_QR, CredentialKind.CHIP):
         return ""
     sex = sex_vi(c.sex) if c.sex in (Sex.MALE, Sex.FEMALE) else ""
     return "|".join([c.id_number or "", c.old_id_number or "", c.full_name or "",
@@ -70,10 +71,19 @@ def cccd_qr_text(c: Credential) -> str:
 
 
 def placed() -> dict[str, Any]:
-    return {"id": PLACED, "message": "card detected"}
+    return {"id": PLACED, "message": "new card!"}  # the vendor's words
 
 
-def text_message(c: Credential, eligibility: Mapping[str, Any] | None) -> dict[str, Any]:
+def _strict(message: dict[str, Any], strict: bool) -> dict[str, Any]:
+    """``[his] hn212_strict``: every value inside ``data`` a flat string (clients that read
+    each member as one); the decision object moves out of ``data``, beside it."""
+    if strict:
+        message["eligibility"] = message["data"].pop("eligibility")
+    return message
+
+
+def text_message(c: Credential, eligibility: Mapping[str, Any] | None, *,
+                 strict: bool = False) -> dict[str, Any]:
     """id 2: the fields the credential has; a QR or typed check has no parents or religion."""
     f = card_fields(c, ddmmyyyy)
     data = {
@@ -93,7 +103,7 @@ def text_message(c: Credential, eligibility: Mapping[str, Any] | None) -> dict[s
         "eligibilityFinal": "0" if c.kind is CredentialKind.CHIP else "1",
         "eligibility": dict(eligibility) if eligibility is not None else {},
     }
-    return {"id": TEXT, "message": "read card successfully!", "data": data}
+    return _strict({"id": TEXT, "message": "read card successfully!", "data": data}, strict)
 
 
 def error_message(code: str, vi: str) -> dict[str, Any]:
@@ -104,7 +114,7 @@ def raw_message(files: Mapping[str, bytes], photo: bytes | None) -> dict[str, An
     """id 4: the portrait as read (JPEG or JPEG 2000) and the raw files, base64."""
     data = {"img_data": b64(photo)}
     data.update({name: b64(files.get(name)) for name in RAW_FILES})
-    return {"id": RAW, "data": data}
+    return {"id": RAW, "message": "Read raw data successfully!", "data": data}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +148,8 @@ def _pa_fields(files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def auth_message(checks: ChipChecks, files: Mapping[str, bytes],
-                 eligibility: Mapping[str, Any] | None) -> dict[str, Any]:
+                 eligibility: Mapping[str, Any] | None, *, strict: bool = False
+                 ) -> dict[str, Any]:
     """id 5. ``CA`` is "1" only for a Chip Authentication that passed, "0" for one that failed
     and "" when the chip offers none; the AA signature only when it verified."""
     ca = {"passed": "1", "failed": "0"}.get(checks.chip_auth, "")
@@ -153,7 +164,7 @@ def auth_message(checks: ChipChecks, files: Mapping[str, bytes],
         "eligibilityStatus": str((eligibility or {}).get("status") or ""),
         "eligibility": dict(eligibility) if eligibility is not None else {},
     }
-    return {"id": AUTH, "data": data}
+    return _strict({"id": AUTH, "data": data}, strict)
 
 
 def aa_answer(signature: bytes, challenge: bytes) -> dict[str, Any]:

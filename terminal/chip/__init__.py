@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from readers.emrtd.aa import NOT_SUPPORTED
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.errors import ReaderError
 from terminal.chip.flow import ChipFlow, ChipOutcome
@@ -71,7 +72,7 @@ class ChipService:
         async with self._busy:
             outcome = await self.flow.read(source, keys, actor)
         if outcome.read is not None:
-            self.signing.remember(keys)
+            self.signing.remember(keys, has_aa=outcome.read.active_auth != NOT_SUPPORTED)
         return outcome
 
     async def sign_challenge(self, challenge: bytes) -> bytes:

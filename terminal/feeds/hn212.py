@@ -89,8 +89,9 @@ class Hn212Feed:
                  hosts: frozenset[str], origins: list[str], tokens: list[str] | None,
                  max_per_client: int = 16, max_total: int = 128, send_photo: bool = True,
                  now: Callable[[], datetime] | None = None,
-                 notices: Mapping[str, Notice] | None = None) -> None:
+                 notices: Mapping[str, Notice] | None = None, strict: bool = False) -> None:
         self.chip = chip
+        self.strict = strict  # [his] hn212_strict: only flat strings inside data
         self.notices = notices or {}  # staff sentences (messages.toml)
         self.version = version
         self.device = device
@@ -167,7 +168,8 @@ class Hn212Feed:
         self._put(hn212.placed())
 
     def decided(self, result: Verification) -> None:
-        self._put(hn212.text_message(result.credential, result.eligibility.to_json()))
+        self._put(hn212.text_message(result.credential, result.eligibility.to_json(),
+                                     strict=self.strict))
 
     def chip_done(self, final: Verification, read: ChipRead | None) -> None:
         eligibility = final.eligibility.to_json()
@@ -190,7 +192,7 @@ class Hn212Feed:
             passive_auth=reported.passive_auth, active_auth=reported.active_auth,
             chip_auth=reported.chip_auth, verdict=reported.verdict,
             aa_signature=read.aa_signature if read is not None else None)
-        self._put(hn212.auth_message(checks, files, eligibility))
+        self._put(hn212.auth_message(checks, files, eligibility, strict=self.strict))
 
     def failed(self, error: dict[str, Any]) -> None:
         self._put(hn212.error_message(str(error.get("code", "error")), str(error.get("vi", ""))))
