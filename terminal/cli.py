@@ -138,7 +138,8 @@ def cmd_qr_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_qr_scan(args: argparse.Namespace) -> int:
-    """Decode every QR in image or video files with the shipped chain; one JSON line a file."""
+    """Decode every QR in image or video files with the whole camera chain (hard passes
+    included); one JSON line a file."""
     from readers.devices.camera import scan_file
     from verify.errors import InputFormatError
     from verify.qr import parse_qr
