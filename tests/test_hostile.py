@@ -195,6 +195,11 @@ class Publisher(CachePublisher):
                     elif publisher.mode == "huge-manifest" and name == "manifest.json":
                         for _ in range(800):
                             self.wfile.write(b" " * 65536)
+                    elif publisher.mode == "slow-manifest" and name == "manifest.json":
+                        for byte in body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            _time.sleep(0.3)
                     elif publisher.mode == "slow" and name == "records.db":
                         for byte in body:
                             self.wfile.write(bytes([byte]))
@@ -246,6 +251,37 @@ def test_slow_retrieval_meets_a_deadline(publisher: Publisher, tmp_path: Path) -
     finally:
         httpd.shutdown()
     assert _time.monotonic() - t0 < 10
+
+
+def test_a_trickled_manifest_meets_its_own_short_deadline(publisher: Publisher,
+                                                          tmp_path: Path) -> None:
+    """The whole fetch may take 15 minutes, the 64 KiB manifest not: its own deadline."""
+    from verify.adapters.cache import MANIFEST_DEADLINE_SECONDS, fetch
+
+    assert MANIFEST_DEADLINE_SECONDS <= 60
+    httpd, url = publisher.serve(publisher.make(1))
+    publisher.mode = "slow-manifest"
+    try:
+        with pytest.raises(snapshot.CacheIntegrityError, match="too long"):
+            fetch(url, tmp_path / "dl", publisher.trusted, manifest_seconds=2, timeout=1)
+    finally:
+        httpd.shutdown()
+    assert not (tmp_path / "dl" / "records.db").exists()
+
+
+def test_a_trickling_records_download_is_refused_for_its_rate(publisher: Publisher,
+                                                               tmp_path: Path) -> None:
+    """Under the whole deadline, but far below the minimum average rate: refused."""
+    from verify.adapters.cache import fetch
+
+    httpd, url = publisher.serve(publisher.make(1))
+    publisher.mode = "slow"
+    try:
+        with pytest.raises(snapshot.CacheIntegrityError, match="too slow"):
+            fetch(url, tmp_path / "dl", publisher.trusted, min_rate=1024, grace_seconds=1,
+                  timeout=5)
+    finally:
+        httpd.shutdown()
 
 
 @pytest.mark.parametrize("kind", ["dev-zero", "fifo", "50-mb"])

@@ -264,25 +264,45 @@ def default_expiry(created: datetime, days: int) -> datetime:
 
 
 FETCH_DEADLINE_SECONDS = 900.0  # the whole download; a mirror that trickles is given up
+MANIFEST_DEADLINE_SECONDS = 60.0  # the manifest is at most 64 KiB: a minute is plenty
+MIN_RATE_BYTES_PER_SECOND = 16 * 1024  # records.db's average rate after the grace period
+RATE_GRACE_SECONDS = 30.0
 
 
-def _download(url: str, out: Path, *, limit: int, deadline: float, timeout: float) -> None:
-    """At most ``limit`` bytes from ``url`` into ``out`` before ``deadline`` (monotonic):
-    a mirror that sends more, or too slowly, is refused and nothing past the limit is
-    written (TUF's endless-data and slow-retrieval attacks)."""
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How slowly a mirror may send before it is refused: a hard ``deadline`` (monotonic)
+    and, after ``grace`` seconds, a minimum average rate."""
+
+    deadline: float
+    min_rate: float = 0.0
+    grace: float = RATE_GRACE_SECONDS
+
+    def check(self, started: float, now: float, total: int) -> None:
+        if now > self.deadline:
+            raise CacheIntegrityError("snapshot download took too long")
+        late = now - started - self.grace
+        if self.min_rate and late > 0 and total < self.min_rate * late:
+            raise CacheIntegrityError("snapshot download too slow: the mirror is trickling")
+
+
+def _download(url: str, out: Path, *, limit: int, pace: Pace, timeout: float) -> None:
+    """At most ``limit`` bytes from ``url`` into ``out`` at ``pace``: a mirror that sends
+    more, or too slowly, is refused and nothing past the limit is written (TUF's endless-data
+    and slow-retrieval attacks)."""
     import urllib.request
 
     if not url.startswith(("http://", "https://")):
         raise CacheError("snapshot URL must be http:// or https://")
-    remaining = deadline - time.monotonic()
+    started = time.monotonic()
+    remaining = pace.deadline - started
     if remaining <= 0:
         raise CacheIntegrityError("snapshot download took too long")
     with urllib.request.urlopen(url, timeout=min(timeout, remaining)) as response, \
             out.open("wb") as f:  # noqa: S310 - scheme checked above
         total = 0
         while True:
-            if time.monotonic() > deadline:
-                raise CacheIntegrityError("snapshot download took too long")
+            pace.check(started, time.monotonic(), total)
             chunk = response.read1(min(CHUNK, limit + 1 - total))  # what has arrived
             if not chunk:
                 return
@@ -293,17 +313,23 @@ def _download(url: str, out: Path, *, limit: int, deadline: float, timeout: floa
 
 
 def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
-          timeout: float = 60.0, deadline_seconds: float = FETCH_DEADLINE_SECONDS) -> Manifest:
-    """Download the publisher's snapshot into ``dest``: the manifest first (capped, and its
-    signature checked before anything else is fetched), then ``records.db`` — never more
-    bytes than the signed manifest names, and all of it within ``deadline_seconds``.
-    :func:`install` verifies the hash afterwards."""
-    deadline = time.monotonic() + deadline_seconds
+          timeout: float = 60.0, deadline_seconds: float = FETCH_DEADLINE_SECONDS,
+          manifest_seconds: float = MANIFEST_DEADLINE_SECONDS,
+          min_rate: float = MIN_RATE_BYTES_PER_SECOND,
+          grace_seconds: float = RATE_GRACE_SECONDS) -> Manifest:
+    """Download the publisher's snapshot into ``dest``: the manifest first (capped, within
+    its own short deadline, and its signature checked before anything else is fetched), then
+    ``records.db`` — never more bytes than the signed manifest names, at ``min_rate`` on
+    average once ``grace_seconds`` have passed, and all of it within ``deadline_seconds``. A
+    trickling mirror is refused in about a minute. :func:`install` verifies the hash
+    afterwards."""
+    now = time.monotonic()
+    deadline = now + deadline_seconds
     dest.mkdir(parents=True, exist_ok=True)
     base = base_url.rstrip("/") + "/"
-    _download(base + MANIFEST, dest / MANIFEST, limit=MAX_MANIFEST_BYTES, deadline=deadline,
-              timeout=timeout)
+    _download(base + MANIFEST, dest / MANIFEST, limit=MAX_MANIFEST_BYTES,
+              pace=Pace(min(deadline, now + manifest_seconds)), timeout=timeout)
     manifest = parse_manifest(read_manifest(dest / MANIFEST), trusted)
-    _download(base + RECORDS, dest / RECORDS, limit=manifest.records_size, deadline=deadline,
-              timeout=timeout)
+    _download(base + RECORDS, dest / RECORDS, limit=manifest.records_size,
+              pace=Pace(deadline, min_rate, grace_seconds), timeout=timeout)
     return manifest
