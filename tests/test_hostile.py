@@ -195,7 +195,8 @@ class Publisher(CachePublisher):
                     elif publisher.mode == "huge-manifest" and name == "manifest.json":
                         for _ in range(800):
                             self.wfile.write(b" " * 65536)
-                    elif (publisher.mode == "slow-manifest" and name == "manifest.json") or (publisher.mode == "slow" and name == "records.db"):
+                    elif (publisher.mode, name) in (("slow-manifest", "manifest.json"),
+                                                    ("slow", "records.db")):
                         for byte in body:
                             self.wfile.write(bytes([byte]))
                             self.wfile.flush()
