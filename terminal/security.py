@@ -5,8 +5,9 @@ that rebinds its DNS name to 127.0.0.1 is refused — DNS rebinding), a state-ch
 carrying ``Origin`` must come from the same host (cross-site forms), and the body may not pass
 ``http.max_body_bytes``. Every answer: no-store caching except static files, a CSP on every HTML
 page, the usual hardening headers. When staff login is required (a LAN address, or
-``auth.required``): sessions, CSRF and HIS bearer tokens (terminal/auth.py); the login runs the
-slow hash in a small worker pool, never on the event loop.
+``auth.required``): sessions, CSRF and HIS bearer tokens (terminal/auth.py); the login
+(routes in terminal/routes/login.py) runs the slow hash in a small worker pool, never on the
+event loop.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from terminal.auth import (
@@ -33,14 +35,14 @@ from terminal.auth import (
     SECURE_COOKIE,
     LoginLimiter,
     Sessions,
+    User,
     UserStore,
     check_bearer,
     check_password,
     csrf_token,
     is_public,
 )
-from terminal.resources import static_dir
-from terminal.settings import Settings
+from terminal.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -55,10 +57,9 @@ DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-
 UNAUTHORIZED = {"code": "unauthorized", "vi": "Cần đăng nhập.", "en": "Sign in first."}
 HASH_WORKERS = 2      # scrypt at 128 MiB each: two at a time
 HASH_QUEUE = 8        # logins waiting beyond this are told to retry
-_STATIC = static_dir()
 
 
-def _error(status: int, code: str, vi: str, en: str) -> JSONResponse:
+def error_answer(status: int, code: str, vi: str, en: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "vi": vi, "en": en}}, status_code=status,
                         headers={"Cache-Control": "no-store"})
 
@@ -98,12 +99,13 @@ class Gate:
         host = headers.get("host", "")
         refusal = None
         if host_name(host) not in self.hosts:
-            refusal = _error(421, "host_not_allowed", "Địa chỉ truy cập không hợp lệ.",
-                             "This terminal does not answer to that host name.")
+            refusal = error_answer(421, "host_not_allowed",
+                                   "Địa chỉ truy cập không hợp lệ.",
+                                   "This terminal does not answer to that host name.")
         elif scope["method"] in STATE_CHANGING and "origin" in headers and (
                 urlsplit(headers["origin"]).netloc.lower() != host.lower()):
-            refusal = _error(403, "origin", "Yêu cầu từ trang khác bị từ chối.",
-                             "A request from another site was refused.")
+            refusal = error_answer(403, "origin", "Yêu cầu từ trang khác bị từ chối.",
+                                   "A request from another site was refused.")
         else:
             try:
                 length = int(headers.get("content-length", "0") or 0)
@@ -148,8 +150,8 @@ class Gate:
 
 
 def _too_large() -> JSONResponse:
-    return _error(413, "body_too_large", "Dữ liệu gửi lên quá lớn.",
-                  "The request body is too large.")
+    return error_answer(413, "body_too_large", "Dữ liệu gửi lên quá lớn.",
+                        "The request body is too large.")
 
 
 async def short_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -159,133 +161,107 @@ async def short_validation_error(request: Request, exc: Exception) -> JSONRespon
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ())[:4])[:80]
     message = str(first.get("msg", "invalid request"))[:120]
-    return _error(422, "invalid_request", "Yêu cầu không hợp lệ.",
-                  f"Invalid request: {where}: {message}" if where else message)
+    return error_answer(422, "invalid_request", "Yêu cầu không hợp lệ.",
+                        f"Invalid request: {where}: {message}" if where else message)
 
 
 @dataclass
 class Login:
-    """What the login needs: users, sessions, the failure counts, the hash pool."""
+    """What the login needs: users, sessions, the failure counts, the hash pool, the cookie.
+    The routes are in ``terminal/routes/login.py``."""
 
     users: UserStore
     sessions: Sessions
     limiter: LoginLimiter
     pool: concurrent.futures.ThreadPoolExecutor
     waiting: asyncio.Semaphore
+    cookie: str
+    secure: bool  # behind TLS: the cookie is Secure
+    session_hours: float
+
+    async def check(self, username: str, password: str) -> User | None:
+        """The user whose password this is, else None. The slow hash runs in the pool, and
+        an unknown user costs a hash too (of a dummy), so timing tells no names."""
+        user = self.users.get(username)
+        async with self.waiting:
+            ok = await asyncio.get_running_loop().run_in_executor(
+                self.pool, check_password, password,
+                user.password if user is not None else DUMMY_HASH)
+        return user if user is not None and ok else None
 
 
 def install(app: FastAPI, settings: Settings, *, key: bytes, users: UserStore | None) -> None:
-    """The gate and headers always; login, sessions and token scopes when ``users`` is given."""
+    """The gate and headers always; login, sessions and token scopes when ``users`` is given
+    (the login routes are mounted by ``create_app`` then)."""
     tokens = settings.auth.api_tokens
-    secure = settings.http.behind_tls
-    cookie = SECURE_COOKIE if secure else COOKIE
     app.add_exception_handler(RequestValidationError, short_validation_error)
-
-    @app.middleware("http")
-    async def guard(request: Request,
-                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if users is None:  # loopback desk: no login; a presented HIS token still names itself
-            auth = request.headers.get("authorization", "")
-            request.state.token_name = (check_bearer(tokens, auth[7:].strip())
-                                        if auth.lower().startswith("bearer ") else None)
-            response = await call_next(request)
-        else:
-            response = await _authenticate(request, call_next)
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        path = request.url.path
-        if not path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        if response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy",
-                                        DOCS_CSP if path.startswith("/docs") else PAGE_CSP)
-        return response
-
     login = None
     if users is not None:
         login = Login(users, Sessions(users, settings.auth.session_hours), LoginLimiter(),
                       concurrent.futures.ThreadPoolExecutor(HASH_WORKERS, "scrypt"),
-                      asyncio.Semaphore(HASH_QUEUE))
+                      asyncio.Semaphore(HASH_QUEUE),
+                      cookie=SECURE_COOKIE if settings.http.behind_tls else COOKIE,
+                      secure=settings.http.behind_tls,
+                      session_hours=settings.auth.session_hours)
         app.state.login = login
 
-    async def _authenticate(request: Request,
-                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        assert login is not None
-        path = request.url.path
-        request.state.user = None
-        request.state.token_name = None
-        if is_public(path):
-            return await call_next(request)
-        auth = request.headers.get("authorization", "")
-        token_name = (check_bearer(tokens, auth[7:].strip())
-                      if auth.lower().startswith("bearer ") else None)
-        if token_name is not None:
-            if (request.method, path) not in HIS_ROUTES:
-                return _error(403, "token_scope", "Mã truy cập HIS không dùng được ở đây.",
-                              "The HIS token is not allowed here.")
-            request.state.token_name = token_name  # the audit records which HIS looked
-            return await call_next(request)  # the HIS: no cookie, so no CSRF to fear
-        session = request.cookies.get(cookie, "")
-        user = login.sessions.user(session) if session else None
-        if user is None:
-            if path.startswith("/api/") or path in ("/metrics", "/openapi.json", "/docs",
-                                                    "/logout"):
-                return JSONResponse({"error": UNAUTHORIZED}, status_code=401)
-            return RedirectResponse("/login", status_code=303)
-        if request.method in STATE_CHANGING and not hmac.compare_digest(
-                request.headers.get("x-csrf-token", ""), csrf_token(key, session)):
-            return _error(403, "csrf", "Phiên làm việc không hợp lệ. Tải lại trang.",
-                          "Invalid session. Reload the page.")
-        request.state.user = user
-        request.state.session = session
-        request.state.csrf = csrf_token(key, session)
+    @app.middleware("http")
+    async def guard(request: Request,
+                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if login is None:  # loopback desk: no login; a presented HIS token still names itself
+            request.state.token_name = _token_name(tokens, request)
+            response = await call_next(request)
+        else:
+            response = await _authenticate(request, call_next, login, tokens, key)
+        _harden(request.url.path, response)
+        return response
+
+
+def _token_name(tokens: list[str], request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    return check_bearer(tokens, auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+
+
+def _harden(path: str, response: Response) -> None:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if response.headers.get("content-type", "").startswith("text/html"):
+        response.headers.setdefault("Content-Security-Policy",
+                                    DOCS_CSP if path.startswith("/docs") else PAGE_CSP)
+
+
+async def _authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]],
+                        login: Login, tokens: list[str], key: bytes) -> Response:
+    path = request.url.path
+    request.state.user = None
+    request.state.token_name = None
+    if is_public(path):
         return await call_next(request)
-
-    if login is None:
-        return
-
-    @app.get("/login", include_in_schema=False)
-    async def login_page(e: int = 0) -> HTMLResponse:
-        html = (_STATIC / "login.html").read_text(encoding="utf-8")
-        return HTMLResponse(html.replace("__ERROR_HIDDEN__", "" if e else "hidden"))
-
-    @app.post("/login", include_in_schema=False)
-    async def do_login(request: Request) -> Response:
-        client = request.client.host if request.client else "?"
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
-        username = form.get("username", "")[:64]
-        keys = (f"addr:{client}", f"user:{username}")
-        stamp = login.limiter.begin(*keys)
-        if stamp is None:
-            log.warning("login locked out for a while after repeated failures")
-            return _error(429, "login_locked", "Sai mật khẩu nhiều lần. Thử lại sau 5 phút.",
-                          "Too many wrong passwords. Try again in 5 minutes.")
-        if login.waiting.locked():
-            return _error(503, "login_busy", "Hệ thống đang bận. Thử lại sau ít giây.",
-                          "Busy. Try again in a few seconds.")
-        user = login.users.get(username)
-        async with login.waiting:
-            ok = await asyncio.get_running_loop().run_in_executor(
-                login.pool, check_password, form.get("password", "")[:256],
-                user.password if user is not None else DUMMY_HASH)
-        if user is None or not ok:
-            log.warning("login refused")
-            return RedirectResponse("/login?e=1", status_code=303)
-        login.limiter.succeeded(stamp, *keys)
-        log.info("login ok")
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(cookie, login.sessions.open(user),
-                            max_age=int(settings.auth.session_hours * 3600), httponly=True,
-                            samesite="strict", secure=secure, path="/")
-        return response
-
-    @app.post("/logout", include_in_schema=False)
-    async def logout(request: Request) -> Response:
-        login.sessions.close(getattr(request.state, "session", ""))
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(cookie, path="/", secure=secure, httponly=True,
-                               samesite="strict")
-        return response
+    token_name = _token_name(tokens, request)
+    if token_name is not None:
+        if (request.method, path) not in HIS_ROUTES:
+            return error_answer(403, "token_scope",
+                                "Mã truy cập HIS không dùng được ở đây.",
+                                "The HIS token is not allowed here.")
+        request.state.token_name = token_name  # the audit records which HIS looked
+        return await call_next(request)  # the HIS: no cookie, so no CSRF to fear
+    session = request.cookies.get(login.cookie, "")
+    user = login.sessions.user(session) if session else None
+    if user is None:
+        if path.startswith("/api/") or path in ("/metrics", "/openapi.json", "/docs",
+                                                "/logout"):
+            return JSONResponse({"error": UNAUTHORIZED}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+    if request.method in STATE_CHANGING and not hmac.compare_digest(
+            request.headers.get("x-csrf-token", ""), csrf_token(key, session)):
+        return error_answer(403, "csrf", "Phiên làm việc không hợp lệ. Tải lại trang.",
+                            "Invalid session. Reload the page.")
+    request.state.user = user
+    request.state.session = session
+    request.state.csrf = csrf_token(key, session)
+    return await call_next(request)
 
 
 def add_gate(app: FastAPI, settings: Settings) -> None:
@@ -296,13 +272,28 @@ def add_gate(app: FastAPI, settings: Settings) -> None:
 def auth_required(settings: Settings) -> bool:
     """Login is required whenever the daemon is reachable from elsewhere."""
     from terminal.auth import is_loopback
-    from terminal.settings import SettingsError
 
     loopback = is_loopback(settings.http.host)
     if settings.auth.required is False and not loopback:
         raise SettingsError("invalid setting auth.required (TIEPDON_AUTH_REQUIRED): a daemon "
                             "on a LAN address always requires staff login")
     return settings.auth.required if settings.auth.required is not None else not loopback
+
+
+def staff_users(settings: Settings) -> UserStore | None:
+    """The staff who may sign in, when login is required; None for a loopback desk."""
+    if not auth_required(settings):
+        return None
+    path = settings.auth.users_file
+    try:
+        users = UserStore(Path(path)) if path else None
+    except (OSError, ValueError, KeyError) as e:
+        raise SettingsError(f"invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): "
+                            f"{type(e).__name__}") from None
+    if users is None or not len(users):
+        raise SettingsError("invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): a "
+                            "daemon that requires login needs staff users (tiepdon user add)")
+    return users
 
 
 def close(app: FastAPI) -> None:

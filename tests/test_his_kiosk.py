@@ -10,7 +10,7 @@ import httpx
 import pytest
 import xmlschema
 
-from terminal.api import kiosk_view, mask_name
+from terminal.routes.kiosk import kiosk_view, mask_name
 from terminal.server import BackgroundServer
 from tests.conftest import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
 from verify.his import XML0_FIELDS

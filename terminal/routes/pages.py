@@ -1,4 +1,5 @@
-"""The staff page (``/``). Assets are local files under ``static/``: no CDN, the desk may be
+"""The HTML pages: the staff page (``/``), the kiosk (``/kiosk``) and the shift dashboard
+(``/dashboard``). Assets are local files under ``static/``: no CDN, the desk may be
 offline. Card text is put on the page with ``textContent`` only, never as HTML."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from terminal.dashboard import render
 from terminal.resources import static_dir
+from terminal.routes.deps import ServicesDep, SettingsDep, VerifierDep
 
 router = APIRouter(include_in_schema=False)
 _STATIC = static_dir()
@@ -32,16 +34,15 @@ def _page(name: str, config: dict[str, object]) -> HTMLResponse:
 
 
 @router.get("/kiosk", response_class=HTMLResponse)
-async def kiosk_page(request: Request) -> HTMLResponse:
-    settings = request.app.state.settings
+async def kiosk_page(settings: SettingsDep) -> HTMLResponse:
     return _page("kiosk.html", {"facility_name": settings.facility.name,
                                 "clear_seconds": settings.kiosk.clear_seconds})
 
 
 @router.get("/", response_class=HTMLResponse)
-async def staff_page(request: Request) -> HTMLResponse:
-    settings = request.app.state.settings
-    chip = request.app.state.services.chip
+async def staff_page(settings: SettingsDep, services: ServicesDep,
+                     request: Request) -> HTMLResponse:
+    chip = services.chip
     page_config = {
         "facility_code": settings.facility.code,
         "facility_name": settings.facility.name,
@@ -49,7 +50,7 @@ async def staff_page(request: Request) -> HTMLResponse:
         "keep_last_seconds": settings.privacy.last_result_minutes * 60,
         "chip": chip is not None,
         "chip_demo": chip is not None and chip.is_demo,
-        "camera_demo": request.app.state.services.demo_clip is not None,
+        "camera_demo": services.demo_clip is not None,
         "csrf": getattr(request.state, "csrf", None),
         "user": getattr(getattr(request.state, "user", None), "name", None),
     }
@@ -57,9 +58,8 @@ async def staff_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def dashboard_page(request: Request) -> HTMLResponse:
+async def dashboard_page(settings: SettingsDep, verifier: VerifierDep) -> HTMLResponse:
     """The shift's counts as server-side SVG (no script)."""
-    settings = request.app.state.settings
-    stats = request.app.state.services.verifier.shift.stats()
+    stats = verifier.shift.stats()
     name = settings.facility.name or settings.facility.code
     return HTMLResponse(render(stats, name), headers=_HEADERS)

@@ -1,0 +1,36 @@
+"""The daemon's timers, run in the lifespan's tasks: the privacy-window purge and the registry
+probe (with the re-checks of offline answers once the registry is back)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from terminal.chip import ChipService
+from terminal.flow.verifier import Verifier
+from terminal.offline import OfflineStore
+from verify.adapters.registry_client import RegistryClient
+
+PURGE_SECONDS = 30.0
+PROBE_SECONDS = 60.0
+
+
+async def purge_loop(verifier: Verifier, chip: ChipService | None) -> None:
+    """The privacy windows kept on a timer: the visit history, the chip photo and keys."""
+    while True:
+        await asyncio.sleep(PURGE_SECONDS)
+        verifier.history.purge()
+        if chip is not None:
+            chip.purge()
+
+
+async def probe_loop(registry: RegistryClient, verifier: Verifier,
+                     offline: OfflineStore | None, every: float) -> None:
+    """Registry health, and re-checks of offline answers once the registry is back."""
+    while True:
+        await registry.probe()
+        if verifier.pending and registry.breaker.allow():
+            await verifier.recheck()  # after an outage this is the breaker's trial
+        if offline is not None:
+            offline.purge()
+            await asyncio.to_thread(offline.reload_if_changed)
+        await asyncio.sleep(every)

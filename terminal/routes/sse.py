@@ -1,0 +1,48 @@
+"""Server-sent events from the event bus, shared by ``/api/v1/events`` (verify) and
+``/api/v1/kiosk/events`` (kiosk): each route decides what an event becomes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from terminal.events import Event, EventBus, StreamsFull
+
+HEARTBEAT_SECONDS = 15.0
+STREAMS_FULL = {"code": "too_many_streams", "vi": "Quá nhiều kết nối theo dõi. Đóng bớt tab.",
+                "en": "Too many open event streams. Close some tabs."}
+
+
+def event_stream(bus: EventBus, request: Request,
+                 encode: Callable[[Event], bytes | None]) -> Response:
+    """Server-sent events from the bus, ``encode`` deciding what each event becomes (None:
+    not sent); a comment every HEARTBEAT_SECONDS keeps proxies from closing the stream. A
+    client past its share of streams is told so (429), the streams already open go on."""
+    try:
+        sub = bus.open(request.client.host if request.client else "?")
+    except StreamsFull:
+        return JSONResponse({"error": STREAMS_FULL}, status_code=429,
+                            headers={"Retry-After": "5"})
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event is None:
+                    return
+                data = encode(event)
+                if data is not None:
+                    yield data
+        finally:
+            sub.release()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
