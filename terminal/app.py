@@ -44,8 +44,6 @@ from terminal.settings import Settings, SettingsError
 from verify.adapters.journal import Journal
 from verify.adapters.outbox import Outbox
 from verify.adapters.registry_client import CircuitBreaker, RegistryClient
-from verify.errors import VerifyError
-from verify.snapshot import parse_trusted_keys
 
 log = logging.getLogger(__name__)
 PROBE_SECONDS = 60.0
@@ -301,10 +299,7 @@ def chip_service(settings: Settings, verifier: Verifier, bus: EventBus, offers: 
 def webhook_feed(settings: Settings, terminal_key: bytes) -> WebhookFeed:
     """Its times (back-off, privacy window) are the wall clock's, even under a set clock."""
     h = settings.his
-    secret = h.webhook_secret.get_secret_value().encode()
-    if len(secret) < 16:
-        raise SettingsError("invalid setting his.webhook_secret (TIEPDON_HIS_WEBHOOK_SECRET): "
-                            "a webhook needs a secret of at least 16 characters")
+    secret = settings.webhook_secret_bytes()
     return WebhookFeed(url=h.webhook_url, secret=secret, version=__version__,
                        outbox=Outbox(settings.data.dir, derive_key(terminal_key, "outbox")),
                        timeout_seconds=h.webhook_timeout_seconds,
@@ -348,11 +343,7 @@ def offline_store(settings: Settings, terminal_key: bytes, *,
                   journal: bool = True) -> OfflineStore:
     """Journal (skipped for one-shot commands that must not write) and installed snapshot."""
     c = settings.cache
-    try:
-        trusted = parse_trusted_keys(c.trusted_keys)
-    except VerifyError as e:
-        raise SettingsError(f"invalid setting cache.trusted_keys (TIEPDON_CACHE_TRUSTED_KEYS): "
-                            f"{e.detail}") from None
+    trusted = settings.snapshot_keys()
     j = None
     if journal and c.journal_hours > 0:
         j = Journal(settings.data.dir, derive_key(terminal_key, "journal"),

@@ -295,14 +295,7 @@ def add_gate(app: FastAPI, settings: Settings) -> None:
 
 def auth_required(settings: Settings) -> bool:
     """Login is required whenever the daemon is reachable from elsewhere."""
-    from terminal.auth import is_loopback
-    from terminal.settings import SettingsError
-
-    loopback = is_loopback(settings.http.host)
-    if settings.auth.required is False and not loopback:
-        raise SettingsError("invalid setting auth.required (TIEPDON_AUTH_REQUIRED): a daemon "
-                            "on a LAN address always requires staff login")
-    return settings.auth.required if settings.auth.required is not None else not loopback
+    return settings.login_required()
 
 
 def close(app: FastAPI) -> None:
