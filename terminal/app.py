@@ -25,7 +25,6 @@ from starlette.types import ASGIApp
 
 from terminal import __version__, api, pages, security, systemd
 from terminal.audit import AuditLog
-from terminal.auth import UserStore
 from terminal.chip import ChipService
 from terminal.chip.flow import ChipFlow, PhotoStore, ReadSettings
 from terminal.chip.signing import SigningWindow
@@ -40,7 +39,7 @@ from terminal.offline import OfflineStore, load_terminal_key
 from terminal.resources import load_tables, static_dir
 from terminal.scanners import DeviceHub
 from terminal.server import PortRouter
-from terminal.settings import Settings, SettingsError
+from terminal.settings import Settings, read_reading_key
 from verify.adapters.journal import Journal
 from verify.adapters.outbox import Outbox
 from verify.adapters.registry_client import CircuitBreaker, RegistryClient
@@ -92,19 +91,6 @@ async def _probe_loop(services: Services, every: float) -> None:
             services.offline.purge()
             await asyncio.to_thread(services.offline.reload_if_changed)
         await asyncio.sleep(every)
-
-
-def _users(settings: Settings) -> UserStore:
-    path = settings.auth.users_file
-    try:
-        users = UserStore(Path(path)) if path else None
-    except (OSError, ValueError, KeyError) as e:
-        raise SettingsError(f"invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): "
-                            f"{type(e).__name__}") from None
-    if users is None or not len(users):
-        raise SettingsError("invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): a "
-                            "daemon that requires login needs staff users (tiepdon user add)")
-    return users
 
 
 def gauges(services: Services) -> dict[str, tuple[str, float]]:
@@ -201,7 +187,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     services.verifier.metrics.gauges = lambda: gauges(services)
-    users = _users(settings) if security.auth_required(settings) else None
+    users = settings.staff_users() if security.auth_required(settings) else None
     security.install(app, settings, key=services.auth_key, users=users)
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -319,23 +305,6 @@ def audit_dir(settings: Settings) -> Path:
 
 def cache_dir(settings: Settings) -> Path:
     return Path(settings.cache.dir) if settings.cache.dir else settings.data.dir / "cache"
-
-
-def read_reading_key(path: str) -> bytes | None:
-    """64 hex digits or at least 32 raw bytes; None when not configured."""
-    if not path:
-        return None
-    raw = Path(path).read_bytes()
-    text = raw.strip()
-    try:
-        if len(text) == 64:
-            return bytes.fromhex(text.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        pass
-    if len(raw) < 32:
-        raise SettingsError("invalid setting cache.reading_key_file "
-                            "(TIEPDON_CACHE_READING_KEY_FILE): not a 32-byte key")
-    return raw
 
 
 def offline_store(settings: Settings, terminal_key: bytes, *,

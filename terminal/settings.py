@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from terminal.auth import UserStore
+
 ENV_PREFIX = "TIEPDON_"
 CONFIG_ENV = "TIEPDON_CONFIG"
 CLOCK_ENV = "TIEPDON_CLOCK"
@@ -253,6 +255,20 @@ class Settings(_Section):
                                                    "characters")
         return secret
 
+    def staff_users(self) -> UserStore:
+        """The users file of a daemon that requires login: readable, with at least one user."""
+        from terminal.auth import UserStore
+
+        path = self.auth.users_file
+        try:
+            users = UserStore(Path(path)) if path else None
+        except (OSError, ValueError, KeyError) as e:
+            raise refused("auth", "users_file", type(e).__name__) from None
+        if users is None or not len(users):
+            raise refused("auth", "users_file", "a daemon that requires login needs staff users "
+                                                "(tiepdon user add)")
+        return users
+
     def snapshot_keys(self) -> dict[str, Ed25519PublicKey]:
         """The publishers' keys the offline store trusts (``key_id:base64`` each)."""
         from verify.errors import VerifyError
@@ -347,6 +363,36 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
 def require_online(settings: Settings) -> None:
     """What a daemon or an online check needs (:meth:`Settings.check_online`)."""
     settings.check_online()
+
+
+def read_reading_key(path: str) -> bytes | None:
+    """The snapshot reading key (``cache.reading_key_file``, or ``cache build --reading-key``):
+    64 hex digits or at least 32 raw bytes; None when not configured."""
+    if not path:
+        return None
+    raw = Path(path).read_bytes()
+    text = raw.strip()
+    try:
+        if len(text) == 64:
+            return bytes.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    if len(raw) < 32:
+        raise refused("cache", "reading_key_file", "not a 32-byte key")
+    return raw
+
+
+MIN_KEY_BYTES = 32
+
+
+def check_terminal_key(key: bytes, where: str) -> bytes:
+    """Every session, CSRF, journal and fingerprint key is derived from the terminal key: a
+    short key makes them guessable offline, so refuse to start — never replace it silently
+    (the journal and the audit chain were made with it)."""
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingsError(f"invalid terminal key {where}: {len(key)} bytes, at least "
+                            f"{MIN_KEY_BYTES} needed (make one: head -c 32 /dev/urandom)")
+    return key
 
 
 def clock_start(environ: Mapping[str, str], *, serving: bool = False) -> datetime | None:

@@ -19,7 +19,7 @@ from terminal.cli.common import (
     print_json,
     settings_of,
 )
-from terminal.settings import Settings, refused
+from terminal.settings import Settings, read_reading_key, refused
 
 
 def register(sub: Any) -> None:
@@ -103,7 +103,6 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from terminal.app import read_reading_key
     from verify.adapters.cache import build
     from verify.snapshot import records_from_csv
 
@@ -207,7 +206,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 
 def cmd_cache_lookup(args: argparse.Namespace) -> int:
     """Print one record (personal data, deliberately, for IT staff checking a snapshot)."""
-    from terminal.app import cache_dir, read_reading_key
+    from terminal.app import cache_dir
     from verify.adapters.cache import Snapshot
     from verify.snapshot import lookup_identifier
 
