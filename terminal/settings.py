@@ -3,6 +3,12 @@
 ``config/tiepdon.example.toml`` documents every key. Invalid settings raise
 :class:`SettingsError` with one line naming the key (and its environment variable), which the
 CLI prints before exiting 2. No module-level settings object: callers load and pass them.
+
+Every settings rule lives here: field validators refuse a bad value at load, whatever the
+command; the rules that depend on what is about to run (``serve`` needs the registry, a LAN
+address needs login, a webhook needs its secret) are methods of :class:`Settings` that the
+command or the app factory calls at that moment. The key files the settings name (reading key,
+terminal key) and ``TIEPDON_CLOCK`` are checked here too.
 """
 
 from __future__ import annotations
