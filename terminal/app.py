@@ -20,13 +20,13 @@ from starlette.types import ASGIApp
 
 from terminal import __version__, security, systemd
 from terminal.chip.source import PcscSource
-from terminal.keys import derive_key, read_reading_key
+from terminal.keys import derive_key
 from terminal.loops import probe_loop, purge_loop
 from terminal.resources import static_dir
 from terminal.routes import chip, demo, kiosk, login, ops, pages, verify
 from terminal.server import PortRouter
 from terminal.services import Services, audit_dir, build_services, cache_dir
-from terminal.settings import Settings
+from terminal.settings import Settings, read_reading_key
 from terminal.status import gauges
 
 # Names the CLI and older callers import from here.

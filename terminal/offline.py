@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from terminal.settings import SettingsError
+from terminal.settings import check_terminal_key
 from verify.adapters.cache import Snapshot
 from verify.adapters.journal import Journal
 from verify.errors import CardCodeError, VerifyError
@@ -29,29 +29,16 @@ log = logging.getLogger(__name__)
 TERMINAL_KEY = "terminal.key"
 
 
-MIN_KEY_BYTES = 32
-
-
-def _checked(key: bytes, where: str) -> bytes:
-    """Every session, CSRF, journal and fingerprint key is derived from this one: a short key
-    makes them guessable offline, so refuse to start — never replace it silently (the journal
-    and the audit chain were made with it)."""
-    if len(key) < MIN_KEY_BYTES:
-        raise SettingsError(f"invalid terminal key {where}: {len(key)} bytes, at least "
-                            f"{MIN_KEY_BYTES} needed (make one: head -c 32 /dev/urandom)")
-    return key
-
-
 def load_terminal_key(data_dir: Path) -> bytes:
     """The terminal's own secret: a systemd credential in production
     (``LoadCredential=terminal.key:…`` → ``$CREDENTIALS_DIRECTORY``), else a 0600 file in the
     data folder, created on first use. Never in the config, never logged."""
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if creds and (Path(creds) / TERMINAL_KEY).is_file():
-        return _checked((Path(creds) / TERMINAL_KEY).read_bytes(), "(systemd credential)")
+        return check_terminal_key((Path(creds) / TERMINAL_KEY).read_bytes(), "(systemd credential)")
     path = data_dir / TERMINAL_KEY
     try:
-        return _checked(path.read_bytes(), str(path))
+        return check_terminal_key(path.read_bytes(), str(path))
     except FileNotFoundError:
         pass
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +41,7 @@ from terminal.auth import (
     csrf_token,
     is_public,
 )
-from terminal.settings import Settings, SettingsError
+from terminal.settings import Settings
 
 log = logging.getLogger(__name__)
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -271,29 +270,12 @@ def add_gate(app: FastAPI, settings: Settings) -> None:
 
 def auth_required(settings: Settings) -> bool:
     """Login is required whenever the daemon is reachable from elsewhere."""
-    from terminal.auth import is_loopback
-
-    loopback = is_loopback(settings.http.host)
-    if settings.auth.required is False and not loopback:
-        raise SettingsError("invalid setting auth.required (TIEPDON_AUTH_REQUIRED): a daemon "
-                            "on a LAN address always requires staff login")
-    return settings.auth.required if settings.auth.required is not None else not loopback
+    return settings.login_required()
 
 
 def staff_users(settings: Settings) -> UserStore | None:
     """The staff who may sign in, when login is required; None for a loopback desk."""
-    if not auth_required(settings):
-        return None
-    path = settings.auth.users_file
-    try:
-        users = UserStore(Path(path)) if path else None
-    except (OSError, ValueError, KeyError) as e:
-        raise SettingsError(f"invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): "
-                            f"{type(e).__name__}") from None
-    if users is None or not len(users):
-        raise SettingsError("invalid setting auth.users_file (TIEPDON_AUTH_USERS_FILE): a "
-                            "daemon that requires login needs staff users (tiepdon user add)")
-    return users
+    return settings.staff_users() if auth_required(settings) else None
 
 
 def close(app: FastAPI) -> None:

@@ -23,17 +23,15 @@ from terminal.feeds.hn212 import Hn212Feed
 from terminal.feeds.webhook import WebhookFeed
 from terminal.flow.offers import KeyOffers
 from terminal.flow.verifier import Verifier
-from terminal.keys import derive_key, read_reading_key
+from terminal.keys import derive_key
 from terminal.loops import PROBE_SECONDS
 from terminal.offline import OfflineStore, load_terminal_key
 from terminal.resources import load_tables
 from terminal.scanners import DeviceHub
-from terminal.settings import Settings, SettingsError
+from terminal.settings import Settings, read_reading_key
 from verify.adapters.journal import Journal
 from verify.adapters.outbox import Outbox
 from verify.adapters.registry_client import CircuitBreaker, RegistryClient
-from verify.errors import VerifyError
-from verify.snapshot import parse_trusted_keys
 from verify.tables import Tables
 
 Clock = Callable[[], datetime]
@@ -166,10 +164,7 @@ def hn212_feed(settings: Settings, chip: ChipService, *, now: Clock | None) -> H
 def webhook_feed(settings: Settings, terminal_key: bytes) -> WebhookFeed:
     """Its times (back-off, privacy window) are the wall clock's, even under a set clock."""
     h = settings.his
-    secret = h.webhook_secret.get_secret_value().encode()
-    if len(secret) < 16:
-        raise SettingsError("invalid setting his.webhook_secret (TIEPDON_HIS_WEBHOOK_SECRET): "
-                            "a webhook needs a secret of at least 16 characters")
+    secret = settings.webhook_secret_bytes()
     return WebhookFeed(url=h.webhook_url, secret=secret, version=__version__,
                        outbox=Outbox(settings.data.dir, derive_key(terminal_key, "outbox")),
                        timeout_seconds=h.webhook_timeout_seconds,
@@ -180,11 +175,7 @@ def offline_store(settings: Settings, terminal_key: bytes, *, now: Clock | None 
                   journal: bool = True) -> OfflineStore:
     """Journal (skipped for one-shot commands that must not write) and installed snapshot."""
     c = settings.cache
-    try:
-        trusted = parse_trusted_keys(c.trusted_keys)
-    except VerifyError as e:
-        raise SettingsError(f"invalid setting cache.trusted_keys (TIEPDON_CACHE_TRUSTED_KEYS): "
-                            f"{e.detail}") from None
+    trusted = settings.snapshot_keys()
     j = None
     if journal and c.journal_hours > 0:
         j = Journal(settings.data.dir, derive_key(terminal_key, "journal"),

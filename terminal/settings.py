@@ -3,6 +3,12 @@
 ``config/tiepdon.example.toml`` documents every key. Invalid settings raise
 :class:`SettingsError` with one line naming the key (and its environment variable), which the
 CLI prints before exiting 2. No module-level settings object: callers load and pass them.
+
+Every settings rule lives here: field validators refuse a bad value at load, whatever the
+command; the rules that depend on what is about to run (``serve`` needs the registry, a LAN
+address needs login, a webhook needs its secret) are methods of :class:`Settings` that the
+command or the app factory calls at that moment. The key files the settings name (reading key,
+terminal key) and ``TIEPDON_CLOCK`` are checked here too.
 """
 
 from __future__ import annotations
@@ -11,13 +17,20 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from terminal.auth import UserStore
+
 ENV_PREFIX = "TIEPDON_"
 CONFIG_ENV = "TIEPDON_CONFIG"
+CLOCK_ENV = "TIEPDON_CLOCK"
 # Values copied from the example file that must never reach production (template style).
 PLACEHOLDERS = frozenset({"changeme", "change-me", "CHANGE_ME", "00000", "000000000000"})
 
@@ -205,9 +218,81 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     his: HisSettings = HisSettings()
 
+    # -- rules that apply when a part is used ----------------------------------------------
+    # The validators above refuse a value at load, whatever the command. The rules below
+    # depend on what is about to run (``qr parse`` works with no registry, ``check`` without
+    # a webhook secret), so the command or the factory calls them at that moment. Each raises
+    # SettingsError with one line naming the key.
+
+    def require(self, section: str, key: str, reason: str = "required") -> Any:
+        """The value of ``section.key``; refused when it is empty."""
+        value = getattr(getattr(self, section), key)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not value:
+            raise refused(section, key, reason)
+        return value
+
+    def check_online(self) -> None:
+        """A daemon or an online check: every registry and officer key set, none still the
+        example file's placeholder (template style)."""
+        for section, key in (("facility", "code"), ("registry", "url"),
+                             ("registry", "username"), ("registry", "password"),
+                             ("officer", "name"), ("officer", "id")):
+            if self.require(section, key) in PLACEHOLDERS:
+                raise refused(section, key, "still the example's placeholder")
+
+    def login_required(self) -> bool:
+        """Staff login is required whenever the daemon is reachable from elsewhere; switching
+        it off on a LAN address is refused (the app factory asks when it builds the gate)."""
+        from terminal.auth import is_loopback
+
+        loopback = is_loopback(self.http.host)
+        if self.auth.required is False and not loopback:
+            raise refused("auth", "required", "a daemon on a LAN address always requires "
+                                              "staff login")
+        return self.auth.required if self.auth.required is not None else not loopback
+
+    def webhook_secret_bytes(self) -> bytes:
+        """The daemon's webhook signing secret: at least 16 characters."""
+        secret = self.his.webhook_secret.get_secret_value().encode()
+        if len(secret) < 16:
+            raise refused("his", "webhook_secret", "a webhook needs a secret of at least 16 "
+                                                   "characters")
+        return secret
+
+    def staff_users(self) -> UserStore:
+        """The users file of a daemon that requires login: readable, with at least one user."""
+        from terminal.auth import UserStore
+
+        path = self.auth.users_file
+        try:
+            users = UserStore(Path(path)) if path else None
+        except (OSError, ValueError, KeyError) as e:
+            raise refused("auth", "users_file", type(e).__name__) from None
+        if users is None or not len(users):
+            raise refused("auth", "users_file", "a daemon that requires login needs staff users "
+                                                "(tiepdon user add)")
+        return users
+
+    def snapshot_keys(self) -> dict[str, Ed25519PublicKey]:
+        """The publishers' keys the offline store trusts (``key_id:base64`` each)."""
+        from verify.errors import VerifyError
+        from verify.snapshot import parse_trusted_keys
+
+        try:
+            return parse_trusted_keys(self.cache.trusted_keys)
+        except VerifyError as e:
+            raise refused("cache", "trusted_keys", e.detail) from None
+
 
 def env_name(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def refused(section: str, key: str, reason: str) -> SettingsError:
+    """The one line every settings rule ends in: the key, its environment variable, why."""
+    return SettingsError(f"invalid setting {section}.{key} ({env_name(section, key)}): {reason}")
 
 
 def _overlay_env(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -282,19 +367,53 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
 
 
 def require_online(settings: Settings) -> None:
-    """What a daemon or an online check needs; names the first missing or placeholder key."""
-    checks: list[tuple[str, str, str]] = [
-        ("facility", "code", settings.facility.code),
-        ("registry", "url", settings.registry.url),
-        ("registry", "username", settings.registry.username),
-        ("registry", "password", settings.registry.password.get_secret_value()),
-        ("officer", "name", settings.officer.name),
-        ("officer", "id", settings.officer.id),
-    ]
-    for section, key, value in checks:
-        if not value:
-            raise SettingsError(
-                f"invalid setting {section}.{key} ({env_name(section, key)}): required")
-        if value in PLACEHOLDERS:
-            raise SettingsError(f"invalid setting {section}.{key} ({env_name(section, key)}): "
-                                "still the example's placeholder")
+    """What a daemon or an online check needs (:meth:`Settings.check_online`)."""
+    settings.check_online()
+
+
+def read_reading_key(path: str) -> bytes | None:
+    """The snapshot reading key (``cache.reading_key_file``, or ``cache build --reading-key``):
+    64 hex digits or at least 32 raw bytes; None when not configured."""
+    if not path:
+        return None
+    raw = Path(path).read_bytes()
+    text = raw.strip()
+    try:
+        if len(text) == 64:
+            return bytes.fromhex(text.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    if len(raw) < 32:
+        raise refused("cache", "reading_key_file", "not a 32-byte key")
+    return raw
+
+
+MIN_KEY_BYTES = 32
+
+
+def check_terminal_key(key: bytes, where: str) -> bytes:
+    """Every session, CSRF, journal and fingerprint key is derived from the terminal key: a
+    short key makes them guessable offline, so refuse to start — never replace it silently
+    (the journal and the audit chain were made with it)."""
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingsError(f"invalid terminal key {where}: {len(key)} bytes, at least "
+                            f"{MIN_KEY_BYTES} needed (make one: head -c 32 /dev/urandom)")
+    return key
+
+
+def clock_start(environ: Mapping[str, str], *, serving: bool = False) -> datetime | None:
+    """``TIEPDON_CLOCK=2027-01-31T08:00:00+07:00``: where the terminal's "now" starts (tests
+    and benchmarks: a frozen or rolled-back snapshot seen from outside); None when unset.
+    Refused by a daemon under systemd (``$INVOCATION_ID``): a desk's clock is the system's."""
+    text = environ.get(CLOCK_ENV)
+    if not text:
+        return None
+    if serving and environ.get("INVOCATION_ID"):
+        raise SettingsError(f"{CLOCK_ENV} is for tests; refused by a daemon under systemd")
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{CLOCK_ENV}: not an ISO date and time with an offset") from None
+    if start.tzinfo is None:
+        raise SettingsError(f"{CLOCK_ENV}: needs a UTC offset")
+    return start

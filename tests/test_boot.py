@@ -295,7 +295,7 @@ def test_a_failed_upgrade_leaves_the_previous_version_running(pc: dict[str, Any]
     box: ct.Container = pc["box"]
     broken = box.root / "root" / "broken"
     shutil.copytree(box.root / "root" / "tiepdon", broken)
-    cli = broken / "terminal" / "cli.py"
+    cli = broken / "terminal" / "cli" / "serve.py"
     cli.write_text(cli.read_text().replace(
         "def cmd_serve(args: argparse.Namespace) -> int:\n",
         "def cmd_serve(args: argparse.Namespace) -> int:\n    raise SystemExit(3)\n"))

@@ -14,7 +14,8 @@ from datetime import date, datetime
 import pytest
 
 from readers.emrtd.pa import PassiveAuth, PaStatus
-from terminal.cli import EXIT_NEGATIVE, EXIT_OK, card_read_exit
+from terminal.cli.card import card_read_exit
+from terminal.cli.common import EXIT_NEGATIVE, EXIT_OK
 from verify.eligibility import Eligibility, Source, chip_final
 from verify.evidence import (
     Check,

@@ -1,0 +1,225 @@
+"""``tiepdon cache keygen|build|verify|install|fetch|info|lookup``: signed offline snapshots
+(the publisher's side and the desk's side)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from terminal.cli.common import (
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    CliError,
+    Parser,
+    now,
+    print_json,
+    settings_of,
+)
+from terminal.settings import Settings, read_reading_key, refused
+
+
+def register(sub: Any) -> None:
+    cache = sub.add_parser("cache", help="signed offline snapshots")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, parser_class=Parser)
+    keygen = cache_sub.add_parser("keygen", help="a publisher signing key (and reading key)")
+    keygen.add_argument("--key-id", required=True)
+    keygen.add_argument("--private", required=True, help="PEM file to create (0600)")
+    keygen.add_argument("--reading-key", help="also create a reading key file (0600)")
+    keygen.set_defaults(func=cmd_cache_keygen)
+    cbuild = cache_sub.add_parser("build", help="build a signed snapshot from a CSV export")
+    cbuild.add_argument("--csv", required=True)
+    cbuild.add_argument("--out", required=True, help="folder for records.db + manifest.json")
+    cbuild.add_argument("--signing-key", required=True, help="Ed25519 private key (PEM)")
+    cbuild.add_argument("--key-id", required=True)
+    cbuild.add_argument("--reading-key", required=True)
+    cbuild.add_argument("--version", type=int, required=True)
+    cbuild.add_argument("--expires-days", type=float, default=7.0)
+    cbuild.set_defaults(func=cmd_cache_build)
+    for name, func, text in (("verify", cmd_cache_verify, "check a snapshot folder"),
+                             ("install", cmd_cache_install, "verify and install atomically")):
+        sp = cache_sub.add_parser(name, help=text)
+        sp.add_argument("dir")
+        sp.add_argument("--config")
+        sp.set_defaults(func=func)
+    cfetch = cache_sub.add_parser("fetch", help="download and install from cache.url")
+    cfetch.add_argument("url", nargs="?", help="overrides cache.url")
+    cfetch.add_argument("--config")
+    cfetch.set_defaults(func=cmd_cache_fetch)
+    info = cache_sub.add_parser("info", help="the installed snapshot")
+    info.add_argument("--config")
+    info.set_defaults(func=cmd_cache_info)
+    lookup = cache_sub.add_parser("lookup", help="one record of the installed snapshot")
+    which = lookup.add_mutually_exclusive_group(required=True)
+    which.add_argument("--card", help="card code or BHXH number")
+    which.add_argument("--id", help="12-digit CCCD number")
+    lookup.add_argument("--config")
+    lookup.set_defaults(func=cmd_cache_lookup)
+
+
+def _trusted(settings: Settings) -> Any:
+    from verify.snapshot import parse_trusted_keys
+
+    keys = parse_trusted_keys(settings.cache.trusted_keys)
+    if not keys:
+        raise refused("cache", "trusted_keys", "no publisher key configured")
+    return keys
+
+
+def _refused(detail: str) -> int:
+    print(f"tiepdon: snapshot refused: {detail}", file=sys.stderr)
+    return EXIT_NEGATIVE
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def cmd_cache_keygen(args: argparse.Namespace) -> int:
+    """A publisher signing key (PEM, 0600) and, optionally, a reading key (hex, 0600)."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from verify.snapshot import public_key_text
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    _write_secret(Path(args.private), pem)
+    if args.reading_key:
+        _write_secret(Path(args.reading_key), secrets.token_hex(32).encode() + b"\n")
+    print_json({"trusted_key": f"{args.key_id}:{public_key_text(key.public_key())}"})
+    return EXIT_OK
+
+
+def cmd_cache_build(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from verify.adapters.cache import build
+    from verify.snapshot import records_from_csv
+
+    signing = serialization.load_pem_private_key(Path(args.signing_key).read_bytes(), None)
+    if not isinstance(signing, Ed25519PrivateKey):
+        raise CliError("the signing key is not an Ed25519 private key")
+    reading = read_reading_key(args.reading_key)
+    assert reading is not None  # argparse requires the option
+    created = datetime.now(UTC)
+    with Path(args.csv).open(encoding="utf-8-sig", newline="") as f:
+        manifest = build(records_from_csv(f), Path(args.out), signing_key=signing,
+                         key_id=args.key_id, reading_key=reading, version=args.version,
+                         created=created, expires=created + timedelta(days=args.expires_days))
+    print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_verify(args: argparse.Namespace) -> int:
+    """What ``install`` would check, the rollback rule included, without installing."""
+    import contextlib
+
+    from terminal.app import cache_dir
+    from verify.adapters.cache import installed_manifest, verify_dir
+    from verify.snapshot import CacheError, CacheIntegrityError, check_version
+
+    settings = settings_of(args)
+    try:
+        manifest = verify_dir(Path(args.dir), _trusted(settings))
+        current = None
+        with contextlib.suppress(CacheError, OSError):
+            current = installed_manifest(cache_dir(settings), _trusted(settings))
+        check_version(manifest, current.snapshot_version if current else None)
+    except CacheIntegrityError as e:
+        return _refused(e.detail)
+    print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_install(args: argparse.Namespace) -> int:
+    from terminal.app import cache_dir
+    from verify.adapters.cache import install
+    from verify.snapshot import CacheIntegrityError
+
+    settings = settings_of(args)
+    try:
+        manifest = install(Path(args.dir), cache_dir(settings), _trusted(settings))
+    except CacheIntegrityError as e:
+        return _refused(e.detail)
+    except OSError as e:
+        raise CliError(f"install failed, the installed snapshot is unchanged: {e.strerror}"
+                       ) from None
+    print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_fetch(args: argparse.Namespace) -> int:
+    """Download the publisher's snapshot (``cache.url``) and install it (the daily timer)."""
+    import shutil
+    import tempfile
+
+    from terminal.app import cache_dir
+    from verify.adapters.cache import fetch, install
+    from verify.snapshot import CacheIntegrityError
+
+    settings = settings_of(args)
+    url = args.url or settings.require("cache", "url")
+    target = cache_dir(settings)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
+    try:
+        fetch(url, staging, _trusted(settings))
+        manifest = install(staging, target, _trusted(settings))
+    except CacheIntegrityError as e:
+        return _refused(e.detail)
+    except (OSError, ValueError) as e:  # urllib: timeouts, refusals, malformed answers
+        raise CliError(f"snapshot download failed: {type(e).__name__}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print_json(manifest.to_json())
+    return EXIT_OK
+
+
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    from terminal.app import cache_dir
+    from verify.adapters.cache import installed_manifest
+
+    settings = settings_of(args)
+    manifest = installed_manifest(cache_dir(settings), _trusted(settings))
+    if manifest is None:
+        raise CliError("no snapshot installed")
+    at = now()
+    out = manifest.to_json()
+    age = (at - manifest.created).total_seconds() / 86400
+    out["age_days"] = round(age, 2)
+    out["expired"] = at > manifest.expires
+    # A snapshot "made" in the future is a frozen or forged clock: never usable.
+    out["usable"] = -5 / 1440 <= age <= settings.cache.max_age_days
+    print_json(out)
+    return EXIT_OK
+
+
+def cmd_cache_lookup(args: argparse.Namespace) -> int:
+    """Print one record (personal data, deliberately, for IT staff checking a snapshot)."""
+    from terminal.app import cache_dir
+    from verify.adapters.cache import Snapshot
+    from verify.snapshot import lookup_identifier
+
+    settings = settings_of(args)
+    reading = read_reading_key(settings.cache.reading_key_file)
+    if reading is None:
+        raise refused("cache", "reading_key_file", "required")
+    snapshot = Snapshot.open(cache_dir(settings), _trusted(settings), reading)
+    if snapshot is None:
+        raise CliError("no snapshot installed")
+    hit = snapshot.lookup(lookup_identifier(args.card or args.id))
+    if hit is None:
+        print("tiepdon: not in the snapshot", file=sys.stderr)
+        return EXIT_NEGATIVE
+    print_json(hit.record)
+    return EXIT_OK

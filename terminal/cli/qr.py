@@ -1,0 +1,67 @@
+"""``tiepdon qr parse|scan``: QR payloads as credential JSON, no registry lookup."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from terminal.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    Parser,
+    cli_key,
+    print_json,
+    print_line,
+    settings_of,
+)
+
+
+def register(sub: Any) -> None:
+    qr = sub.add_parser("qr", help="QR payloads")
+    qr_sub = qr.add_subparsers(dest="qr_command", required=True, parser_class=Parser)
+    parse = qr_sub.add_parser("parse", help="parse a QR payload; prints a credential JSON")
+    parse.add_argument("text")
+    parse.add_argument("--config")
+    parse.set_defaults(func=cmd_qr_parse)
+    scan = qr_sub.add_parser("scan", help="decode the QR codes in image or video files")
+    scan.add_argument("files", nargs="+")
+    scan.set_defaults(func=cmd_qr_scan)
+
+
+def cmd_qr_parse(args: argparse.Namespace) -> int:
+    from terminal.app import derive_key
+    from verify.fingerprint import fingerprint
+    from verify.qr import parse_qr
+
+    settings = settings_of(args)
+    credential = parse_qr(args.text)
+    out = credential.to_json()
+    out["raw_fingerprint"] = fingerprint(derive_key(cli_key(settings), "fingerprint"),
+                                         args.text)
+    print_json(out)
+    return EXIT_OK
+
+
+def cmd_qr_scan(args: argparse.Namespace) -> int:
+    """Decode every QR in image or video files with the whole camera chain (hard passes
+    included); one JSON line a file."""
+    from readers.devices.camera import scan_file
+    from verify.errors import InputFormatError
+    from verify.qr import parse_qr
+
+    failed = False
+    for name in args.files:
+        result = scan_file(Path(name))
+        payloads: list[dict[str, Any]] = []
+        for text in result.payloads:
+            try:
+                payloads.append(parse_qr(text).to_json())
+            except InputFormatError as e:
+                payloads.append({"error": e.code, "detail": e.detail})
+        line: dict[str, Any] = {"file": name, "payloads": payloads}
+        if result.error:
+            line["error"] = result.error
+            failed = True
+        print_line(line)
+    return EXIT_ERROR if failed else EXIT_OK
