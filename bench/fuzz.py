@@ -219,7 +219,6 @@ def targets() -> list[Target]:
         Target("ef-com", lds.parse_ef_com, (ReaderError,), [files["com"]]),
         Target("dg14", ca.parse_dg14, (ReaderError,), [files[14]]),
         Target("dg15-aa", aa_run, (ReaderError,), [files[15]]),
-        Target("dg15-lds", lds.parse_dg15, (ReaderError,), [files[15]]),
         Target("sod-pa", pa_run, (ReaderError,), [files["sod"]]),
         Target("qr", lambda d: qr.parse_qr(as_text(d)), (VerifyError,), qr_seeds, text=True),
         Target("registry-answer", registry_run, (VerifyError,), [check_answer], text=True),

@@ -104,17 +104,18 @@ def audit_costs(work: Path, n: int) -> tuple[float, float, int]:
 
 
 def boot_runs(work: Path) -> list[tuple[str, dict[str, float]]]:
-    """tests/test_boot.py twice: with an empty root cache (debootstrap included), then warm."""
+    """tests/system/test_boot.py twice: with an empty root cache (debootstrap included), then
+    warm."""
     import json
 
-    from tests.container import CACHE
+    from tests.helpers.container import CACHE
 
     runs = []
     for label, cache in (("first run (empty cache)", work / "boot-cache"),
                          ("cached root", CACHE)):
         env = {**os.environ, "TIEPDON_BOOT_CACHE": str(cache)}
         p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            str(ROOT / "tests" / "test_boot.py")], env=env, cwd=ROOT,
+                            str(ROOT / "tests" / "system" / "test_boot.py")], env=env, cwd=ROOT,
                            capture_output=True, text=True, timeout=3600, check=False)
         if p.returncode != 0:
             raise RuntimeError(p.stdout[-3000:])

@@ -50,10 +50,6 @@ def parse_citizen_id(text: str) -> CitizenId:
     return CitizenId(s)
 
 
-def is_citizen_id(text: str) -> bool:
-    return bool(_ID12.fullmatch(text.strip()))
-
-
 def cross_check_id(
     cid: CitizenId,
     *,

@@ -320,11 +320,6 @@ def scan_file(path: Path, decoder: Callable[[Frame], list[str]] | None = None
     return FileResult(str(path), seen)
 
 
-def to_frame(matrix: Any) -> Frame:
-    """A numpy array (tests, benchmark) as a contiguous uint8 frame."""
-    return np.ascontiguousarray(matrix, dtype=np.uint8)
-
-
 # -- capture ------------------------------------------------------------------------------------
 def finder_corners(frame: Frame) -> list[Any]:
     """The corners OpenCV's detector finds (a QR is there), [] if none — used only when

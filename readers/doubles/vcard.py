@@ -592,14 +592,6 @@ def demo_card(*, now: datetime | None = None, faults: Faults = Faults(),
     return card, pki
 
 
-def files_digest(files: dict[FileKey, bytes]) -> str:
-    """A short stable name for a card's content (logs, benchmarks)."""
-    h = hashlib.sha256()
-    for key in sorted(files, key=str):
-        h.update(str(key).encode() + files[key])
-    return h.hexdigest()[:12]
-
-
 
 class CardProcessPort:
     """The in-process transport: what pcscd would carry, as bytes."""

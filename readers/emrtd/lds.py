@@ -1,6 +1,6 @@
 """The chip's files (ICAO 9303-10 LDS 1.7) as values: EF.COM, DG1, DG2, DG13 (Vietnam),
-DG15, EF.SOD. One parser per file, strict and eager (pymrtd style): anything that does not
-parse raises :class:`TlvError`, never a half-filled value.
+EF.SOD (DG14 is parsed in ``ca``, DG15 in ``aa``). One parser per file, strict and eager
+(pymrtd style): anything that does not parse raises :class:`TlvError`, never a half-filled value.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asn1crypto import cms, core
-from asn1crypto import keys as asn1_keys
 
-from readers.emrtd.apdu import encode_tlv, parse_tlv, parse_tlvs, unwrap_tlv
+from readers.emrtd.apdu import encode_tlv, parse_tlvs, unwrap_tlv
 from readers.emrtd.mrz import Td1, parse_td1
 from readers.errors import TlvError
 
@@ -294,20 +293,3 @@ def parse_sod(data: bytes) -> Sod:
 
 def dg_hash(algorithm: str, content: bytes) -> bytes:
     return hashlib.new(algorithm, content).digest()
-
-
-def parse_dg15(data: bytes) -> Any:
-    """DG15: the Active Authentication public key (SubjectPublicKeyInfo)."""
-    body = unwrap_tlv(data, DG_TAGS[15])
-    try:
-        key = asn1_keys.PublicKeyInfo.load(body, strict=True)
-        key.native  # noqa: B018
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
-            RecursionError) as e:
-        raise TlvError("DG15 is not a public key") from e
-    return key
-
-
-def file_tag(data: bytes) -> int:
-    tag, _, _ = parse_tlv(data)
-    return tag

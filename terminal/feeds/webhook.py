@@ -25,12 +25,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from readers.emrtd.chip import ChipRead
 from terminal.flow.results import Verification
 from verify import webhook
 from verify.adapters.outbox import Outbox
+from verify.adapters.registry_client import Poster, PostUnanswered
 from verify.model import CredentialKind
 
 log = logging.getLogger(__name__)
@@ -51,8 +50,7 @@ def _report_death(task: asyncio.Task[None]) -> None:
 class WebhookFeed:
     def __init__(self, *, url: str, secret: bytes, outbox: Outbox, version: str,
                  timeout_seconds: float = 10.0, keep_seconds: float = 24 * 3600,
-                 send_photo: bool = True, clock: Callable[[], float] = time.time,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 send_photo: bool = True, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.secret = secret
         self.outbox = outbox
@@ -61,7 +59,6 @@ class WebhookFeed:
         self.keep_seconds = keep_seconds
         self.send_photo = send_photo
         self._clock = clock
-        self._transport = transport
         self.first_retry_seconds = webhook.FIRST_RETRY_SECONDS
         self.max_retry_seconds = webhook.MAX_RETRY_SECONDS
         self._incoming: deque[tuple[str, bytes]] = deque()
@@ -170,11 +167,10 @@ class WebhookFeed:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        async with httpx.AsyncClient(transport=self._transport, follow_redirects=False,
-                                     timeout=self.timeout) as client:
+        async with Poster(timeout_seconds=self.timeout) as poster:
             while True:
                 try:
-                    await self._round(client)
+                    await self._round(poster)
                     nxt = await asyncio.to_thread(self.outbox.next_due)
                 except Exception:  # a broken disk: held back like a down HIS, never a spin
                     self.counts["round_failed"] += 1
@@ -190,7 +186,7 @@ class WebhookFeed:
                     await asyncio.wait_for(self._wake.wait(), wait)
                 self._wake.clear()
 
-    async def _round(self, client: httpx.AsyncClient) -> None:
+    async def _round(self, poster: Poster) -> None:
         expired = await asyncio.to_thread(self.outbox.purge, self._clock() - self.keep_seconds)
         self._adjust(-expired)
         if expired:
@@ -199,12 +195,12 @@ class WebhookFeed:
         while self._clock() >= self._hold_until:
             entries = await asyncio.to_thread(self.outbox.due, self._clock(), BATCH)
             for entry in entries:
-                if not await self._deliver(client, entry.id, entry.body, entry.attempts):
+                if not await self._deliver(poster, entry.id, entry.body, entry.attempts):
                     return  # the HIS is down: everything waits for the back-off
             if len(entries) < BATCH:
                 return
 
-    async def _deliver(self, client: httpx.AsyncClient, entry_id: str, body: bytes,
+    async def _deliver(self, poster: Poster, entry_id: str, body: bytes,
                        attempts: int) -> bool:
         """True when the round may go on (delivered, or refused for this entry only)."""
         stamp = int(self._clock())
@@ -216,10 +212,10 @@ class WebhookFeed:
         status: int | None = None
         try:
             async with asyncio.timeout(self.timeout):  # a trickling HIS has a hard deadline
-                async with client.stream("POST", self.url, content=body,
-                                         headers=headers) as answer:
-                    status = answer.status_code  # the body is not read: nothing is needed
-        except (httpx.HTTPError, TimeoutError, OSError) as e:
+                status = await poster.post(self.url, body, headers)
+        except PostUnanswered as e:
+            self.last_error = e.kind
+        except (TimeoutError, OSError) as e:
             self.last_error = type(e).__name__
         if status is not None and 200 <= status < 300:
             await asyncio.to_thread(self.outbox.delete, entry_id)

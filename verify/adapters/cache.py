@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -257,10 +257,6 @@ class Snapshot:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
-
-
-def default_expiry(created: datetime, days: int) -> datetime:
-    return created + timedelta(days=days)
 
 
 FETCH_DEADLINE_SECONDS = 900.0  # the whole download; a mirror that trickles is given up

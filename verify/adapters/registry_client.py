@@ -2,7 +2,9 @@
 
 Speaks :mod:`verify.registry`'s protocol over a pooled async client. A token is reused until
 its absolute expiry, refreshed on expiry and once on a 401. Transport failures become
-:class:`RegistryUnavailable`, unreadable answers :class:`RegistryProtocolError`.
+:class:`RegistryUnavailable`, unreadable answers :class:`RegistryProtocolError`. The HIS
+webhook (``terminal/feeds/webhook.py``) posts through :class:`Poster`, so that httpx and what
+it may log stay here.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import httpx
 
-from verify.errors import RegistryAuthError, RegistryProtocolError, RegistryUnavailable
+from verify.errors import (
+    RegistryAuthError,
+    RegistryProtocolError,
+    RegistryUnavailable,
+    VerifyError,
+)
 from verify.history import HISTORY_PATH, Visit, parse_history_answer
 from verify.registry import (
     CHECK_PATH,
@@ -273,3 +281,37 @@ class RegistryClient:
         if response.status_code >= 400:
             raise RegistryProtocolError(f"registry answered HTTP {response.status_code}")
         return parse_json_answer(content)
+
+
+class PostUnanswered(VerifyError):
+    """A POST that got no answer (refused, reset, timed out); ``kind`` names the cause."""
+
+    code = "post_unanswered"
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"no answer: {kind}")
+        self.kind = kind
+
+
+class Poster:
+    """One kept-alive connection that POSTs bodies and reads only the answer's status code:
+    the HIS webhook's link. Used as ``async with Poster(...) as poster``."""
+
+    def __init__(self, *, timeout_seconds: float) -> None:
+        self._http = httpx.AsyncClient(follow_redirects=False, timeout=timeout_seconds)
+
+    async def __aenter__(self) -> Poster:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._http.__aexit__(kind, error, tb)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The status code (the body is not read); :class:`PostUnanswered` when none came."""
+        try:
+            async with self._http.stream("POST", url, content=body, headers=headers) as answer:
+                return answer.status_code
+        except httpx.HTTPError as e:
+            raise PostUnanswered(type(e).__name__) from e

@@ -1,0 +1,191 @@
+"""The staff page in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+The browser may only talk to the daemon: any other request fails the test (no CDN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect
+
+from terminal.server import BackgroundServer
+from tests.helpers.chip import serve
+from tests.helpers.daemon import sim_control
+from tests.helpers.offline import offline_daemon
+from tests.helpers.samples import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page(browser: Browser, daemon: BackgroundServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
+    foreign: list[str] = []
+
+    def guard(route: Route) -> None:
+        if route.request.url.startswith(daemon.url):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(daemon.url + "/")
+    expect(pg.locator("#stream")).to_have_attribute("data-status", "ok")
+    yield pg
+    context.close()
+    assert foreign == [], "the page fetched something from outside the terminal"
+    assert errors == [], errors
+
+
+def scan(page: Page, text: str) -> None:
+    """What a keyboard-wedge scanner does: type the payload, then Enter."""
+    page.locator("#wedge").fill(text)
+    page.keyboard.press("Enter")
+
+
+def test_scanned_cccd_qr_shows_the_answer(page: Page) -> None:
+    scan(page, CCCD_EXAMPLE)
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    expect(page.locator("#result")).to_have_attribute("data-status", "eligible")
+    expect(page.locator("#name")).to_have_text("Nguyễn Văn B")
+    facts = page.locator("#facts")
+    expect(facts).to_contain_text("4 — 80%")
+    expect(facts).to_contain_text("31/12/2026")
+    expect(facts).to_contain_text("đúng cơ sở này")
+    warning = page.locator('#messages li[data-code="id_sex_mismatch"]')
+    expect(warning).to_have_attribute("data-severity", "warning")
+    expect(page.locator("#wedge")).to_have_value("")
+
+
+def test_visit_history_shows_under_the_answer(page: Page) -> None:
+    scan(page, "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021")
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    box = page.locator("#history")
+    expect(box).to_be_visible()
+    expect(box).to_have_attribute("data-warn", "true")
+    expect(page.locator("#history-note")).to_contain_text("đã có lượt khám hôm nay")
+    today = page.locator('#history-list li[data-today="true"]')
+    expect(today).to_have_count(1)
+    expect(today).to_contain_text("07:45")
+    scan(page, CCCD_EXAMPLE)  # the next patient: the previous history is gone at once
+    expect(page.locator("#name")).to_have_text("Nguyễn Văn B")
+    expect(page.locator('#history-list li[data-today="true"]')).to_have_count(0)
+
+
+def test_typing_anywhere_goes_to_the_scanner_field(page: Page) -> None:
+    page.locator("body").click()
+    page.keyboard.type(BHYT_NEW_EXAMPLE)
+    page.keyboard.press("Enter")
+    expect(page.locator("#name")).to_have_text("Nguyễn Tiến Đạt")
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+
+
+def test_result_arrives_live_without_reload(page: Page, daemon: BackgroundServer) -> None:
+    # Another client (the HIS, a serial scanner) verifies: the open page updates by itself.
+    httpx.post(f"{daemon.url}/api/v1/verify", json={
+        "card_code": "HC4010200000005", "full_name": "Vũ Đức Thắng",
+        "date_of_birth": "11/11/1970"}, timeout=10)
+    expect(page.locator("#status-word")).to_have_text("KHÔNG ĐỦ ĐIỀU KIỆN")
+    expect(page.locator("#name")).to_have_text("Vũ Đức Thắng")
+    expect(page.locator('#messages li[data-code="registry_010"]')).to_be_visible()
+
+
+def test_manual_entry_form(page: Page) -> None:
+    page.locator("#m-code").fill("CN3010200000001")
+    page.locator("#m-name").fill("Trần Thị Hoa")
+    page.locator("#m-dob").fill("1965")
+    page.locator("#manual-form button").click()
+    expect(page.locator("#facts")).to_contain_text("2 — 100%")
+    expect(page.locator('#messages li[data-code="benefit_digit_differs"]')).to_be_visible()
+
+
+def test_bad_qr_shows_what_to_do(page: Page) -> None:
+    scan(page, "001098012345||NGUYỄN VĂN B|31022000|Nữ|Hà Nội|01012022")
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Vui lòng quét lại")
+
+
+def test_card_text_is_escaped(page: Page) -> None:
+    scan(page, "001098012345||<img src=x onerror=window.pwned=1>|01012000|Nữ|Hà Nội|01012022")
+    expect(page.locator("#name")).to_have_text("<img src=x onerror=window.pwned=1>")
+    assert page.locator("#result img:not(#photo)").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_english_switch(page: Page) -> None:
+    scan(page, BHYT_NEW_EXAMPLE)
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    page.locator("#lang").click()
+    expect(page.locator("#status-word")).to_have_text("ELIGIBLE")
+    expect(page.locator("#facts")).to_contain_text("Benefit level")
+    expect(page.locator('#messages li[data-code="registry_000"]')).to_have_text(
+        "Card data correct.")
+
+
+def test_registry_health_strip(page: Page) -> None:
+    expect(page.locator("#health")).to_have_attribute("data-status", "ok")
+
+
+def open_page(browser: Browser, server: BackgroundServer) -> Iterator[Page]:
+    """The staff page of ``server``, live; the server is stopped afterwards."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    pg = context.new_page()
+    pg.goto(server.url + "/")
+    expect(pg.locator("#stream")).to_have_attribute("data-status", "ok")
+    yield pg
+    context.close()
+    server.stop()
+
+
+@pytest.fixture
+def chip_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
+    yield from open_page(browser, serve(sim, tmp_path))
+
+
+def test_demo_chip_shows_photo_and_badge(chip_page: Page) -> None:
+    chip_page.locator("#chip-demo").click()
+    expect(chip_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    expect(chip_page.locator("#name")).to_have_text("Nguyễn Tiến Đạt")
+    expect(chip_page.locator("#pa-badge")).to_have_text("Chip xác thực")
+    expect(chip_page.locator("#pa-badge")).to_have_attribute("data-status", "authentic")
+    photo = chip_page.locator("#photo")
+    expect(photo).to_be_visible()
+    assert chip_page.evaluate("document.getElementById('photo').naturalWidth") > 0
+
+
+def test_chip_read_uses_the_scanned_cccd_qr(chip_page: Page) -> None:
+    scan(chip_page, "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021")
+    expect(chip_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    chip_page.locator("#chip-read").click()
+    expect(chip_page.locator("#pa-badge")).to_have_text("Chip xác thực")
+    expect(chip_page.locator("#photo")).to_be_visible()
+
+
+@pytest.fixture
+def offline_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
+    yield from open_page(browser, offline_daemon(sim, tmp_path))
+
+
+def test_offline_answers_are_labelled_and_rechecks_flagged(offline_page: Page,
+                                                          sim: BackgroundServer) -> None:
+    sim_control(sim, fault="http500")
+    offline_page.locator("#m-code").fill("GD4010200000010")
+    offline_page.locator("#m-name").fill("Đỗ Văn Lâm")
+    offline_page.locator("#m-dob").fill("21/08/1981")
+    offline_page.locator("#manual-form button").click()
+    expect(offline_page.locator("#offline")).to_contain_text("NGOẠI TUYẾN — dữ liệu lúc")
+    expect(offline_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    sim_control(sim, fault="none")
+    banner = offline_page.locator("#recheck")
+    expect(banner).to_contain_text("KIỂM TRA LẠI", timeout=15000)
+    expect(banner).to_contain_text("Đỗ Văn Lâm")
+    expect(banner).to_contain_text("KHÔNG ĐỦ ĐIỀU KIỆN")

@@ -1,0 +1,260 @@
+"""Signed snapshots and the journal on real files: build, verify, install, look up, refuse."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import IO
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.helpers.cache import CSV, NOW, READING, Publisher
+from verify.adapters.cache import (
+    MANIFEST,
+    RECORDS,
+    Snapshot,
+    install,
+    installed_manifest,
+    verify_dir,
+)
+from verify.adapters.journal import Journal
+from verify.snapshot import (
+    CacheError,
+    CacheIntegrityError,
+    lookup_identifier,
+    parse_trusted_keys,
+    public_key_text,
+    records_from_csv,
+)
+
+
+def test_build_install_lookup(tmp_path: Path) -> None:
+    pub = Publisher()
+    src = pub.build(tmp_path / "snap")
+    manifest = install(src, tmp_path / "cache", pub.trusted)
+    assert manifest.record_count == 3
+    snap = Snapshot.open(tmp_path / "cache", pub.trusted, READING)
+    assert snap is not None
+    by_card = snap.lookup(lookup_identifier("GD4010111077012"))      # card code → BHXH number
+    by_bhxh = snap.lookup(lookup_identifier("0111077012"))
+    by_cccd = snap.lookup(lookup_identifier("001088004321"))
+    assert by_card and by_bhxh and by_cccd
+    assert by_card.record == by_bhxh.record == by_cccd.record
+    assert by_card.record["full_name"] == "Nguyễn Tiến Đạt"
+    assert by_card.record["date_of_birth"] == "1988-03-29"
+    assert by_card.record["five_years_date"] == "2027-10-01"
+    legacy = snap.lookup(lookup_identifier("DN479GA78900007"))         # letters in the tail
+    assert legacy and legacy.record["area_code"] == "K2"
+    assert snap.lookup(lookup_identifier("0999999999")) is None
+
+
+def test_a_copied_file_gives_nothing_away(tmp_path: Path) -> None:
+    src = Publisher().build(tmp_path / "snap")
+    raw = (src / RECORDS).read_bytes() + (src / MANIFEST).read_bytes()
+    for secret in ("Nguyễn Tiến Đạt", "NGUY", "Đoàn", "1988-03-29", "29/03/1988",
+                   "001088004321", "0111077012", "GD4010111077012", "01C54"):
+        assert secret.encode() not in raw
+    # Without the reading key the index cannot even be searched.
+    pub = Publisher()
+    src2 = pub.build(tmp_path / "snap2")
+    install(src2, tmp_path / "cache", pub.trusted)
+    wrong = Snapshot.open(tmp_path / "cache", pub.trusted, bytes(32))
+    assert wrong is not None and wrong.lookup(lookup_identifier("0111077012")) is None
+
+
+def test_key_rotation_accepts_either_key(tmp_path: Path) -> None:
+    old, new = Publisher("k-old"), Publisher("k-new")
+    trusted = {**old.trusted, **new.trusted}
+    install(old.build(tmp_path / "a", version=1), tmp_path / "cache", trusted)
+    install(new.build(tmp_path / "b", version=2), tmp_path / "cache", trusted)
+    current = installed_manifest(tmp_path / "cache", trusted)
+    assert current is not None and current.key_id == "k-new"
+
+
+def test_trusted_key_entries() -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    keys = parse_trusted_keys([f"a:{public_key_text(key)}"])
+    assert set(keys) == {"a"}
+    for bad in ["nocolon", "a:!!!", "a:" + "QUJD"]:
+        with pytest.raises(CacheError):
+            parse_trusted_keys([bad])
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def refused_cases(tmp_path: Path, pub: Publisher) -> dict[str, tuple[Path, str]]:
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def fresh(name: str) -> Path:
+        return pub.build(tmp_path / name, version=5)
+
+    d = fresh("truncated")
+    (d / RECORDS).write_bytes((d / RECORDS).read_bytes()[:4096])
+    cases["truncated"] = (d, "records file is truncated")
+    d = fresh("zero_records")
+    (d / RECORDS).write_bytes(b"")
+    cases["zero_records"] = (d, "records file is empty")
+    d = fresh("zero_manifest")
+    (d / MANIFEST).write_bytes(b"")
+    cases["zero_manifest"] = (d, "manifest is empty")
+    d = fresh("not_json")
+    (d / MANIFEST).write_bytes(b"PK\x03\x04 zip?")
+    cases["not_json"] = (d, "manifest is not JSON")
+    d = fresh("wrong_fields")
+    (d / MANIFEST).write_bytes(b'{"format": 1}')
+    cases["wrong_fields"] = (d, "fields are not the expected ones")
+    d = fresh("oversized")
+    (d / MANIFEST).write_bytes(b" " * (70 * 1024))
+    cases["oversized"] = (d, "manifest is oversized")
+    d = Publisher("stranger").build(tmp_path / "unknown_key", version=5)
+    cases["unknown_key"] = (d, "unknown key (stranger)")
+    d = fresh("bad_signature")
+    text = (d / MANIFEST).read_text().replace('"record_count": 3', '"record_count": 4')
+    assert '"record_count": 4' in text
+    (d / MANIFEST).write_text(text)
+    cases["bad_signature"] = (d, "signature does not verify")
+    d = fresh("bit_flip")
+    _flip(d / RECORDS, 5000)
+    cases["bit_flip"] = (d, "does not match the manifest's content hash")
+    d = pub.build(tmp_path / "rolled_back", version=3)
+    cases["rollback"] = (d, "older than the installed 4 (rollback refused)")
+    return cases
+
+
+def test_each_bad_snapshot_is_refused_with_its_own_message(tmp_path: Path) -> None:
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "good", version=4), cache, pub.trusted)
+    before = (cache / "current").resolve()
+    messages = set()
+    for name, (folder, message) in refused_cases(tmp_path, pub).items():
+        with pytest.raises(CacheIntegrityError) as info:
+            install(folder, cache, pub.trusted)
+        assert message in info.value.detail, name
+        messages.add(info.value.detail)
+        # nothing installed is lost
+        assert (cache / "current").resolve() == before, name
+        snap = Snapshot.open(cache, pub.trusted, READING)
+        assert snap is not None and snap.manifest.snapshot_version == 4
+        assert snap.lookup(lookup_identifier("0111077012")) is not None
+    assert len(messages) >= 9
+    assert not [p for p in cache.iterdir() if p.name.startswith(".staging")]
+
+
+def test_verify_alone_checks_everything(tmp_path: Path) -> None:
+    pub = Publisher()
+    assert verify_dir(pub.build(tmp_path / "ok"), pub.trusted).record_count == 3
+    bad = pub.build(tmp_path / "bad")
+    _flip(bad / RECORDS, 4200)
+    with pytest.raises(CacheIntegrityError):
+        verify_dir(bad, pub.trusted)
+
+
+def test_disk_full_mid_install_keeps_the_old_snapshot(tmp_path: Path) -> None:
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "v1", version=1), cache, pub.trusted)
+
+    def disk_fills(src: IO[bytes], dst: IO[bytes]) -> None:
+        dst.write(src.read(8192))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        install(pub.build(tmp_path / "v2", version=2), cache, pub.trusted, copy=disk_fills)
+    current = installed_manifest(cache, pub.trusted)
+    assert current is not None and current.snapshot_version == 1
+    assert not [p for p in cache.iterdir() if p.name.startswith(".staging")]
+
+
+def test_installed_files_are_checked_on_open(tmp_path: Path) -> None:
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "v1"), cache, pub.trusted)
+    _flip((cache / "current").resolve() / RECORDS, 6000)
+    with pytest.raises(CacheIntegrityError):
+        Snapshot.open(cache, pub.trusted, READING)
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("XX,,,A,1990,Nam,,,,,", "CSV line 2"),
+    ("GD4010111077012,12,,A,1990,Nam,,,,,", "bhxh_number"),
+    ("GD4010111077012,,123,A,1990,Nam,,,,,", "cccd_number"),
+    ("GD4010111077012,,,,1990,Nam,,,,,", "full_name"),
+    ("GD4010111077012,,,A,31/02/1990,Nam,,,,,", "CSV line 2"),
+    ("GD4010111077012,,,A,1990,Nam,,,,K7,", "area_code"),
+])
+def test_bad_csv_rows_name_their_line(row: str, message: str) -> None:
+    header = CSV.splitlines()[0]
+    with pytest.raises(CacheError, match=message) as info:
+        list(records_from_csv([header + "\n", row + "\n"]))
+    assert "GD4010111077012" not in info.value.detail
+
+
+# -- journal ----------------------------------------------------------------------------------
+def test_journal_round_trip_tamper_and_purge(tmp_path: Path) -> None:
+    j = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    j.put(["bhxh:0111077012", "cccd:001088004321"], {"code": "000", "full_name": "X"}, NOW)
+    assert j.get("cccd:001088004321", NOW + timedelta(hours=1)).answer["code"] == "000"  # type: ignore[union-attr]
+    assert j.get("bhxh:0999999999", NOW) is None
+    assert j.get("bhxh:0111077012", NOW + timedelta(hours=25)) is None  # past retention
+    raw = (tmp_path / "journal.db").read_bytes()
+    assert b"0111077012" not in raw and b'"X"' not in raw
+    assert (tmp_path / "journal.db").stat().st_mode & 0o777 == 0o600
+    conn = sqlite3.connect(tmp_path / "journal.db")  # an edit by hand
+    conn.execute("UPDATE entry SET at = '2099-01-01T00:00:00+00:00'")
+    conn.commit()
+    conn.close()
+    assert j.get("bhxh:0111077012", NOW) is None
+    assert j.tampered == 1
+    j.put(["bhxh:0111077012"], {"code": "000"}, NOW - timedelta(hours=30))
+    assert j.purge(NOW) >= 1
+
+
+def test_journal_with_another_terminals_key_reads_nothing(tmp_path: Path) -> None:
+    Journal(tmp_path, b"a" * 32, retention=timedelta(hours=24)).put(
+        ["bhxh:0111077012"], {"code": "000"}, NOW)
+    other = Journal(tmp_path, b"b" * 32, retention=timedelta(hours=24))
+    assert other.get("bhxh:0111077012", NOW) is None
+
+
+def test_a_journal_row_deleted_by_hand_breaks_the_seal(tmp_path: Path) -> None:
+    j = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    assert j.intact()
+    j.put(["bhxh:0111077012", "cccd:001088004321"], {"code": "010"}, NOW)
+    j.put(["bhxh:0222222222"], {"code": "000"}, NOW)
+    j.put(["bhxh:0222222222"], {"code": "000"}, NOW + timedelta(minutes=5))  # replaced
+    assert j.intact()
+    j.put(["bhxh:0333333333"], {"code": "000"}, NOW - timedelta(hours=30))
+    assert j.purge(NOW) == 1 and j.intact()  # purges keep the seal
+    conn = sqlite3.connect(tmp_path / "journal.db")  # the "expired" answer, gone by hand
+    conn.execute("DELETE FROM entry WHERE at = (SELECT MIN(at) FROM entry)")
+    conn.commit()
+    conn.close()
+    assert not j.intact()
+    reopened = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    assert not reopened.intact()  # a restart does not re-seal what was tampered with
+
+
+def test_a_truncated_journal_is_set_aside_and_counts_as_lost(tmp_path: Path) -> None:
+    j = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    for i in range(200):
+        j.put([f"bhxh:{i:010d}"], {"code": "000", "pad": "x" * 200}, NOW)
+    j.close()
+    for extra in ("journal.db-wal", "journal.db-shm"):
+        (tmp_path / extra).unlink(missing_ok=True)
+    raw = (tmp_path / "journal.db").read_bytes()
+    (tmp_path / "journal.db").write_bytes(raw[: len(raw) // 2])  # a power cut, a bad disk
+    again = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24), now=NOW)
+    assert any(p.name.startswith("journal.db.broken-") for p in tmp_path.iterdir())
+    assert again.get("bhxh:0000000001", NOW) is None
+    assert not again.intact(NOW)                          # rows were lost: review for a day
+    assert again.intact(NOW + timedelta(hours=25))        # then the journal stands again
+    again.put(["bhxh:0000000001"], {"code": "000"}, NOW)
+    assert again.get("bhxh:0000000001", NOW) is not None

@@ -1,0 +1,74 @@
+"""``tiepdon cache …`` as IT staff run it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers.cache import CSV
+from tests.helpers.cli import assert_one_line_error, run
+
+
+def setup_publisher(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    p = run("cache", "keygen", "--key-id", "pub-a", "--private", str(tmp_path / "sign.pem"),
+            "--reading-key", str(tmp_path / "reading.key"))
+    assert p.returncode == 0, p.stderr
+    trusted = json.loads(p.stdout)["trusted_key"]
+    assert (tmp_path / "sign.pem").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "export.csv").write_text(CSV, encoding="utf-8")
+    env = {"TIEPDON_CACHE_TRUSTED_KEYS": trusted, "TIEPDON_DATA_DIR": str(tmp_path / "data"),
+           "TIEPDON_CACHE_READING_KEY_FILE": str(tmp_path / "reading.key"),
+           "TIEPDON_FACILITY_CODE": "01C54"}
+    return env, tmp_path
+
+
+def build(tmp_path: Path, out: str, version: int) -> None:
+    p = run("cache", "build", "--csv", str(tmp_path / "export.csv"), "--out",
+            str(tmp_path / out), "--signing-key", str(tmp_path / "sign.pem"), "--key-id",
+            "pub-a", "--reading-key", str(tmp_path / "reading.key"), "--version", str(version))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["record_count"] == 3
+
+
+def test_publish_install_and_use(tmp_path: Path) -> None:
+    env, _ = setup_publisher(tmp_path)
+    build(tmp_path, "snap2", 2)
+    verify = run("cache", "verify", str(tmp_path / "snap2"), env=env)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["snapshot_version"] == 2
+    install = run("cache", "install", str(tmp_path / "snap2"), env=env)
+    assert install.returncode == 0, install.stderr
+    info = json.loads(run("cache", "info", env=env).stdout)
+    assert info["snapshot_version"] == 2 and info["usable"] is True
+    found = run("cache", "lookup", "--card", "GD4010111077012", env=env)
+    assert found.returncode == 0 and json.loads(found.stdout)["full_name"] == "Nguyễn Tiến Đạt"
+    missing = run("cache", "lookup", "--id", "001000000000", env=env)
+    assert missing.returncode == 1
+    check = run("check", "--offline", "--card", "GD4010111077012", "--name", "Nguyễn Tiến Đạt",
+                "--dob", "29/03/1988", env=env)
+    e = json.loads(check.stdout)
+    assert e["source"] == "cache" and e["messages"][0]["code"] == "offline_snapshot"
+    # An older snapshot is refused, in one line, and the installed one stays.
+    build(tmp_path, "snap1", 1)
+    rollback = run("cache", "install", str(tmp_path / "snap1"), env=env)
+    assert rollback.returncode == 1
+    assert "rollback refused" in rollback.stderr and len(rollback.stderr.splitlines()) == 1
+    assert json.loads(run("cache", "info", env=env).stdout)["snapshot_version"] == 2
+
+
+def test_tampered_snapshot_is_refused(tmp_path: Path) -> None:
+    env, _ = setup_publisher(tmp_path)
+    build(tmp_path, "snap", 1)
+    records = tmp_path / "snap" / "records.db"
+    data = bytearray(records.read_bytes())
+    data[3000] ^= 1
+    records.write_bytes(bytes(data))
+    p = run("cache", "verify", str(tmp_path / "snap"), env=env)
+    assert p.returncode == 1 and "content hash" in p.stderr
+
+
+def test_cache_commands_need_trusted_keys(tmp_path: Path) -> None:
+    assert_one_line_error(run("cache", "info"), "cache.trusted_keys")
+    assert_one_line_error(run("cache", "build", "--csv", "/nonexistent.csv", "--out",
+                              str(tmp_path / "o"), "--signing-key", "/nonexistent.pem",
+                              "--key-id", "a", "--reading-key", "/nonexistent", "--version",
+                              "1"), "tiepdon:")

@@ -1,0 +1,216 @@
+"""Chip Authentication, clones, tears that resume, and the lengths a chip accepts — against the
+virtual CCCD through the byte-level card port (every APDU wrapped and checked both ends)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from readers.doubles.vcard import (
+    DEMO_PERSON,
+    CardProcessPort,
+    Faults,
+    VirtualCccd,
+    demo_card,
+)
+from readers.emrtd.ca import parse_dg14
+from readers.emrtd.chip import ChipRead, read_chip, read_with_retries
+from readers.emrtd.ec import BRAINPOOLP256R1
+from readers.emrtd.mrz import AccessKey, CanKey
+from readers.emrtd.pa import PaStatus
+from readers.emrtd.sm import SHORT_READ_MAX, AesSuite, Des3Suite, TerminalChannel
+from readers.errors import CardRemoved, CardSwapped, SecureMessagingError, TlvError
+from tests.helpers.chip import NOW, pki, trust
+
+CAN = CanKey(DEMO_PERSON.id_number[-6:])
+KEYS: dict[str, list[AccessKey | CanKey]] = {"pace": [CAN], "bac": [DEMO_PERSON.access_key]}
+
+
+def card(**faults: object) -> VirtualCccd:
+    return demo_card(now=NOW, faults=Faults(**faults), pki=pki())[0]  # type: ignore[arg-type]
+
+
+class Reconnecting:
+    """The reader's side of a tear: each connect resets the card that is (back) on it."""
+
+    def __init__(self, *cards: VirtualCccd) -> None:
+        self.cards = list(cards)
+        self.connections = 0
+
+    def __call__(self) -> CardProcessPort:
+        self.connections += 1
+        current = self.cards[0] if len(self.cards) == 1 else self.cards.pop(0)
+        current.reset()
+        return CardProcessPort(current)
+
+
+def resilient_read(connect: Reconnecting, access: str = "pace", *,
+                   extended: bool = False, seen: list[object] | None = None) -> ChipRead:
+    return read_with_retries(connect, KEYS[access], retries=2, rnd=os.urandom,
+                             extended=extended, trust=trust(), now=NOW,
+                             on_identity=seen.append if seen is not None else None)
+
+
+def once(c: VirtualCccd, access: str = "pace", extended: bool = False) -> ChipRead:
+    return read_chip(CardProcessPort(c), KEYS[access], rnd=os.urandom, extended=extended,
+                     trust=trust(), now=NOW)
+
+
+# -- Chip Authentication -----------------------------------------------------------------------
+@pytest.mark.parametrize("ca", ["aes128", "aes256", "3des", "3des_kat"])
+@pytest.mark.parametrize("access", ["pace", "bac"])
+def test_chip_authentication_passes_and_the_read_goes_on_under_its_keys(ca: str,
+                                                                        access: str) -> None:
+    c = card(ca=ca)
+    result = once(c, access)
+    assert (result.chip_auth, result.passive_auth.status) == ("passed", PaStatus.AUTHENTIC)
+    assert result.photo is not None
+    channel = c._channel
+    assert channel is not None and channel.ssc != bytes(channel.suite.ssc_size)
+    expected = Des3Suite if ca.startswith("3des") else AesSuite
+    assert isinstance(channel.suite, expected)
+    if ca == "aes256":
+        assert isinstance(channel.suite, AesSuite) and len(channel.suite.ks_enc) == 32
+
+
+def test_dg14_with_explicit_parameters_is_understood() -> None:
+    c = card(ca_explicit=True)
+    offers = parse_dg14(c.files[14])
+    assert offers.offers[0].curve is BRAINPOOLP256R1
+    assert once(c).chip_auth == "passed"
+
+
+@pytest.mark.parametrize("mode", ["clone", "garbage"])
+def test_a_chip_that_fails_ca_is_read_to_the_end_and_reported_failed(mode: str) -> None:
+    """A copy of the signed files on another chip: PA cannot tell, CA can."""
+    connect = Reconnecting(card(ca=mode))
+    seen: list[object] = []
+    result = resilient_read(connect, seen=seen)
+    assert result.chip_auth == "failed"
+    assert result.passive_auth.status is PaStatus.AUTHENTIC  # the files are genuine
+    assert len(seen) == 1 and result.photo is not None
+    assert connect.connections == 2  # one reconnect to read on without CA
+
+
+def test_a_single_connection_ca_failure_is_a_secure_messaging_error() -> None:
+    with pytest.raises(SecureMessagingError):
+        once(card(ca="clone"))
+
+
+def test_dg14_offering_only_unsupported_ca_fails_closed() -> None:
+    result = once(card(ca="unsupported"))
+    assert result.chip_auth == "failed"
+    assert result.chip_auth_reason is not None and "unsupported" in result.chip_auth_reason
+
+
+def test_dg14_hidden_from_ef_com_still_faces_ca() -> None:
+    result = resilient_read(Reconnecting(card(ca="clone", com_hides=(14,))))
+    assert 14 not in result.identity.com.data_groups
+    assert result.chip_auth == "failed"
+
+
+def test_a_chip_without_dg14_is_not_supported_not_failed() -> None:
+    assert once(card(ca="none")).chip_auth == "not_supported"
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x6e\x00", b"\x6e\x03\x31\x01\x30", b"\x6e\x04\x31\x02\x30\x00",
+    b"\x6e\x82\xff\xff" + bytes(10),
+])
+def test_malformed_dg14_is_a_tlv_error(data: bytes) -> None:
+    with pytest.raises(TlvError):
+        parse_dg14(data)
+
+
+# -- tears that resume -------------------------------------------------------------------------
+def _clean(access: str) -> ChipRead:
+    return once(card(), access)
+
+
+@pytest.mark.parametrize("access", ["pace", "bac"])
+def test_a_tear_at_every_apdu_resumes_with_the_same_result(access: str) -> None:
+    clean = _clean(access)
+    handshake = {"pace": 7, "bac": 3}[access] + 2 + 1  # access, CA again, the same-card check
+    worst = 0
+    for k in range(1, clean.apdus + 1):
+        connect = Reconnecting(card(tear_at=(k,)))
+        seen: list[object] = []
+        result = resilient_read(connect, access, seen=seen)
+        assert len(seen) == 1, k  # identity handed out once, never twice
+        assert result.identity.mrz == clean.identity.mrz and result.photo == clean.photo, k
+        assert (result.passive_auth.status, result.chip_auth) == (PaStatus.AUTHENTIC,
+                                                                  "passed"), k
+        assert result.reconnects == 1
+        extra = result.apdus - clean.apdus
+        # The torn APDU and the interrupted chunk again, the handshake, nothing re-read.
+        assert extra <= handshake + 2 + 1, (k, extra)
+        worst = max(worst, extra)
+    assert worst > 0
+
+
+def test_a_card_swapped_after_identity_is_refused_never_mixed() -> None:
+    first = card(tear_at=(30,))
+    other = card()  # same person and keys, another card: its SOD differs
+    seen: list[object] = []
+    with pytest.raises(CardSwapped):
+        resilient_read(Reconnecting(first, other), seen=seen)
+    assert len(seen) == 1
+
+
+def test_a_card_swapped_before_identity_is_read_from_the_start() -> None:
+    first = card(tear_at=(9,))  # during EF.SOD, before anything was shown
+    other = card()
+    result = resilient_read(Reconnecting(first, other))
+    assert result.chip_auth == "passed" and result.passive_auth.status is PaStatus.AUTHENTIC
+    assert result.identity.mrz == once(other).identity.mrz
+
+
+def test_a_card_that_never_comes_back_is_card_removed() -> None:
+    c = card(torn_after=30)
+    with pytest.raises(CardRemoved):
+        resilient_read(Reconnecting(c))
+
+
+# -- lengths the chip accepts ------------------------------------------------------------------
+@pytest.mark.parametrize("suite", [AesSuite(bytes(16), bytes(16)),
+                                   Des3Suite(bytes(16), bytes(16))])
+def test_the_short_read_length_fits_a_protected_answer(suite: AesSuite | Des3Suite) -> None:
+    """DO87 (padded) + DO99 + DO8E must fit in a short answer's 256 bytes."""
+    from readers.emrtd.sm import CardChannel
+
+    card_end = CardChannel(suite, bytes(suite.ssc_size))
+    answer = card_end.wrap_answer(bytes(SHORT_READ_MAX), 0x9000)
+    assert len(answer) - 2 <= 256
+    room = VirtualCccd._short_answer_room(card_end)
+    assert room >= SHORT_READ_MAX
+    assert len(card_end.wrap_answer(bytes(room + 1), 0x9000)) - 2 > 256
+    assert isinstance(TerminalChannel(suite, bytes(suite.ssc_size)), TerminalChannel)
+
+
+def test_a_chip_that_refuses_a_length_gets_a_smaller_one_remembered() -> None:
+    c = card(max_le=0x80)
+    result = once(c)
+    assert result.passive_auth.status is PaStatus.AUTHENTIC and result.photo is not None
+    clean = _clean("pace")
+    # Refused once, then every read at the length it took: about twice the READ BINARYs.
+    assert clean.apdus < result.apdus < 2 * clean.apdus
+
+
+def test_extended_length_refused_by_the_chip_is_not_stepped_down() -> None:
+    c = card(extended=False)
+    with pytest.raises(Exception):  # noqa: B017 - 6700: the caller re-reads in short APDUs
+        once(c, extended=True)
+
+
+def test_dg14_with_an_unknown_explicit_curve_is_unsupported_not_absent() -> None:
+    from readers.doubles.vcard import build_dg14
+    from readers.emrtd.ec import Curve
+
+    odd = Curve("odd", "1.2.3", 0, p=BRAINPOOLP256R1.p, a=BRAINPOOLP256R1.a, b=1,
+                gx=BRAINPOOLP256R1.gx, gy=BRAINPOOLP256R1.gy, n=BRAINPOOLP256R1.n)
+    dg14 = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2", explicit=True)
+    parsed = parse_dg14(dg14)
+    assert parsed.offers == () and parsed.offers_ca and "unknown curve" in parsed.unsupported
+    named_unknown = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2")
+    assert "unknown curve" in parse_dg14(named_unknown).unsupported

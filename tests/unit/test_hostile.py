@@ -1,0 +1,368 @@
+"""Hostile bytes: the outside fuzzer's reproducers (issue 14), each a clear error — never a
+stray exception, a 500, or a hang — plus property-based tests (hypothesis, bounded) for every
+pure parser. `bench/fuzz.py` runs the long campaigns."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from readers.emrtd import aa, apdu, atr, ca, lds, mrz
+from readers.errors import ReaderError
+from terminal.server import BackgroundServer
+from terminal.settings import SettingsError, load_settings
+from tests.helpers.cache import Publisher as CachePublisher
+from tests.helpers.cli import run
+from verify import qr, registry, snapshot
+from verify.errors import InputFormatError, VerifyError
+from verify.fingerprint import fingerprint
+
+LONE = "\udca5"
+BOUNDED = settings(max_examples=300, deadline=None,
+                   suppress_health_check=[HealthCheck.too_slow])
+
+
+# -- the reproducers -----------------------------------------------------------------------------
+def test_a_lone_surrogate_never_breaks_the_fingerprint() -> None:
+    assert len(fingerprint(b"k" * 32, "001088004321" + LONE)) == 12
+
+
+@pytest.mark.parametrize("text", [f"001088004321||Nguy{LONE}n|29031988|Nam|Hà Nội|01072021",
+                                  "001088004321||Nguyễn|29031988|Nam|Hà Nội|01072021" + LONE])
+def test_a_lone_surrogate_in_a_qr_is_a_format_error(text: str) -> None:
+    with pytest.raises(InputFormatError, match="Unicode"):
+        qr.parse_qr(text)
+
+
+@pytest.mark.parametrize("bad", ["①", "²", "٣", "０"])
+def test_non_ascii_digits_in_the_mrz_are_refused(bad: str) -> None:
+    with pytest.raises(ReaderError):
+        mrz.check_digit("12345" + bad)
+    with pytest.raises(ReaderError):
+        mrz.AccessKey("12345678" + bad, "880329", "280329")
+
+
+def test_a_deeply_nested_registry_answer_is_a_protocol_error() -> None:
+    from verify.adapters.registry_client import parse_json_answer
+
+    with pytest.raises(VerifyError):
+        parse_json_answer(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(VerifyError):
+        parse_json_answer(b'{"maKetQua": NaN}')
+
+
+def test_a_lone_surrogate_in_a_registry_answer_is_a_protocol_error() -> None:
+    answer = {"maKetQua": "000", "maThe": "HS4010120878811", "hoTen": "Nguy\udca5n",
+              "ngaySinh": "29/03/1988", "gioiTinh": "Nam", "maDKBD": "01C54",
+              "gtTheTu": "01/01/2026", "gtTheDen": "31/12/2026"}
+    with pytest.raises(VerifyError):
+        registry.parse_check_answer(answer)
+
+
+@pytest.mark.parametrize("text", ["a = " + "[" * 5000 + "]" * 5000,
+                                  "a = " + "{b = " * 5000 + "1" + "}" * 5000,
+                                  "[http]\nport = 99999999999999999999999999"])
+def test_a_hostile_config_is_one_line_refusal(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "tiepdon.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as e:
+        load_settings(path, environ={})
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("field,value", [("records_size", "Infinity"), ("created", "x" * 10),
+                                         ("record_count", "1e999"), ("key_id", "khóa")])
+def test_a_hostile_manifest_is_an_integrity_error(field: str, value: str) -> None:
+    doc: dict[str, Any] = {"format": 1, "snapshot_version": 3,
+                           "created": "2026-11-20T00:00:00+00:00",
+                           "expires": "2026-11-27T00:00:00+00:00", "record_count": 10,
+                           "content_hash": "sha256:" + "0" * 64, "records_size": 4096,
+                           "key_id": "demo", "index_salt": "00" * 16, "signature": "AAAA"}
+    raw = json.dumps(doc).replace(json.dumps(doc[field]), value if value[0] in "I1" else
+                                  json.dumps(value), 1)
+    with pytest.raises(snapshot.CacheIntegrityError):
+        snapshot.parse_manifest(raw.encode(), {})
+    nested = b'{"format": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    with pytest.raises(snapshot.CacheIntegrityError):
+        snapshot.parse_manifest(nested, {})
+
+
+def test_a_csv_field_over_the_csv_limit_is_a_cache_error() -> None:
+    header = ",".join(snapshot.CSV_COLUMNS)
+    with pytest.raises(snapshot.CacheError):
+        list(snapshot.records_from_csv([header + "\n", "x" * 200_000 + "\n"]))
+
+
+def test_the_api_answers_hostile_bodies_with_4xx(daemon: BackgroundServer) -> None:
+    bodies = [b'{"qr": "\xff\xfe"}', b'{"qr": "\\udca5"}', b'{"qr": NaN}',
+              b'{"qr": Infinity}', b'{"card_code": "HS4010120878811", "full_name": "A",'
+              b' "date_of_birth": "\\ud800"}', b"[" * 10_000]
+    for body in bodies:
+        r = httpx.post(f"{daemon.url}/api/v1/verify", content=body,
+                       headers={"content-type": "application/json"})
+        assert 400 <= r.status_code < 500, (body[:40], r.status_code, r.text[:200])
+    r = httpx.post(f"{daemon.url}/api/v1/chip/read",
+                   json={"doc": "088004321", "dob": "88032²", "expiry": "280329"})
+    assert 400 <= r.status_code < 500, r.text
+    assert httpx.get(f"{daemon.url}/api/v1/health").status_code == 200
+
+
+# -- properties: any bytes in, an answer or the parser's own error out ---------------------------
+@BOUNDED
+@given(st.binary(max_size=2048))
+def test_tlv_and_lds_parsers_raise_only_their_own_errors(data: bytes) -> None:
+    for parse in (apdu.parse_tlvs, lds.parse_dg1, lds.parse_dg2, lds.parse_dg13,
+                  lds.parse_ef_com, lds.parse_sod, aa.public_key_from_dg15, ca.parse_dg14,
+                  atr.supports_extended_length):
+        with contextlib.suppress(ReaderError):
+            parse(data)
+
+
+@BOUNDED
+@given(st.text(max_size=300))
+def test_text_parsers_raise_only_their_own_errors(text: str) -> None:
+    for parse in (qr.parse_qr, mrz.parse_td1):
+        with contextlib.suppress(VerifyError, ReaderError):
+            parse(text)
+    assert len(fingerprint(b"k" * 32, text)) == 12
+
+
+@BOUNDED
+@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=40))
+def test_registry_answers_raise_only_protocol_errors(obj: object) -> None:
+    for parse in (registry.parse_check_answer, registry.parse_login_answer):
+        with contextlib.suppress(VerifyError):
+            parse(obj)
+
+
+@BOUNDED
+@given(st.text(max_size=500))
+def test_configs_raise_only_settings_errors(text: str) -> None:
+    from terminal.settings import parse_settings
+
+    try:
+        doc = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return
+    with contextlib.suppress(SettingsError):
+        parse_settings(doc, environ={})
+
+
+# -- an attacker's mirror and files (TUF's attack list) -----------------------------------------
+class Publisher(CachePublisher):
+    """tests/test_cache.py's publisher, with a mirror that misbehaves on request."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.mode = "normal"
+
+    def make(self, version: int, *, created: datetime | None = None) -> Path:
+        return self.build(self.root / f"v{version}", version,
+                          created=created or datetime.now(UTC))
+
+    def serve(self, folder: Path) -> tuple[Any, str]:
+        import http.server
+        import threading
+        import time as _time
+
+        publisher = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                name = self.path.rsplit("/", 1)[-1]
+                body = (folder / name).read_bytes()
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    if publisher.mode == "endless" and name == "records.db":
+                        self.wfile.write(body)
+                        while True:
+                            self.wfile.write(b"\0" * 65536)
+                    elif publisher.mode == "huge-manifest" and name == "manifest.json":
+                        for _ in range(800):
+                            self.wfile.write(b" " * 65536)
+                    elif (publisher.mode, name) in (("slow-manifest", "manifest.json"),
+                                                    ("slow", "records.db")):
+                        for byte in body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            _time.sleep(0.3)
+                    else:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
+@pytest.fixture
+def publisher(tmp_path: Path) -> Publisher:
+    return Publisher(tmp_path / "publisher")
+
+
+@pytest.mark.parametrize("mode", ["endless", "huge-manifest"])
+def test_endless_data_is_cut_at_what_the_manifest_signed(publisher: Publisher, tmp_path: Path,
+                                                          mode: str) -> None:
+    from verify.adapters.cache import fetch
+
+    httpd, url = publisher.serve(publisher.make(1))
+    publisher.mode = mode
+    try:
+        with pytest.raises(snapshot.CacheIntegrityError):
+            fetch(url, tmp_path / "dl", publisher.trusted, deadline_seconds=60)
+        written = sum(p.stat().st_size for p in (tmp_path / "dl").iterdir())
+        signed = json.loads((publisher.root / "v1" / "manifest.json").read_text())
+        assert written <= signed["records_size"] + 64 * 1024 + 1  # never past the limits
+    finally:
+        httpd.shutdown()
+
+
+def test_slow_retrieval_meets_a_deadline(publisher: Publisher, tmp_path: Path) -> None:
+    import time as _time
+
+    from verify.adapters.cache import fetch
+
+    httpd, url = publisher.serve(publisher.make(1))
+    publisher.mode = "slow"
+    t0 = _time.monotonic()
+    try:
+        with pytest.raises(snapshot.CacheIntegrityError, match="too long"):
+            fetch(url, tmp_path / "dl", publisher.trusted, deadline_seconds=2, timeout=1)
+    finally:
+        httpd.shutdown()
+    assert _time.monotonic() - t0 < 10
+
+
+def test_a_trickled_manifest_meets_its_own_short_deadline(publisher: Publisher,
+                                                          tmp_path: Path) -> None:
+    """The whole fetch may take 15 minutes, the 64 KiB manifest not: its own deadline."""
+    from verify.adapters.cache import MANIFEST_DEADLINE_SECONDS, fetch
+
+    assert MANIFEST_DEADLINE_SECONDS <= 60
+    httpd, url = publisher.serve(publisher.make(1))
+    publisher.mode = "slow-manifest"
+    try:
+        with pytest.raises(snapshot.CacheIntegrityError, match="too long"):
+            fetch(url, tmp_path / "dl", publisher.trusted, manifest_seconds=2, timeout=1)
+    finally:
+        httpd.shutdown()
+    assert not (tmp_path / "dl" / "records.db").exists()
+
+
+def test_a_trickling_records_download_is_refused_for_its_rate(publisher: Publisher,
+                                                               tmp_path: Path) -> None:
+    """Under the whole deadline, but far below the minimum average rate: refused."""
+    from verify.adapters.cache import fetch
+
+    httpd, url = publisher.serve(publisher.make(1))
+    publisher.mode = "slow"
+    try:
+        with pytest.raises(snapshot.CacheIntegrityError, match="too slow"):
+            fetch(url, tmp_path / "dl", publisher.trusted, min_rate=1024, grace_seconds=1,
+                  timeout=5)
+    finally:
+        httpd.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "50-mb"])
+def test_hostile_files_in_a_snapshot_folder_are_refused_unread(publisher: Publisher,
+                                                               tmp_path: Path,
+                                                               kind: str) -> None:
+    import os
+
+    from verify.adapters.cache import install, verify_dir
+
+    folder = publisher.make(1)
+    manifest = folder / "manifest.json"
+    manifest.unlink()
+    if kind == "dev-zero":
+        manifest.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(manifest)
+    else:
+        manifest.write_bytes(b" " * 50_000_000)
+    with pytest.raises(snapshot.CacheIntegrityError):
+        verify_dir(folder, publisher.trusted)
+    with pytest.raises(snapshot.CacheIntegrityError):
+        install(folder, tmp_path / "data" / "cache", publisher.trusted)
+
+
+def test_a_key_id_cannot_forge_a_second_line(publisher: Publisher) -> None:
+    evil = CachePublisher(key_id="pub\n\x1b[2Ktiepdon: snapshot version 99 installed")
+    folder = evil.build(publisher.root / "evil")
+    with pytest.raises(snapshot.CacheIntegrityError) as e:
+        snapshot.parse_manifest((folder / "manifest.json").read_bytes(), evil.trusted)
+    assert "\n" not in str(e.value) and "\x1b" not in str(e.value)
+
+
+def test_verify_refuses_a_rollback_and_install_makes_a_private_data_folder(
+        publisher: Publisher, tmp_path: Path) -> None:
+    from verify.snapshot import public_key_text
+
+    data = tmp_path / "data"
+    env = {"TIEPDON_DATA_DIR": str(data),
+           "TIEPDON_CACHE_TRUSTED_KEYS":
+               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
+    newer, older = publisher.make(5), publisher.make(4)
+    assert run("cache", "install", str(newer), env=env).returncode == 0
+    assert (data.stat().st_mode & 0o777) == 0o700
+    refused = run("cache", "verify", str(older), env=env)
+    assert (refused.returncode == 1 and "older" in refused.stderr.lower()) or \
+        "rollback" in refused.stderr.lower(), refused.stderr
+
+
+def test_a_snapshot_from_the_future_is_not_usable(publisher: Publisher, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from verify.snapshot import public_key_text
+
+    data = tmp_path / "data"
+    env = {"TIEPDON_DATA_DIR": str(data),
+           "TIEPDON_CACHE_TRUSTED_KEYS":
+               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
+    future = publisher.make(1, created=datetime.now(UTC) + timedelta(days=30))
+    assert run("cache", "install", str(future), env=env).returncode == 0
+    info = json.loads(run("cache", "info", env=env).stdout)
+    assert info["usable"] is False
+
+
+def test_a_frozen_snapshot_seen_from_outside_with_the_test_clock(publisher: Publisher,
+                                                                tmp_path: Path) -> None:
+    """Freeze: the mirror keeps serving the same signed snapshot for months. With the test
+    clock set months ahead, the CLI says it is expired and not usable."""
+    from verify.snapshot import public_key_text
+
+    env = {"TIEPDON_DATA_DIR": str(tmp_path / "data"),
+           "TIEPDON_CACHE_TRUSTED_KEYS":
+               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
+    assert run("cache", "install", str(publisher.make(1)), env=env).returncode == 0
+    later = {**env, "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00"}
+    info = json.loads(run("cache", "info", env=later).stdout)
+    assert info["expired"] is True and info["usable"] is False and info["age_days"] > 1000
+    bad = run("cache", "info", env={**env, "TIEPDON_CLOCK": "tomorrow"})
+    assert bad.returncode == 2 and "TIEPDON_CLOCK" in bad.stderr
+
+
+def test_the_test_clock_is_refused_by_a_daemon_under_systemd(tmp_path: Path) -> None:
+    from terminal.demo import demo_environment
+    env = {**demo_environment("http://127.0.0.1:9", tmp_path), "TIEPDON_HTTP_PORT": "0",
+           "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00", "INVOCATION_ID": "0" * 32}
+    p = run("serve", env=env)
+    assert p.returncode == 2 and "TIEPDON_CLOCK" in p.stderr, p.stderr
