@@ -284,6 +284,7 @@ _OPENSSL: dict[str, type[ec.EllipticCurve]] = {
 CURVES = (BRAINPOOLP224R1, BRAINPOOLP256R1, BRAINPOOLP384R1, BRAINPOOLP512R1, SECP224R1,
           SECP256R1, SECP384R1, SECP521R1)
 BY_OID = {c.oid: c for c in CURVES}
+BY_NAME = {c.name: c for c in CURVES}
 BY_STANDARD_ID = {c.standard_id: c for c in CURVES}
 
 
