@@ -338,3 +338,31 @@ def test_the_test_clock_is_refused_by_a_daemon_under_systemd(tmp_path: Path) -> 
            "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00", "INVOCATION_ID": "0" * 32}
     p = run("serve", env=env)
     assert p.returncode == 2 and "TIEPDON_CLOCK" in p.stderr, p.stderr
+
+
+# -- issue 22: hostile input left over ------------------------------------------------------------
+@pytest.mark.parametrize("text", [LONE, "Nam" + LONE, "N\ud800am", "\udfff1", "Nữ\ud83d"])
+def test_parse_sex_never_raises_and_a_lone_surrogate_is_no_sex(text: str) -> None:
+    """Documented as "else None": a word with a lone surrogate is not one of the words."""
+    from verify.model import parse_sex
+
+    assert parse_sex(text) is None
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Nguy\udca5n  Văn\t", "Nguyn Văn"), (LONE, ""), ("\ud83d\ude00 A", "A"),
+    ("Nguye\u0302\u0303n", "Nguyễn")])
+def test_normalize_text_never_raises_and_drops_a_lone_surrogate(text: str, kept: str) -> None:
+    from verify.model import normalize_text
+
+    assert normalize_text(text) == kept
+    kept.encode("utf-8")  # what comes out can always be stored and sent
+
+
+def test_the_boundaries_still_refuse_a_lone_surrogate() -> None:
+    """normalize_text no longer refuses: the entry points that must, check first."""
+    from verify.credentials import manual_credential
+
+    with pytest.raises(InputFormatError, match="Unicode"):
+        manual_credential(card_code=None, id_number="001088004321", full_name="Nguy\ud800n",
+                          date_of_birth=None)
