@@ -366,3 +366,22 @@ def test_the_boundaries_still_refuse_a_lone_surrogate() -> None:
     with pytest.raises(InputFormatError, match="Unicode"):
         manual_credential(card_code=None, id_number="001088004321", full_name="Nguy\ud800n",
                           date_of_birth=None)
+
+
+@pytest.mark.parametrize("content_hash", ["sha256:" + "é" * 64, "sha256:" + "0" * 63 + "\u0660",
+                                          "sha256:" + "Z" * 64, "sha256:" + "A" * 64,
+                                          "sha256:" + "0" * 63 + LONE])
+def test_a_signed_manifest_with_a_non_hex_content_hash_is_refused(content_hash: str) -> None:
+    """Validly signed, but no SHA-256 hex digest: refused in parse_manifest, never a
+    TypeError later in check_hash (issue 22)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    manifest = snapshot.Manifest(
+        format=snapshot.FORMAT, snapshot_version=3,
+        created=datetime(2026, 11, 20, tzinfo=UTC), expires=datetime(2026, 11, 27, tzinfo=UTC),
+        record_count=10, content_hash=content_hash, records_size=4096, key_id="demo",
+        index_salt="00" * 16)
+    signed = snapshot.sign_manifest(manifest, key)  # JSON escapes: "\\u00e9", "\\udca5"
+    with pytest.raises(snapshot.CacheIntegrityError, match="content hash"):
+        snapshot.parse_manifest(signed, {"demo": key.public_key()})
