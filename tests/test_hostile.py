@@ -385,3 +385,69 @@ def test_a_signed_manifest_with_a_non_hex_content_hash_is_refused(content_hash: 
     signed = snapshot.sign_manifest(manifest, key)  # JSON escapes: "\\u00e9", "\\udca5"
     with pytest.raises(snapshot.CacheIntegrityError, match="content hash"):
         snapshot.parse_manifest(signed, {"demo": key.public_key()})
+
+
+def _sod_with(extra_attrs: bytes) -> tuple[bytes, Any]:
+    """A SOD over the demo card's files whose signed attributes carry ``extra_attrs`` — and
+    are validly signed: only a bound can refuse it."""
+    from readers.doubles.vcard import build_sod, demo_card
+    from tests.test_chip import NOW, pki
+
+    card = demo_card(now=NOW, pki=pki())[0]
+    return build_sod({n: card.files[n] for n in (1, 2, 13, 14)}, pki(),
+                     extra_attrs=extra_attrs), card
+
+
+def _attribute(value: bytes) -> bytes:
+    return apdu.encode_tlv(0x30, bytes.fromhex("06032a0304") + apdu.encode_tlv(0x31, value))
+
+
+def _nested(depth: int) -> bytes:
+    inner = b"\x05\x00"
+    for _ in range(depth):
+        inner = apdu.encode_tlv(0x30, inner)
+    return inner
+
+
+@pytest.mark.parametrize(("depth", "refusal"), [(40, "nests deeper"),
+                                               (20_000, "larger than a chip")])
+def test_deeply_nested_signed_attributes_are_refused_before_asn1crypto_walks_them(
+        depth: int, refusal: str) -> None:
+    """Issue 22: nested signed attributes (an 86 KB SOD took asn1crypto over a second). The
+    raw bytes are measured first: too large or too deep is a TlvError, whatever the
+    signature says — and it is the bound that refuses: the same attribute nested a little
+    is read and verifies."""
+    from readers.emrtd.pa import passive_authentication
+    from tests.test_chip import NOW, trust
+
+    sod, card = _sod_with(_attribute(_nested(depth)))
+    with pytest.raises(ReaderError, match=refusal):
+        lds.parse_sod(sod)
+    if len(sod) <= lds.MAX_SOD_BYTES:  # well formed: only the depth limit stands in the way
+        lds.check_der_nesting(apdu.unwrap_tlv(sod, lds.TAG_SOD), limit=depth + 20)
+    shallow, card = _sod_with(_attribute(_nested(5)))
+    result = passive_authentication(lds.parse_sod(shallow), {1: card.files[1]}, trust(),
+                                    now=NOW)
+    assert result.status.value == "authentic"
+
+
+def test_signed_attributes_padded_with_many_attributes_are_refused_unread() -> None:
+    from readers.emrtd.pa import MAX_SIGNED_ATTRS_BYTES, passive_authentication
+    from tests.test_chip import NOW, trust
+
+    one = _attribute(apdu.encode_tlv(0x04, bytes(90)))
+    many, card = _sod_with(one * (MAX_SIGNED_ATTRS_BYTES // len(one) + 1))
+    result = passive_authentication(lds.parse_sod(many), {1: card.files[1]}, trust(), now=NOW)
+    assert (result.status.value, result.reason) == ("failed", "sod_signed_attributes_oversized")
+    few, card = _sod_with(one * 4)
+    result = passive_authentication(lds.parse_sod(few), {1: card.files[1]}, trust(), now=NOW)
+    assert result.status.value == "authentic"
+
+
+def test_the_der_nesting_walker_takes_indefinite_lengths_and_refuses_overlaps() -> None:
+    lds.check_der_nesting(bytes.fromhex("3080 3080 020101 0000 0000"))
+    lds.check_der_nesting(bytes.fromhex("3080 020101 0000"), limit=1)
+    for bad in ["30", "3005020101", "3080020101", "04800000", "3003300500", "3084ffffffff",
+                "3080" * 30 + "0000" * 30]:
+        with pytest.raises(ReaderError):
+            lds.check_der_nesting(bytes.fromhex(bad))

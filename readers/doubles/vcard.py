@@ -129,8 +129,10 @@ def make_pki(*, now: datetime, label: str = "Test CSCA", ds_days: int = 3650,
 
 
 def build_sod(groups: dict[int, bytes], pki: TestPki, *,
-              signing_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
-    """EF.SOD: CMS SignedData over an LDSSecurityObject with SHA-256 hashes of ``groups``."""
+              signing_key: ec.EllipticCurvePrivateKey | None = None,
+              extra_attrs: bytes = b"") -> bytes:
+    """EF.SOD: CMS SignedData over an LDSSecurityObject with SHA-256 hashes of ``groups``;
+    ``extra_attrs`` (DER Attributes) are appended to the signed attributes and signed too."""
     lso = LdsSecurityObject({
         "version": 0,
         "hash_algorithm": {"algorithm": "sha256"},
@@ -142,6 +144,8 @@ def build_sod(groups: dict[int, bytes], pki: TestPki, *,
         {"type": "content_type", "values": [OID_LDS_SECURITY_OBJECT]},
         {"type": "message_digest", "values": [hashlib.sha256(lso).digest()]},
     ])
+    if extra_attrs:
+        attrs = cms.CMSAttributes.load(encode_tlv(0x31, attrs.contents + extra_attrs))
     key = signing_key or pki.ds_key
     signature = key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256()))
     ds = asn1_x509.Certificate.load(pki.ds.public_bytes(serialization.Encoding.DER))
