@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from readers.emrtd import apdu, atr, ca, lds, mrz
+from readers.emrtd import apdu, atr, ca, lds, mrz, pace
 from readers.errors import ReaderError
+from readers.scan.framing import LineFramer
 from terminal.server import BackgroundServer
 from terminal.settings import SettingsError, load_settings
 from tests.test_cache import Publisher as CachePublisher
@@ -121,9 +122,13 @@ def test_the_api_answers_hostile_bodies_with_4xx(daemon: BackgroundServer) -> No
 def test_tlv_and_lds_parsers_raise_only_their_own_errors(data: bytes) -> None:
     for parse in (apdu.parse_tlvs, lds.parse_dg1, lds.parse_dg2, lds.parse_dg13,
                   lds.parse_ef_com, lds.parse_sod, lds.parse_dg15, ca.parse_dg14,
-                  atr.supports_extended_length):
+                  atr.supports_extended_length, lds.check_der_nesting):
         with contextlib.suppress(ReaderError):
             parse(data)
+    assert pace.pace_curve(data) is None or data.startswith(b"\x31")  # never raises
+    framer = LineFramer()
+    lines = [line for i in range(0, len(data), 7) for line in framer.feed(data[i:i + 7])]
+    assert all(line is None or not ({"\r", "\n"} & set(line)) for line in lines)
 
 
 @BOUNDED
