@@ -135,9 +135,10 @@ def trust() -> list[Any]:
 
 
 def targets() -> list[Target]:
-    from readers.emrtd import aa, apdu, atr, ca, lds, mrz, pa
+    from readers.emrtd import aa, apdu, atr, ca, lds, mrz, pa, pace
     from readers.emrtd.sm import AesSuite, TerminalChannel
     from readers.errors import ReaderError
+    from readers.scan import framing
     from terminal.settings import SettingsError
     from verify import history, hn212, qr, registry, snapshot
     from verify.errors import VerifyError
@@ -194,6 +195,39 @@ def targets() -> list[Target]:
     def manifest_run(data: bytes) -> object:
         return snapshot.parse_manifest(data, {})
 
+    def framing_run(data: bytes) -> object:
+        """Fed in pieces as a serial port delivers them; what comes out must be whole lines."""
+        framer = framing.LineFramer()
+        step = 1 + (data[0] % 31 if data else 0)
+        out = [p for i in range(0, len(data), step) for p in framer.feed(data[i:i + step])]
+        for payload in out:
+            if payload is not None and (any(c in payload for c in "\r\n") or len(
+                    payload.encode("utf-8")) > framing.MAX_LINE_BYTES):
+                raise AssertionError("LineFramer let a separator or an over-long line out")
+        if framer.pending > framing.MAX_LINE_BYTES:
+            raise AssertionError("LineFramer buffered more than a line")
+        return out
+
+    def card_access_seed() -> bytes:
+        """PACEInfo, PACEDomainParameterInfo (standardized id 13), ChipAuthenticationInfo."""
+        tlv = apdu.encode_tlv
+        oid = {"pace": "04007f00070202040202", "pace_domain": "04007f000702020402",
+               "standardized": "04007f00070102", "ca": "04007f00070202030202"}
+        return tlv(0x31, b"".join(tlv(0x30, item) for item in (
+            tlv(0x06, bytes.fromhex(oid["pace"])) + tlv(0x02, b"\x02") + tlv(0x02, b"\x0d"),
+            tlv(0x06, bytes.fromhex(oid["pace_domain"])) + tlv(0x30, tlv(
+                0x06, bytes.fromhex(oid["standardized"])) + tlv(0x02, b"\x0d")),
+            tlv(0x06, bytes.fromhex(oid["ca"])) + tlv(0x02, b"\x01"))))
+
+    def dg14_seeds() -> list[bytes]:
+        from readers.doubles.vcard import DG14_ENCODINGS, build_dg14
+        from readers.emrtd.ec import BRAINPOOLP256R1, SECP384R1
+
+        return [files[14]] + [
+            build_dg14(curve, curve.g, f"{ca.OID_CA}.2.2", encoding=encoding, key_id=key_id)
+            for encoding in DG14_ENCODINGS for curve, key_id in ((BRAINPOOLP256R1, None),
+                                                                 (SECP384R1, 1))]
+
     settings_seed = (ROOT / "config" / "tiepdon.example.toml").read_bytes()
     qr_seeds = [s.encode() for s in (
         "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021",
@@ -217,7 +251,8 @@ def targets() -> list[Target]:
         Target("dg2", lds.parse_dg2, (ReaderError,), [files[2][:3000]]),
         Target("dg13", lds.parse_dg13, (ReaderError,), [files[13]]),
         Target("ef-com", lds.parse_ef_com, (ReaderError,), [files["com"]]),
-        Target("dg14", ca.parse_dg14, (ReaderError,), [files[14]]),
+        Target("dg14", ca.parse_dg14, (ReaderError,), dg14_seeds()),
+        Target("ef-cardaccess", pace.pace_curve, (), [files["cardaccess"], card_access_seed()]),
         Target("dg15-aa", aa_run, (ReaderError,), [files[15]]),
         Target("sod-pa", pa_run, (ReaderError,), [files["sod"]]),
         Target("qr", lambda d: qr.parse_qr(as_text(d)), (VerifyError,), qr_seeds, text=True),
@@ -236,7 +271,10 @@ def targets() -> list[Target]:
              "expires": "2026-11-27T00:00:00+00:00", "record_count": 10,
              "content_hash": "0" * 64, "records_size": 4096, "key_id": "demo",
              "index_salt": "00" * 16, "signature": "AAAA"}).encode()], text=True),
-        Target("fingerprint", lambda d: fingerprint(b"k" * 32, as_text(d)), (), qr_seeds,
+        Target("scan-framing", framing_run, (), [
+            b"001088004321||Nguy\xe1\xbb\x85n Ti\xe1\xba\xbfn \xc4\x90\xe1\xba\xa1t|29031988|Nam|"
+            b"H\xc3\xa0 N\xe1\xbb\x99i|01072021\r\n" + qr_seeds[1] + b"\r", b"a\rb\nc\r\n\xff\r"]),
+                Target("fingerprint", lambda d: fingerprint(b"k" * 32, as_text(d)), (), qr_seeds,
                text=True),
     ]
 

@@ -24,6 +24,7 @@ from verify.model import (
     BirthDate,
     Credential,
     CredentialKind,
+    check_unicode,
     is_digits,
     normalize_text,
     parse_birth_date,
@@ -52,7 +53,7 @@ def manual_credential(*, card_code: str | None, id_number: str | None, full_name
             id12 = id12 or parsed.code
         else:
             card = parsed.code
-    name = normalize_text(full_name or "") or None
+    name = normalize_text(check_unicode(full_name or "", "full name")) or None
     dob = parse_birth_date(date_of_birth) if date_of_birth and date_of_birth.strip() else None
     return Credential(kind=CredentialKind.MANUAL, id_number=id12, card_code=card,
                       full_name=name, date_of_birth=dob)

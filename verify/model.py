@@ -35,7 +35,10 @@ _SEX_WORDS = {"nam": Sex.MALE, "nữ": Sex.FEMALE, "nu": Sex.FEMALE, "male": Sex
 
 
 def parse_sex(text: str) -> Sex | None:
-    """``Nam``/``Nữ`` (any case), ``1``/``2`` (BHYT QR), ``male``/``female``; else None."""
+    """``Nam``/``Nữ`` (any case), ``1``/``2`` (BHYT QR), ``male``/``female``; else None —
+    text with a lone surrogate included. Never raises."""
+    if not is_unicode(text):
+        return None
     return _SEX_WORDS.get(normalize_text(text).casefold())
 
 
@@ -46,6 +49,15 @@ def sex_vi(sex: Sex) -> str:
 def is_digits(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts other scripts' digits (``٠``)."""
     return text.isascii() and text.isdigit()
+
+
+def is_unicode(text: str) -> bool:
+    """No lone surrogate (JSON's "\\udca5" decodes to one): the text can be encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_unicode(text: str, what: str = "text") -> str:
@@ -59,8 +71,13 @@ def check_unicode(text: str, what: str = "text") -> str:
 
 
 def normalize_text(text: str) -> str:
-    """NFC, trimmed, inner whitespace collapsed: how names and addresses are kept."""
-    return " ".join(unicodedata.normalize("NFC", check_unicode(text)).split())
+    """NFC, trimmed, inner whitespace collapsed: how names and addresses are kept. Never
+    raises: a lone surrogate (no encoder takes it) is dropped, so the result can always be
+    stored and sent. Entry points that must refuse such text say so first with
+    :func:`check_unicode`."""
+    if not is_unicode(text):
+        text = "".join(ch for ch in text if not "\ud800" <= ch <= "\udfff")
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def same_name(a: str, b: str) -> bool:

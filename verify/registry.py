@@ -16,11 +16,18 @@ from typing import Any
 
 from verify.errors import (
     DateFormatError,
-    InputFormatError,
     RegistryAuthError,
     RegistryProtocolError,
 )
-from verify.model import BirthDate, Sex, normalize_text, parse_birth_date, parse_dmy, parse_sex
+from verify.model import (
+    BirthDate,
+    Sex,
+    is_unicode,
+    normalize_text,
+    parse_birth_date,
+    parse_dmy,
+    parse_sex,
+)
 
 LOGIN_PATH = "/api/token/take"
 CHECK_PATH = "/api/egw/KQNhanLichSuKCB2024"
@@ -160,11 +167,9 @@ def _text(obj: dict[str, Any], key: str) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         raise RegistryProtocolError(f"{key} is not text")
-    try:
-        s = normalize_text(value)
-    except InputFormatError:
-        raise RegistryProtocolError(f"{key} is not valid Unicode") from None
-    return s or None
+    if not is_unicode(value):
+        raise RegistryProtocolError(f"{key} is not valid Unicode")
+    return normalize_text(value) or None
 
 
 def _day(obj: dict[str, Any], key: str) -> date | None:

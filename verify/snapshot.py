@@ -20,6 +20,7 @@ import csv
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -105,6 +106,9 @@ def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> bytes:
     return json.dumps(body, sort_keys=True, indent=1).encode() + b"\n"
 
 
+_CONTENT_HASH = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
+
+
 def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
     """Strict: the exact fields, a known key, a valid signature. Raises CacheIntegrityError."""
     if not data:
@@ -146,7 +150,9 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
         key.verify(signature, manifest.signed_bytes())
     except InvalidSignature:
         raise CacheIntegrityError("manifest signature does not verify") from None
-    if not manifest.content_hash.startswith("sha256:") or len(manifest.content_hash) != 71:
+    # "sha256:" and 64 lowercase hex digits, as hexdigest() writes them: anything else (a
+    # non-ASCII character would make check_hash's compare_digest a TypeError) is refused here.
+    if not _CONTENT_HASH.fullmatch(manifest.content_hash):
         raise CacheIntegrityError("manifest content hash is malformed")
     return manifest
 

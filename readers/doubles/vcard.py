@@ -45,13 +45,15 @@ from readers.emrtd.apdu import (
 from readers.emrtd.bac import BacKeys, card_authenticate
 from readers.emrtd.ca import (
     OID_CA,
+    OID_CA_ECDH,
     OID_EC_PUBLIC_KEY,
     OID_PK_ECDH,
     OID_PRIME_FIELD,
+    OID_STANDARDIZED_DOMAIN_PARAMETERS,
     ChipAuthCard,
     ChipAuthOffer,
 )
-from readers.emrtd.ec import BRAINPOOLP256R1, Curve
+from readers.emrtd.ec import BY_NAME, Curve
 from readers.emrtd.lds import (
     AID_ICAO,
     DG_TAGS,
@@ -127,8 +129,10 @@ def make_pki(*, now: datetime, label: str = "Test CSCA", ds_days: int = 3650,
 
 
 def build_sod(groups: dict[int, bytes], pki: TestPki, *,
-              signing_key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
-    """EF.SOD: CMS SignedData over an LDSSecurityObject with SHA-256 hashes of ``groups``."""
+              signing_key: ec.EllipticCurvePrivateKey | None = None,
+              extra_attrs: bytes = b"") -> bytes:
+    """EF.SOD: CMS SignedData over an LDSSecurityObject with SHA-256 hashes of ``groups``;
+    ``extra_attrs`` (DER Attributes) are appended to the signed attributes and signed too."""
     lso = LdsSecurityObject({
         "version": 0,
         "hash_algorithm": {"algorithm": "sha256"},
@@ -140,6 +144,8 @@ def build_sod(groups: dict[int, bytes], pki: TestPki, *,
         {"type": "content_type", "values": [OID_LDS_SECURITY_OBJECT]},
         {"type": "message_digest", "values": [hashlib.sha256(lso).digest()]},
     ])
+    if extra_attrs:
+        attrs = cms.CMSAttributes.load(encode_tlv(0x31, attrs.contents + extra_attrs))
     key = signing_key or pki.ds_key
     signature = key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256()))
     ds = asn1_x509.Certificate.load(pki.ds.public_bytes(serialization.Encoding.DER))
@@ -251,7 +257,10 @@ class Faults:
     # clone (genuine signed DG14, another chip's key) | garbage (GA answers nonsense) |
     # unsupported (DG14 offers only DH)
     ca: str = "aes128"
-    ca_explicit: bool = False         # DG14 spells its curve out instead of naming it
+    # How DG14 encodes the chip's CA key (real documents carry each of these): see
+    # DG14_ENCODINGS. ``ca_curve`` names the key's curve.
+    ca_encoding: str = "named"
+    ca_curve: str = "brainpoolP256r1"
     tear_at: tuple[int, ...] = ()     # the card leaves the field once at these APDU numbers
     max_le: int | None = None         # refuse (6700) short reads longer than this
 
@@ -265,24 +274,64 @@ def _der(value: core.Asn1Value) -> bytes:
     return bytes(value.dump())
 
 
+# The encodings of DG14's ChipAuthenticationPublicKeyInfo issued documents carry (BSI
+# TR-03110-3 §A.1.1.2, §A.2.1): the SubjectPublicKeyInfo's algorithm and how it gives the curve.
+DG14_ENCODINGS = (
+    "named",                      # id-ecPublicKey + namedCurve (RFC 5480)
+    "explicit",                   # id-ecPublicKey + specifiedCurve (prime, a, b, G, n, h)
+    "explicit_compressed",        # … with the generator in compressed form
+    "pk_ecdh_named",              # id-PK-ECDH + namedCurve
+    "pk_ecdh_explicit",           # id-PK-ECDH + specifiedCurve
+    "standardized",               # standardizedDomainParameters + parameter id
+    "domain_info",                # a bare key; ChipAuthenticationDomainParameterInfo, named
+    "domain_info_standardized",   # a bare key; ChipAuthenticationDomainParameterInfo, by id
+)
+
+
+def _ec_parameters(curve: Curve, *, compressed: bool = False) -> bytes:
+    """ECParameters as a specifiedCurve (RFC 3279 §2.3.5), cofactor 1."""
+    base = curve.encode(curve.g)
+    if compressed:
+        base = bytes([2 + (curve.gy & 1)]) + base[1:1 + curve.size]
+    return encode_tlv(0x30, _der(core.Integer(1)) + encode_tlv(
+        0x30, _der(core.ObjectIdentifier(OID_PRIME_FIELD)) + _der(core.Integer(curve.p)))
+        + encode_tlv(0x30, encode_tlv(0x04, curve.a.to_bytes(curve.size, "big"))
+                     + encode_tlv(0x04, curve.b.to_bytes(curve.size, "big")))
+        + encode_tlv(0x04, base) + _der(core.Integer(curve.n)) + _der(core.Integer(1)))
+
+
+def _algorithm(oid: str, params: bytes = b"") -> bytes:
+    return encode_tlv(0x30, _der(core.ObjectIdentifier(oid)) + params)
+
+
 def build_dg14(curve: Curve, public: tuple[int, int], protocol: str, *,
-               explicit: bool = False) -> bytes:
-    """SecurityInfos with a ChipAuthenticationPublicKeyInfo and a ChipAuthenticationInfo."""
-    if explicit:
-        params = encode_tlv(0x30, _der(core.Integer(1)) + encode_tlv(
-            0x30, _der(core.ObjectIdentifier(OID_PRIME_FIELD)) + _der(core.Integer(curve.p)))
-            + encode_tlv(0x30, encode_tlv(0x04, curve.a.to_bytes(curve.size, "big"))
-                         + encode_tlv(0x04, curve.b.to_bytes(curve.size, "big")))
-            + encode_tlv(0x04, curve.encode(curve.g)) + _der(core.Integer(curve.n))
-            + _der(core.Integer(1)))
-    else:
-        params = _der(core.ObjectIdentifier(curve.oid))
-    spki = encode_tlv(0x30, encode_tlv(0x30, _der(core.ObjectIdentifier(OID_EC_PUBLIC_KEY))
-                                       + params)
-                      + encode_tlv(0x03, b"\x00" + curve.encode(public)))
-    key_info = encode_tlv(0x30, _der(core.ObjectIdentifier(OID_PK_ECDH)) + spki)
-    ca_info = encode_tlv(0x30, _der(core.ObjectIdentifier(protocol)) + _der(core.Integer(1)))
-    return encode_tlv(DG_TAGS[14], encode_tlv(0x31, key_info + ca_info))
+               encoding: str = "named", key_id: int | None = None) -> bytes:
+    """SecurityInfos with a ChipAuthenticationPublicKeyInfo and a ChipAuthenticationInfo (and,
+    for the ``domain_info`` encodings, a ChipAuthenticationDomainParameterInfo), the key
+    encoded as ``encoding`` says (one of DG14_ENCODINGS)."""
+    named = _der(core.ObjectIdentifier(curve.oid))
+    standard = _der(core.Integer(curve.standard_id))
+    algorithm = {
+        "named": _algorithm(OID_EC_PUBLIC_KEY, named),
+        "explicit": _algorithm(OID_EC_PUBLIC_KEY, _ec_parameters(curve)),
+        "explicit_compressed": _algorithm(OID_EC_PUBLIC_KEY,
+                                          _ec_parameters(curve, compressed=True)),
+        "pk_ecdh_named": _algorithm(OID_PK_ECDH, named),
+        "pk_ecdh_explicit": _algorithm(OID_PK_ECDH, _ec_parameters(curve)),
+        "standardized": _algorithm(OID_STANDARDIZED_DOMAIN_PARAMETERS, standard),
+        "domain_info": _algorithm(OID_EC_PUBLIC_KEY),
+        "domain_info_standardized": _algorithm(OID_PK_ECDH),
+    }[encoding]
+    key_ref = _der(core.Integer(key_id)) if key_id is not None else b""
+    spki = encode_tlv(0x30, algorithm + encode_tlv(0x03, b"\x00" + curve.encode(public)))
+    infos = encode_tlv(0x30, _der(core.ObjectIdentifier(OID_PK_ECDH)) + spki + key_ref)
+    infos += encode_tlv(0x30, _der(core.ObjectIdentifier(protocol)) + _der(core.Integer(1))
+                        + key_ref)
+    if encoding.startswith("domain_info"):
+        domain = (_algorithm(OID_EC_PUBLIC_KEY, named) if encoding == "domain_info"
+                  else _algorithm(OID_STANDARDIZED_DOMAIN_PARAMETERS, standard))
+        infos += encode_tlv(0x30, _der(core.ObjectIdentifier(OID_CA_ECDH)) + domain + key_ref)
+    return encode_tlv(DG_TAGS[14], encode_tlv(0x31, infos))
 
 
 def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
@@ -312,8 +361,8 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
                        spouse=person.spouse)
     groups: dict[int, bytes] = {1: dg1, 2: dg2, 13: dg13}
     if ca_public is not None and faults.ca != "none":
-        groups[14] = build_dg14(BRAINPOOLP256R1, ca_public, CA_PROTOCOLS[faults.ca],
-                                explicit=faults.ca_explicit)
+        groups[14] = build_dg14(BY_NAME[faults.ca_curve], ca_public, CA_PROTOCOLS[faults.ca],
+                                encoding=faults.ca_encoding)
     if aa_key is not None:
         groups[15] = encode_tlv(DG_TAGS[15], aa_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
@@ -377,7 +426,7 @@ class VirtualCccd:
     faults: Faults = field(default_factory=Faults)
     rnd: Callable[[int], bytes] = os.urandom
     aa_key: ec.EllipticCurvePrivateKey | None = None
-    ca_private: int | None = None     # the chip's static CA key on brainpoolP256r1
+    ca_private: int | None = None     # the chip's static CA key on ``faults.ca_curve``
     apdus: int = 0
     _selected_app: bool = False
     _current: FileKey | None = None
@@ -511,10 +560,10 @@ class VirtualCccd:
         cipher, size = {"aes256": ("aes", 32), "3des": (DES3, 16),
                         "3des_kat": (DES3, 16)}.get(self.faults.ca, ("aes", 16))
         private = self.ca_private
+        curve = BY_NAME[self.faults.ca_curve]
         if self.faults.ca == "clone":  # the copied DG14 names another chip's key
-            private = private * 7 % BRAINPOOLP256R1.n or 1
-        offer = ChipAuthOffer(CA_PROTOCOLS[self.faults.ca], cipher, size, BRAINPOOLP256R1,
-                              BRAINPOOLP256R1.g, None)
+            private = private * 7 % curve.n or 1
+        offer = ChipAuthOffer(CA_PROTOCOLS[self.faults.ca], cipher, size, curve, curve.g, None)
         return ChipAuthCard(offer, private)
 
     def _command_ca(self, c: Command) -> tuple[bytes, int, Any]:
@@ -583,8 +632,9 @@ def demo_card(*, now: datetime | None = None, faults: Faults = Faults(),
     """A ready virtual card and its PKI (give ``pki.csca_pem()`` to the trust store)."""
     pki = pki or make_pki(now=now or datetime.now(UTC))
     aa_key = ec.generate_private_key(ec.SECP256R1()) if faults.aa != "none" else None
-    ca_private = BRAINPOOLP256R1.scalar(os.urandom)
-    ca_public = BRAINPOOLP256R1.mul_g(ca_private)
+    ca_curve = BY_NAME[faults.ca_curve]
+    ca_private = ca_curve.scalar(os.urandom)
+    ca_public = ca_curve.mul_g(ca_private)
     assert ca_public is not None
     card = VirtualCccd(build_files(person, pki, faults=faults, now=now, aa_key=aa_key,
                                    ca_public=ca_public, other_pki=other_pki, photo=photo),

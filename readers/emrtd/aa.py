@@ -22,6 +22,9 @@ from readers.emrtd.lds import DG_TAGS
 from readers.errors import TlvError
 
 PASSED, FAILED, NOT_SUPPORTED = "passed", "failed", "not_supported"
+# The chip offers the check and its signed data says how, but this terminal cannot run it (a
+# curve, parameter id or encoding it does not know): our limit, never a copy, never a pass.
+NOT_VERIFIED = "not_verified"
 _TRAILER_HASH = {0x33: "sha1", 0x34: "sha256", 0x36: "sha512", 0x35: "sha384", 0x38: "sha224"}
 
 

@@ -19,7 +19,7 @@ from asn1crypto import core
 from asn1crypto import keys as asn1_keys
 
 from readers.emrtd.apdu import SW, Command, encode_tlv, parse_tlv, parse_tlvs, unwrap_tlv
-from readers.emrtd.ec import BY_OID, Curve, curve_of
+from readers.emrtd.ec import BY_OID, BY_STANDARD_ID, CURVES, Curve
 from readers.emrtd.lds import DG_TAGS
 from readers.emrtd.sm import AES, DES3, CipherSuite, session_suite
 from readers.errors import ApduError, SecureMessagingError, TlvError
@@ -27,6 +27,8 @@ from readers.errors import ApduError, SecureMessagingError, TlvError
 INS_MSE, INS_GENERAL_AUTHENTICATE = 0x22, 0x86
 OID_PK_ECDH = "0.4.0.127.0.7.2.2.1.2"
 OID_CA = "0.4.0.127.0.7.2.2.3"  # id-CA: .1 DH, .2 ECDH, then the cipher
+OID_CA_DH, OID_CA_ECDH = f"{OID_CA}.1", f"{OID_CA}.2"  # ChipAuthenticationDomainParameterInfo
+OID_STANDARDIZED_DOMAIN_PARAMETERS = "0.4.0.127.0.7.1.2"  # BSI TR-03110-3 §A.2.1.1
 CA_ECDH = {f"{OID_CA}.2.1": (DES3, 16), f"{OID_CA}.2.2": (AES, 16),
            f"{OID_CA}.2.3": (AES, 24), f"{OID_CA}.2.4": (AES, 32)}
 OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
@@ -41,6 +43,19 @@ class _SecurityInfo(core.Sequence):  # type: ignore[misc]
 
 class _SecurityInfos(core.SetOf):  # type: ignore[misc]
     _child_spec = _SecurityInfo
+
+
+class _AlgorithmIdentifier(core.Sequence):  # type: ignore[misc]
+    """RFC 5280 §4.1.1.2, parameters left raw: what they are depends on the algorithm, and
+    asn1crypto's own spec only knows id-ecPublicKey's."""
+
+    _fields = [("algorithm", core.ObjectIdentifier),  # noqa: RUF012
+               ("parameters", core.Any, {"optional": True})]
+
+
+class _SubjectPublicKeyInfo(core.Sequence):  # type: ignore[misc]
+    _fields = [("algorithm", _AlgorithmIdentifier),  # noqa: RUF012
+               ("public_key", core.OctetBitString)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,52 +81,105 @@ class Dg14:
 
 
 def _integer(value: Any) -> int:
-    return int(core.Integer.load(value.dump()).native)
+    return int(core.Integer.load(value.dump(), strict=True).native)
 
 
-def _public_key(info: Any) -> tuple[Curve, tuple[int, int]] | str:
-    """A ChipAuthenticationPublicKeyInfo's EC key, or why it cannot be used."""
-    spki = asn1_keys.PublicKeyInfo.load(info.dump())
-    algorithm = spki["algorithm"]["algorithm"].dotted
-    if algorithm != OID_EC_PUBLIC_KEY:
-        return f"key algorithm {algorithm}"
-    params = spki["algorithm"]["parameters"]
-    curve: Curve | None
-    if params.name == "named":
-        curve = BY_OID.get(params.chosen.dotted)
-    elif params.name == "specified":
-        s = params.chosen
-        if s["field_id"]["field_type"].dotted != OID_PRIME_FIELD:
-            return "binary-field curve"
-        size_p = int(s["field_id"]["parameters"].native)
-        base = bytes(s["base"].native)
-        half = (len(base) - 1) // 2
-        if not base or base[0] != 0x04 or len(base) != 1 + 2 * half:
-            return "explicit generator not uncompressed"
-        curve = curve_of(size_p, int.from_bytes(s["curve"]["a"].native, "big"),
-                         int.from_bytes(s["curve"]["b"].native, "big"),
-                         int.from_bytes(base[1:1 + half], "big"),
-                         int.from_bytes(base[1 + half:], "big"), int(s["order"].native))
-    else:
-        return "implicit curve"
+def _explicit_curve(params: Any) -> Curve | str:
+    """The named curve a specifiedCurve (RFC 3279 §2.3.5) spells out, or why not. Only the
+    curves we know are accepted: an unknown one is not trusted to be prime-order and sound."""
+    s = asn1_keys.SpecifiedECDomain.load(params.dump(), strict=True)
+    if s["field_id"]["field_type"].dotted != OID_PRIME_FIELD:
+        return "binary-field curve"
+    cofactor = s["cofactor"].native
+    if cofactor not in (None, 1):
+        return "unknown curve"  # every curve we run has cofactor 1
+    p = int(s["field_id"]["parameters"].native)
+    a = int.from_bytes(s["curve"]["a"].native, "big")
+    b = int.from_bytes(s["curve"]["b"].native, "big")
+    base, n = bytes(s["base"].native), int(s["order"].native)
+    for c in CURVES:
+        if (c.p, c.a, c.b, c.n) == (p, a % p, b, n) and base in _generator_encodings(c):
+            return c
+    return "unknown curve"
+
+
+def _generator_encodings(c: Curve) -> tuple[bytes, bytes]:
+    """G uncompressed and compressed (SEC 1 §2.3.3); DG14s carry either."""
+    x = c.gx.to_bytes(c.size, "big")
+    return c.encode(c.g), bytes([2 + (c.gy & 1)]) + x
+
+
+def _domain(algorithm: Any) -> Curve | str | None:
+    """The curve an AlgorithmIdentifier names — id-ecPublicKey or id-PK-ECDH with
+    ECParameters (RFC 3279 §2.3.5), or standardizedDomainParameters with a parameter id
+    (BSI TR-03110-3 §A.2.1.1) — None when it leaves them to a
+    ChipAuthenticationDomainParameterInfo (absent parameters or implicitlyCA), or why it
+    cannot be used."""
+    oid = algorithm["algorithm"].dotted
+    params = algorithm["parameters"]
+    if oid == OID_STANDARDIZED_DOMAIN_PARAMETERS:
+        param_id = _integer(params)
+        curve = BY_STANDARD_ID.get(param_id)
+        return curve if curve is not None else f"standardized parameter id {param_id}"
+    if oid not in (OID_EC_PUBLIC_KEY, OID_PK_ECDH):
+        return f"key algorithm {oid}"
+    if params.native is None:  # absent, or implicitlyCA (NULL)
+        return None
+    chosen = asn1_keys.ECDomainParameters.load(params.dump(), strict=True)
+    if chosen.name == "named":
+        return BY_OID.get(chosen.chosen.dotted) or "unknown curve"
+    if chosen.name == "specified":
+        return _explicit_curve(chosen.chosen)
+    return None
+
+
+KeyInfo = tuple[Curve | str | None, bytes]  # the key's domain (as _domain gives it), its point
+
+
+def _public_key(info: Any) -> KeyInfo:
+    """A ChipAuthenticationPublicKeyInfo's SubjectPublicKeyInfo: its curve and its point."""
+    spki = _SubjectPublicKeyInfo.load(info.dump(), strict=True)
+    return _domain(spki["algorithm"]), bytes(spki["public_key"].native)
+
+
+def _resolve(key: KeyInfo, domain: Curve | str | None) -> tuple[Curve, tuple[int, int]] | str:
+    """The key's curve (its own parameters, else the domain parameters given for its key id)
+    and its point on that curve, or why it cannot be used."""
+    curve, point = key
     if curve is None:
-        return "unknown curve"
+        curve = domain
+    if curve is None:
+        return "no domain parameters for the public key"
+    if isinstance(curve, str):
+        return curve
     try:
-        return curve, curve.decode(bytes(spki["public_key"].native))
+        return curve, curve.decode(point)
     except SecureMessagingError:
         return "public key not on its curve"
 
 
+def _pick(table: dict[int | None, Any], key_id: int | None) -> tuple[int | None, Any] | None:
+    """The entry for ``key_id`` and its id; with no key id on one side, the only entry."""
+    if key_id in table:
+        return key_id, table[key_id]
+    if len(table) == 1 and (key_id is None or None in table):
+        return next(iter(table.items()))
+    return None
+
+
 def parse_dg14(data: bytes) -> Dg14:
-    """DG14's Chip Authentication offers. A DG14 that does not parse is a :class:`TlvError`;
-    CA it offers but this terminal cannot run (DH, an unknown cipher or curve) is listed in
-    ``unsupported`` — the caller fails closed on it, never treats it as absent."""
+    """DG14's Chip Authentication offers (ICAO 9303-11 §9.2.6, BSI TR-03110-3 §A.1.1.2).
+
+    A DG14 that does not parse is a :class:`TlvError`; CA it offers but this terminal cannot
+    run (DH, an unknown cipher, curve or parameter id) is listed in ``unsupported`` — the
+    caller fails closed on it, never treats it as absent."""
     if len(data) > MAX_DG14_BYTES:
         raise TlvError("DG14 is implausibly large")
     try:
         infos = _SecurityInfos.load(unwrap_tlv(data, DG_TAGS[14]), strict=True)
         protocols: list[tuple[str, int | None, tuple[str, int] | None]] = []
-        keys: dict[int | None, tuple[Curve, tuple[int, int]] | str] = {}
+        keys: dict[int | None, KeyInfo] = {}
+        domains: dict[int | None, Curve | str | None] = {}
         unsupported: list[str] = []
         for info in infos:
             oid = info["protocol"].dotted
@@ -119,6 +187,11 @@ def parse_dg14(data: bytes) -> Dg14:
             key_id = _integer(optional) if optional.native is not None else None
             if oid == OID_PK_ECDH:
                 keys[key_id] = _public_key(info["required_data"])
+            elif oid == OID_CA_ECDH:  # ChipAuthenticationDomainParameterInfo
+                domains[key_id] = _domain(_AlgorithmIdentifier.load(
+                    info["required_data"].dump(), strict=True))
+            elif oid == OID_CA_DH:
+                domains[key_id] = "DH domain parameters"
             elif oid.startswith(OID_CA + "."):
                 if _integer(info["required_data"]) != 1:
                     unsupported.append(f"{oid} version")
@@ -130,24 +203,21 @@ def parse_dg14(data: bytes) -> Dg14:
             RecursionError) as e:
         raise TlvError("DG14 is malformed") from e
     offers: list[ChipAuthOffer] = []
-    for oid, key_id, suite in protocols:
-        key = keys.get(key_id)
-        if key is None and key_id is None and len(keys) == 1:
-            key = next(iter(keys.values()))
+    # A protocol without a ChipAuthenticationInfo: 3DES by default (ICAO 9303-11 §9.2.6).
+    wanted = protocols or [(f"{OID_CA}.2.1", key_id, (DES3, 16)) for key_id in keys]
+    for oid, key_id, suite in wanted:
+        picked = _pick(keys, key_id)
         if suite is None:
             unsupported.append(f"protocol {oid}")
-        elif key is None:
+        elif picked is None:
             unsupported.append(f"no public key for {oid}")
-        elif isinstance(key, str):
-            unsupported.append(key)
         else:
-            offers.append(ChipAuthOffer(oid, suite[0], suite[1], key[0], key[1], key_id))
-    if not protocols and keys:  # a key without a ChipAuthenticationInfo: 3DES by default
-        for key_id, key in keys.items():
+            domain = _pick(domains, picked[0])
+            key = _resolve(picked[1], domain[1] if domain is not None else None)
             if isinstance(key, str):
                 unsupported.append(key)
             else:
-                offers.append(ChipAuthOffer(f"{OID_CA}.2.1", DES3, 16, key[0], key[1], key_id))
+                offers.append(ChipAuthOffer(oid, suite[0], suite[1], key[0], key[1], key_id))
     return Dg14(tuple(offers), tuple(unsupported))
 
 

@@ -26,6 +26,7 @@ from cryptography import x509
 from readers.emrtd.aa import (
     FAILED,
     NOT_SUPPORTED,
+    NOT_VERIFIED,
     PASSED,
     internal_authenticate,
     public_key_from_dg15,
@@ -114,7 +115,9 @@ class ChipRead:
     apdus: int                     # over every connection, reconnects included
     bytes_in: int
     bytes_out: int
-    chip_auth: str = NOT_SUPPORTED  # passed | failed | not_supported
+    # passed | failed (the chip could not prove its key: a copy) | not_verified (the signed
+    # DG14 offers CA this terminal cannot run; why in chip_auth_reason) | not_supported
+    chip_auth: str = NOT_SUPPORTED
     chip_auth_reason: str | None = None
     reconnects: int = 0
     # The files as read ("sod", "dg1", "dg2", "dg13", "dg14", "dg15") and the chip's answer to
@@ -322,8 +325,13 @@ class ChipSession:
 def _chip_authentication(s: ChipSession, sod: Sod, present: set[int]) -> None:
     """CA when the signed SOD lists DG14 and it has not failed on this card already.
 
-    Fail closed: DG14 offering CA that we cannot run, a DG14 whose hash is not the SOD's, a
-    refusal, or a chip that cannot answer under the new keys — each is ``failed``."""
+    Two outcomes other than ``passed``, never confused (issue 22):
+    ``failed`` — the chip did not prove the key (a refusal, or no answer under the new keys),
+    or DG14 is not the file the SOD signed: the chip may be a copy.
+    ``not_verified`` — DG14 is the signed one, but this terminal cannot use it (a curve,
+    parameter id, protocol or encoding it does not know, or one it cannot parse). A copy
+    cannot cause this: the signed DG14 is the genuine chip's, so only passive authentication
+    failing could make it anything else — and that is reported on its own."""
     progress = s.progress
     if 14 not in present or progress.chip_auth == FAILED:
         return
@@ -334,11 +342,11 @@ def _chip_authentication(s: ChipSession, sod: Sod, present: set[int]) -> None:
     try:
         offers = parse_dg14(dg14)
     except TlvError:
-        progress.chip_auth, progress.chip_auth_reason = FAILED, "dg14_malformed"
+        progress.chip_auth, progress.chip_auth_reason = NOT_VERIFIED, "dg14_malformed"
         return
     if not offers.offers:
         if offers.offers_ca:
-            progress.chip_auth = FAILED
+            progress.chip_auth = NOT_VERIFIED
             progress.chip_auth_reason = "unsupported: " + "; ".join(offers.unsupported)
         return
     passed_before = progress.chip_auth == PASSED

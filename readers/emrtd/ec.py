@@ -284,13 +284,6 @@ _OPENSSL: dict[str, type[ec.EllipticCurve]] = {
 CURVES = (BRAINPOOLP224R1, BRAINPOOLP256R1, BRAINPOOLP384R1, BRAINPOOLP512R1, SECP224R1,
           SECP256R1, SECP384R1, SECP521R1)
 BY_OID = {c.oid: c for c in CURVES}
+BY_NAME = {c.name: c for c in CURVES}
 BY_STANDARD_ID = {c.standard_id: c for c in CURVES}
 
-
-def curve_of(p: int, a: int, b: int, gx: int, gy: int, n: int) -> Curve | None:
-    """The named curve with these explicit parameters, or None (DG14 may spell a named curve
-    out in full; an unknown curve is not trusted to be prime-order and sound)."""
-    for c in CURVES:
-        if (c.p, c.a % c.p, c.b, c.gx, c.gy, c.n) == (p, a % p, b, gx, gy, n):
-            return c
-    return None

@@ -266,8 +266,66 @@ class Sod:
     hashes: dict[int, bytes]
 
 
+# Bounds checked on the raw bytes before asn1crypto sees them: its lazy parser re-walks nested
+# structures, so deeply nested or padded signed attributes cost it far more than their size.
+MAX_SOD_BYTES = 0x8000  # all READ BINARY can address (offsets up to 0x7FFF)
+MAX_DER_DEPTH = 24      # a genuine SOD nests about 11 deep (an explicit-curve key in the DS)
+
+
+def check_der_nesting(data: bytes, limit: int = MAX_DER_DEPTH) -> None:
+    """Walk BER/DER headers without building anything, constructed elements included
+    (definite or indefinite length): a :class:`TlvError` when they nest deeper than ``limit``
+    or do not fit in one another. Linear in the input."""
+    ends: list[int | None] = []  # where each open constructed element ends; None: at 00 00
+    pos, size = 0, len(data)
+    while True:
+        while ends:  # close what ends here
+            if ends[-1] is None and data[pos:pos + 2] == b"\x00\x00":
+                pos += 2
+            elif ends[-1] != pos:
+                break
+            ends.pop()
+        if pos >= size:
+            if ends:
+                raise TlvError("BER element is truncated")
+            return
+        outer = next((e for e in reversed(ends) if e is not None), size)
+        constructed = data[pos] & 0x20
+        if data[pos] & 0x1F == 0x1F:  # high tag number form
+            pos += 1
+            while pos < size and data[pos] & 0x80:
+                pos += 1
+        pos += 1
+        if pos >= outer:
+            raise TlvError("BER element is truncated")
+        length = data[pos]
+        pos += 1
+        end: int | None = None
+        if length != 0x80:
+            if length > 0x80:
+                count = length & 0x7F
+                if count > 4:
+                    raise TlvError("BER length is oversized")
+                length = int.from_bytes(data[pos:pos + count], "big")
+                pos += count
+            end = pos + length
+            if end > outer:
+                raise TlvError("BER element runs past its end")
+        elif not constructed:
+            raise TlvError("indefinite length on a primitive BER element")
+        if constructed:
+            ends.append(end)
+            if len(ends) > limit:
+                raise TlvError(f"BER nests deeper than {limit} levels")
+        else:
+            pos = end if end is not None else pos
+
+
 def parse_sod(data: bytes) -> Sod:
+    if len(data) > MAX_SOD_BYTES:
+        raise TlvError("EF.SOD is larger than a chip can hold")
     body = unwrap_tlv(data, TAG_SOD)
+    check_der_nesting(body)
     try:
         info = cms.ContentInfo.load(body, strict=True)
         if info["content_type"].dotted != "1.2.840.113549.1.7.2":
@@ -279,6 +337,7 @@ def parse_sod(data: bytes) -> Sod:
         octets = eci["content"].native
         if not isinstance(octets, bytes):
             raise TlvError("EF.SOD content is not an octet string")
+        check_der_nesting(octets)
         lso = LdsSecurityObject.load(octets, strict=True)
         hashes = {int(h["data_group_number"].native): bytes(h["data_group_hash_value"].native)
                   for h in lso["data_group_hash_values"]}

@@ -30,6 +30,12 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+# Genuine signed attributes are a content type, a message digest and perhaps a signing time or
+# a signing certificate: a few hundred bytes. asn1crypto spends time on each attribute it
+# walks, so a SOD padded with thousands of them is refused unread.
+MAX_SIGNED_ATTRS_BYTES = 4096
+
+
 class PaStatus(StrEnum):
     AUTHENTIC = "authentic"
     UNANCHORED = "unanchored"
@@ -170,6 +176,8 @@ def passive_authentication(sod: Sod, groups: dict[int, bytes],
         if digest not in _HASHES:
             raise _Fail("sod_digest_algorithm")
         attrs = si["signed_attrs"]
+        if len(attrs.contents or b"") > MAX_SIGNED_ATTRS_BYTES:  # bound the work first
+            raise _Fail("sod_signed_attributes_oversized")
         if not attrs:
             raise _Fail("sod_signed_attributes_missing")
         if _attr(attrs, "content_type").dotted != OID_LDS_SECURITY_OBJECT:   # 2. what is signed

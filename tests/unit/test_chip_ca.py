@@ -6,17 +6,22 @@ from __future__ import annotations
 import os
 
 import pytest
+from asn1crypto import core
 
 from readers.doubles.vcard import (
     DEMO_PERSON,
+    DG14_ENCODINGS,
     CardProcessPort,
     Faults,
     VirtualCccd,
+    build_dg14,
+    build_sod,
     demo_card,
 )
-from readers.emrtd.ca import parse_dg14
+from readers.emrtd.apdu import encode_tlv, parse_tlvs, unwrap_tlv
+from readers.emrtd.ca import OID_CA, OID_CA_ECDH, Dg14, parse_dg14
 from readers.emrtd.chip import ChipRead, read_chip, read_with_retries
-from readers.emrtd.ec import BRAINPOOLP256R1
+from readers.emrtd.ec import BRAINPOOLP256R1, BY_NAME
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.emrtd.pa import PaStatus
 from readers.emrtd.sm import SHORT_READ_MAX, AesSuite, Des3Suite, TerminalChannel
@@ -74,11 +79,74 @@ def test_chip_authentication_passes_and_the_read_goes_on_under_its_keys(ca: str,
         assert isinstance(channel.suite, AesSuite) and len(channel.suite.ks_enc) == 32
 
 
-def test_dg14_with_explicit_parameters_is_understood() -> None:
-    c = card(ca_explicit=True)
-    offers = parse_dg14(c.files[14])
-    assert offers.offers[0].curve is BRAINPOOLP256R1
-    assert once(c).chip_auth == "passed"
+@pytest.mark.parametrize("encoding", DG14_ENCODINGS)
+def test_each_dg14_key_encoding_parses_and_the_chip_authenticates(encoding: str) -> None:
+    """Issue 22: every encoding issued documents carry is a genuine chip, never a copy."""
+    c = card(ca_encoding=encoding)
+    dg14 = parse_dg14(c.files[14])
+    assert (dg14.unsupported, len(dg14.offers)) == ((), 1)
+    assert dg14.offers[0].curve is BRAINPOOLP256R1
+    assert dg14.offers[0].public == BRAINPOOLP256R1.mul_g(c.ca_private or 0)
+    result = once(c)
+    assert (result.chip_auth, result.chip_auth_reason) == ("passed", None)
+    assert result.passive_auth.status is PaStatus.AUTHENTIC
+
+
+@pytest.mark.parametrize("encoding", ["standardized", "domain_info_standardized",
+                                      "pk_ecdh_explicit", "pk_ecdh_named"])
+@pytest.mark.parametrize("curve", ["secp256r1", "secp384r1", "brainpoolP224r1"])
+def test_other_curves_in_each_encoding_authenticate(encoding: str, curve: str) -> None:
+    result = once(card(ca_encoding=encoding, ca_curve=curve), "bac")
+    assert (result.chip_auth, result.chip_auth_reason) == ("passed", None)
+
+
+@pytest.mark.parametrize(("param_id", "curve"), [
+    (10, "secp224r1"), (11, "brainpoolP224r1"), (12, "secp256r1"), (13, "brainpoolP256r1"),
+    (15, "secp384r1"), (16, "brainpoolP384r1"), (17, "brainpoolP512r1"), (18, "secp521r1")])
+def test_standardized_domain_parameter_ids_name_their_curves(param_id: int, curve: str) -> None:
+    """BSI TR-03110-3 table 4: the ids of the EC curves this terminal runs."""
+    c = BY_NAME[curve]
+    assert c.standard_id == param_id
+    for encoding in ("standardized", "domain_info_standardized"):
+        dg14 = parse_dg14(build_dg14(c, c.g, f"{OID_CA}.2.2", encoding=encoding, key_id=7))
+        assert [(o.curve, o.public, o.key_id) for o in dg14.offers] == [(c, c.g, 7)]
+
+
+@pytest.mark.parametrize("param_id", [0, 2, 8, 9, 14, 19, 127])
+def test_standardized_ids_this_terminal_cannot_run_are_unsupported(param_id: int) -> None:
+    """DH groups (0-2), P-192, brainpoolP192r1, brainpoolP320r1 and unknown ids."""
+    dg14 = _with_standard_id(param_id)
+    assert dg14.offers == () and dg14.offers_ca
+    assert any(f"parameter id {param_id}" in why for why in dg14.unsupported), dg14.unsupported
+
+
+def _standardized(param_id: int) -> bytes:
+    """AlgorithmIdentifier {standardizedDomainParameters, INTEGER param_id}, as DER."""
+    return bytes.fromhex("0607 04007f00070102 0201") + bytes([param_id])
+
+
+def _with_standard_id(param_id: int) -> Dg14:
+    c = BRAINPOOLP256R1
+    good = build_dg14(c, c.g, f"{OID_CA}.2.2", encoding="standardized")
+    changed = good.replace(_standardized(c.standard_id), _standardized(param_id))
+    assert changed != good
+    return parse_dg14(changed)
+
+
+def test_a_bare_key_without_domain_parameters_is_unsupported_not_absent() -> None:
+    c = BRAINPOOLP256R1
+    dg14 = build_dg14(c, c.g, f"{OID_CA}.2.2", encoding="domain_info", key_id=1)
+    infos = parse_tlvs(unwrap_tlv(unwrap_tlv(dg14, 0x6E), 0x31))
+    without = [v for _, v in infos if not v.startswith(_oid(OID_CA_ECDH))]
+    assert len(without) == 2
+    parsed = parse_dg14(encode_tlv(0x6E, encode_tlv(0x31, b"".join(
+        encode_tlv(0x30, v) for v in without))))
+    assert parsed.offers == () and parsed.offers_ca
+    assert any("domain parameters" in why for why in parsed.unsupported), parsed.unsupported
+
+
+def _oid(dotted: str) -> bytes:
+    return bytes(core.ObjectIdentifier(dotted).dump())
 
 
 @pytest.mark.parametrize("mode", ["clone", "garbage"])
@@ -98,10 +166,39 @@ def test_a_single_connection_ca_failure_is_a_secure_messaging_error() -> None:
         once(card(ca="clone"))
 
 
-def test_dg14_offering_only_unsupported_ca_fails_closed() -> None:
+def test_dg14_offering_only_unsupported_ca_is_not_verified_never_passed() -> None:
+    """Our limit, not the chip's failure: ``not_verified`` with the reason, never ``failed``
+    (which says copy) and never ``passed``."""
     result = once(card(ca="unsupported"))
-    assert result.chip_auth == "failed"
+    assert result.chip_auth == "not_verified"
     assert result.chip_auth_reason is not None and "unsupported" in result.chip_auth_reason
+
+
+@pytest.mark.parametrize("curve", ["secp256r1", "secp384r1"])
+def test_a_standardized_id_we_cannot_run_is_not_verified_on_a_read(curve: str) -> None:
+    c = card(ca_encoding="standardized", ca_curve=curve)
+    c.files[14] = c.files[14].replace(_standardized(BY_NAME[curve].standard_id),
+                                      _standardized(14))  # brainpoolP320r1
+    c.files["sod"] = build_sod({n: c.files[n] for n in (1, 2, 13, 14)}, pki())
+    result = once(c)
+    assert result.chip_auth == "not_verified"
+    assert result.chip_auth_reason is not None and "parameter id 14" in result.chip_auth_reason
+    assert result.passive_auth.status is PaStatus.AUTHENTIC
+
+
+def test_a_signed_dg14_that_does_not_parse_is_not_verified() -> None:
+    c = card()
+    c.files[14] = bytes.fromhex("6e0a3108300606042a030405")
+    c.files["sod"] = build_sod({n: c.files[n] for n in (1, 2, 13, 14)}, pki())
+    result = once(c)
+    assert (result.chip_auth, result.chip_auth_reason) == ("not_verified", "dg14_malformed")
+
+
+def test_a_dg14_whose_hash_is_not_the_sods_still_fails() -> None:
+    c = card()
+    c.files[14] = build_dg14(BRAINPOOLP256R1, BRAINPOOLP256R1.g, f"{OID_CA}.2.2")
+    result = once(c)
+    assert (result.chip_auth, result.chip_auth_reason) == ("failed", "dg14_hash")
 
 
 def test_dg14_hidden_from_ef_com_still_faces_ca() -> None:
@@ -204,12 +301,11 @@ def test_extended_length_refused_by_the_chip_is_not_stepped_down() -> None:
 
 
 def test_dg14_with_an_unknown_explicit_curve_is_unsupported_not_absent() -> None:
-    from readers.doubles.vcard import build_dg14
     from readers.emrtd.ec import Curve
 
     odd = Curve("odd", "1.2.3", 0, p=BRAINPOOLP256R1.p, a=BRAINPOOLP256R1.a, b=1,
                 gx=BRAINPOOLP256R1.gx, gy=BRAINPOOLP256R1.gy, n=BRAINPOOLP256R1.n)
-    dg14 = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2", explicit=True)
+    dg14 = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2", encoding="explicit")
     parsed = parse_dg14(dg14)
     assert parsed.offers == () and parsed.offers_ca and "unknown curve" in parsed.unsupported
     named_unknown = build_dg14(odd, BRAINPOOLP256R1.g, "0.4.0.127.0.7.2.2.3.2.2")

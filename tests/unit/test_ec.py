@@ -7,7 +7,7 @@ import os
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from readers.emrtd.ec import BY_OID, CURVES, Curve, curve_of
+from readers.emrtd.ec import BY_OID, CURVES, Curve
 from readers.errors import SecureMessagingError
 
 OPENSSL = {"brainpoolP256r1": ec.BrainpoolP256R1(), "brainpoolP384r1": ec.BrainpoolP384R1(),
@@ -60,11 +60,20 @@ def test_points_off_the_curve_and_bad_encodings_are_refused() -> None:
             curve.decode(bad)
 
 
-def test_explicit_parameters_resolve_to_named_curves_only() -> None:
-    c = CURVES[5]
-    assert curve_of(c.p, c.a, c.b, c.gx, c.gy, c.n) is c
-    assert curve_of(c.p, c.a - c.p, c.b, c.gx, c.gy, c.n) is c  # a given as a negative
-    assert curve_of(c.p, c.a, c.b + 1, c.gx, c.gy, c.n) is None
+@pytest.mark.parametrize("c", CURVES, ids=lambda c: c.name)
+def test_explicit_parameters_resolve_to_named_curves_only(c: Curve) -> None:
+    """DG14 may spell a named curve out, the generator uncompressed or compressed."""
+    from dataclasses import replace
+
+    from readers.doubles.vcard import build_dg14
+    from readers.emrtd.ca import OID_CA, parse_dg14
+
+    for encoding in ("explicit", "explicit_compressed", "pk_ecdh_explicit"):
+        dg14 = parse_dg14(build_dg14(c, c.g, f"{OID_CA}.2.2", encoding=encoding))
+        assert [o.curve for o in dg14.offers] == [c]
+    odd = replace(c, b=c.b + 1)
+    assert "unknown curve" in parse_dg14(build_dg14(odd, c.g, f"{OID_CA}.2.2",
+                                                    encoding="explicit")).unsupported
 
 
 def test_a_curve_openssl_lacks_uses_the_ladder() -> None:

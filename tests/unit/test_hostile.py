@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from readers.emrtd import aa, apdu, atr, ca, lds, mrz
+from readers.emrtd import aa, apdu, atr, ca, lds, mrz, pace
 from readers.errors import ReaderError
+from readers.scan.framing import LineFramer
 from terminal.server import BackgroundServer
 from terminal.settings import SettingsError, load_settings
 from tests.helpers.cache import Publisher as CachePublisher
@@ -122,9 +123,13 @@ def test_the_api_answers_hostile_bodies_with_4xx(daemon: BackgroundServer) -> No
 def test_tlv_and_lds_parsers_raise_only_their_own_errors(data: bytes) -> None:
     for parse in (apdu.parse_tlvs, lds.parse_dg1, lds.parse_dg2, lds.parse_dg13,
                   lds.parse_ef_com, lds.parse_sod, aa.public_key_from_dg15, ca.parse_dg14,
-                  atr.supports_extended_length):
+                  atr.supports_extended_length, lds.check_der_nesting):
         with contextlib.suppress(ReaderError):
             parse(data)
+    assert pace.pace_curve(data) is None or data.startswith(b"\x31")  # never raises
+    framer = LineFramer()
+    lines = [line for i in range(0, len(data), 7) for line in framer.feed(data[i:i + 7])]
+    assert all(line is None or not ({"\r", "\n"} & set(line)) for line in lines)
 
 
 @BOUNDED
@@ -366,3 +371,116 @@ def test_the_test_clock_is_refused_by_a_daemon_under_systemd(tmp_path: Path) -> 
            "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00", "INVOCATION_ID": "0" * 32}
     p = run("serve", env=env)
     assert p.returncode == 2 and "TIEPDON_CLOCK" in p.stderr, p.stderr
+
+
+# -- issue 22: hostile input left over ------------------------------------------------------------
+@pytest.mark.parametrize("text", [LONE, "Nam" + LONE, "N\ud800am", "\udfff1", "Nữ\ud83d"])
+def test_parse_sex_never_raises_and_a_lone_surrogate_is_no_sex(text: str) -> None:
+    """Documented as "else None": a word with a lone surrogate is not one of the words."""
+    from verify.model import parse_sex
+
+    assert parse_sex(text) is None
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Nguy\udca5n  Văn\t", "Nguyn Văn"), (LONE, ""), ("\ud83d\ude00 A", "A"),
+    ("Nguye\u0302\u0303n", "Nguyễn")])
+def test_normalize_text_never_raises_and_drops_a_lone_surrogate(text: str, kept: str) -> None:
+    from verify.model import normalize_text
+
+    assert normalize_text(text) == kept
+    kept.encode("utf-8")  # what comes out can always be stored and sent
+
+
+def test_the_boundaries_still_refuse_a_lone_surrogate() -> None:
+    """normalize_text no longer refuses: the entry points that must, check first."""
+    from verify.credentials import manual_credential
+
+    with pytest.raises(InputFormatError, match="Unicode"):
+        manual_credential(card_code=None, id_number="001088004321", full_name="Nguy\ud800n",
+                          date_of_birth=None)
+
+
+@pytest.mark.parametrize("content_hash", ["sha256:" + "é" * 64, "sha256:" + "0" * 63 + "\u0660",
+                                          "sha256:" + "Z" * 64, "sha256:" + "A" * 64,
+                                          "sha256:" + "0" * 63 + LONE])
+def test_a_signed_manifest_with_a_non_hex_content_hash_is_refused(content_hash: str) -> None:
+    """Validly signed, but no SHA-256 hex digest: refused in parse_manifest, never a
+    TypeError later in check_hash (issue 22)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    manifest = snapshot.Manifest(
+        format=snapshot.FORMAT, snapshot_version=3,
+        created=datetime(2026, 11, 20, tzinfo=UTC), expires=datetime(2026, 11, 27, tzinfo=UTC),
+        record_count=10, content_hash=content_hash, records_size=4096, key_id="demo",
+        index_salt="00" * 16)
+    signed = snapshot.sign_manifest(manifest, key)  # JSON escapes: "\\u00e9", "\\udca5"
+    with pytest.raises(snapshot.CacheIntegrityError, match="content hash"):
+        snapshot.parse_manifest(signed, {"demo": key.public_key()})
+
+
+def _sod_with(extra_attrs: bytes) -> tuple[bytes, Any]:
+    """A SOD over the demo card's files whose signed attributes carry ``extra_attrs`` — and
+    are validly signed: only a bound can refuse it."""
+    from readers.doubles.vcard import build_sod, demo_card
+    from tests.helpers.chip import NOW, pki
+
+    card = demo_card(now=NOW, pki=pki())[0]
+    return build_sod({n: card.files[n] for n in (1, 2, 13, 14)}, pki(),
+                     extra_attrs=extra_attrs), card
+
+
+def _attribute(value: bytes) -> bytes:
+    return apdu.encode_tlv(0x30, bytes.fromhex("06032a0304") + apdu.encode_tlv(0x31, value))
+
+
+def _nested(depth: int) -> bytes:
+    inner = b"\x05\x00"
+    for _ in range(depth):
+        inner = apdu.encode_tlv(0x30, inner)
+    return inner
+
+
+@pytest.mark.parametrize(("depth", "refusal"), [(40, "nests deeper"),
+                                               (20_000, "larger than a chip")])
+def test_deeply_nested_signed_attributes_are_refused_before_asn1crypto_walks_them(
+        depth: int, refusal: str) -> None:
+    """Issue 22: nested signed attributes (an 86 KB SOD took asn1crypto over a second). The
+    raw bytes are measured first: too large or too deep is a TlvError, whatever the
+    signature says — and it is the bound that refuses: the same attribute nested a little
+    is read and verifies."""
+    from readers.emrtd.pa import passive_authentication
+    from tests.helpers.chip import NOW, trust
+
+    sod, card = _sod_with(_attribute(_nested(depth)))
+    with pytest.raises(ReaderError, match=refusal):
+        lds.parse_sod(sod)
+    if len(sod) <= lds.MAX_SOD_BYTES:  # well formed: only the depth limit stands in the way
+        lds.check_der_nesting(apdu.unwrap_tlv(sod, lds.TAG_SOD), limit=depth + 20)
+    shallow, card = _sod_with(_attribute(_nested(5)))
+    result = passive_authentication(lds.parse_sod(shallow), {1: card.files[1]}, trust(),
+                                    now=NOW)
+    assert result.status.value == "authentic"
+
+
+def test_signed_attributes_padded_with_many_attributes_are_refused_unread() -> None:
+    from readers.emrtd.pa import MAX_SIGNED_ATTRS_BYTES, passive_authentication
+    from tests.helpers.chip import NOW, trust
+
+    one = _attribute(apdu.encode_tlv(0x04, bytes(90)))
+    many, card = _sod_with(one * (MAX_SIGNED_ATTRS_BYTES // len(one) + 1))
+    result = passive_authentication(lds.parse_sod(many), {1: card.files[1]}, trust(), now=NOW)
+    assert (result.status.value, result.reason) == ("failed", "sod_signed_attributes_oversized")
+    few, card = _sod_with(one * 4)
+    result = passive_authentication(lds.parse_sod(few), {1: card.files[1]}, trust(), now=NOW)
+    assert result.status.value == "authentic"
+
+
+def test_the_der_nesting_walker_takes_indefinite_lengths_and_refuses_overlaps() -> None:
+    lds.check_der_nesting(bytes.fromhex("3080 3080 020101 0000 0000"))
+    lds.check_der_nesting(bytes.fromhex("3080 020101 0000"), limit=1)
+    for bad in ["30", "3005020101", "3080020101", "04800000", "3003300500", "3084ffffffff",
+                "3080" * 30 + "0000" * 30]:
+        with pytest.raises(ReaderError):
+            lds.check_der_nesting(bytes.fromhex(bad))
