@@ -131,9 +131,12 @@ def probe(source: ChipSource, keys: list[AccessKey | CanKey], *, trust: list[x50
                   extended_length=supports_extended_length(atr),
                   card_access=summarize(card_access))
     read: ChipRead | None = None
+    if not keys:
+        report["read"] = "skipped: no access key given (--qr or --can)"
     try:
-        read = read_from_source(_TimedSource(source, steps), keys, extended_mode=extended_mode,
-                                retries=retries, trust=trust, now=now)
+        read = None if not keys else read_from_source(
+            _TimedSource(source, steps), keys, extended_mode=extended_mode, retries=retries,
+            trust=trust, now=now)
     except (ReaderError, TlvError) as e:
         report["error"] = e.code
     if read is not None:

@@ -42,6 +42,15 @@ def register(sub: Any) -> None:
     read.add_argument("--photo-out", help="write the face image to this file")
     read.add_argument("--config")
     read.set_defaults(func=cmd_card_read)
+    probe = card_sub.add_parser(
+        "probe", help="an interop report on the reader and card, without personal data")
+    probe.add_argument("--reader", help="PC/SC reader name (default: first with a card)")
+    pkey = probe.add_mutually_exclusive_group()
+    pkey.add_argument("--qr", help="the card's CCCD QR text (ID, DOB and issue date)")
+    pkey.add_argument("--can", help="card access number: the last 6 digits of the ID (PACE)")
+    probe.add_argument("--csca", help="folder of trusted CSCA certificates")
+    probe.add_argument("--config")
+    probe.set_defaults(func=cmd_card_probe)
 
 
 def cmd_card_read(args: argparse.Namespace) -> int:
@@ -75,6 +84,26 @@ def cmd_card_read(args: argparse.Namespace) -> int:
     out["verdict"] = credential.chip.verdict.value
     print_json(out)
     return card_read_exit(credential.chip)
+
+
+def cmd_card_probe(args: argparse.Namespace) -> int:
+    """Print what an interop report needs (terminal/chip/probe.py); no names, numbers, MRZ
+    or photo. With no key only the reader, the ATR and EF.CardAccess are reported."""
+    from terminal.chip.probe import probe
+    from terminal.chip.source import PcscSource, load_csca_dir
+    from verify.credentials import ChipKeyInput, chip_keys
+
+    keys = (chip_keys(ChipKeyInput(qr=args.qr, can=args.can)) if (args.qr or args.can)
+            else [])
+    settings = settings_of(args)
+    try:
+        trust = load_csca_dir(args.csca or settings.chip.csca_dir)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot load CSCA certificates: {type(e).__name__}") from None
+    report = probe(PcscSource(args.reader or settings.chip.reader or None), keys, trust=trust,
+                   now=now(), extended_mode=settings.chip.extended_length)
+    print_json(report)
+    return EXIT_NEGATIVE if "error" in report else EXIT_OK
 
 
 def card_read_exit(evidence: ChipEvidence) -> int:

@@ -286,6 +286,21 @@ def test_card_read_command(inserted: list[VpcdCard], tmp_path: Path) -> None:
     assert json.loads(unanchored.stdout)["passive_auth"]["status"] == "unanchored"
 
 
+def test_card_probe_command_reports_without_personal_data(inserted: list[VpcdCard]) -> None:
+    insert(inserted, virtual()).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
+    p = subprocess.run([TIEPDON, "card", "probe", "--qr", QR], capture_output=True, text=True,
+                       timeout=60, env=env, check=False)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    assert report["reader"] == "Virtual PCD 00 00" and report["atr"]
+    assert report["access"] == "pace" and report["checks"]["chip_auth"] == "passed"
+    assert report["card_access"][0]["protocol"].startswith("0.4.0.127.0.7.2.2.4")
+    assert report["sod"]["data_groups"][:2] == [1, 2] and report["steps"]["pace"]["apdus"]
+    for secret in ("001088004321", "088004321", "Nguyễn", "Đạt", "880329", "29031988"):
+        assert secret not in p.stdout, secret
+
+
 def test_card_read_without_a_card(pcscd: Pcscd) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
     p = subprocess.run([TIEPDON, "card", "read", "--qr", QR], capture_output=True, text=True,
