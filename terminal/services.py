@@ -143,7 +143,9 @@ def _verifier(settings: Settings, terminal_key: bytes, tables: Tables, *,
         audit=AuditLog(audit_dir(settings), derive_key(terminal_key, "audit"),
                        retention_days=settings.audit.retention_days) if audit else None,
         desk=settings.audit.desk,
-        history=registry if settings.registry.visit_history else None,
+        # The visit history follows a daemon's answers; a one-shot check would leave it
+        # running after its HTTP client closed.
+        history=registry if settings.registry.visit_history and audit else None,
         history_timeout_seconds=settings.registry.timeout_seconds,
         offers=KeyOffers(),  # a CCCD QR's chip keys, whichever path brought it
     )

@@ -47,6 +47,10 @@ def test_check_online(sim: BackgroundServer, tmp_path: Path) -> None:
     by_id = run("check", "--id", "001221000222", "--name", "Lê Minh Khang", "--dob", "2021",
                 env=env)
     assert by_id.returncode == 0 and json.loads(by_id.stdout)["benefit_level"] == 1
+    # A one-shot check does not start the visit history (it would outlive the HTTP client):
+    # nothing on stderr, no traceback, in any of them.
+    for done in (p, expired, by_id):
+        assert "Traceback" not in done.stderr and "RuntimeError" not in done.stderr, done.stderr
     # One-shot commands never create files in the data folder.
     assert not (tmp_path / "data").exists()
 
