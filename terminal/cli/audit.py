@@ -39,8 +39,9 @@ def register(sub: Any) -> None:
 
 def _audit_log(args: argparse.Namespace) -> tuple[AuditLog, bytes]:
     """The log and the terminal key it was written with."""
-    from terminal.app import audit_dir, derive_key
     from terminal.audit import AuditLog
+    from terminal.keys import derive_key
+    from terminal.services import audit_dir
 
     settings = settings_of(args)
     key = cli_key(settings, required=True)
@@ -68,7 +69,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 def cmd_audit_find(args: argparse.Namespace) -> int:
     """Lookups of one person: the auditor types the ID; only its fingerprint is compared."""
-    from terminal.app import derive_key
+    from terminal.keys import derive_key
     from verify.fingerprint import fingerprint
 
     audit, key = _audit_log(args)

@@ -63,10 +63,8 @@ def register(sub: Any) -> None:
 def _trusted(settings: Settings) -> Any:
     from verify.snapshot import parse_trusted_keys
 
-    keys = parse_trusted_keys(settings.cache.trusted_keys)
-    if not keys:
-        raise refused("cache", "trusted_keys", "no publisher key configured")
-    return keys
+    return parse_trusted_keys(settings.require("cache", "trusted_keys",
+                                               "no publisher key configured"))
 
 
 def _refused(detail: str) -> int:
@@ -124,7 +122,7 @@ def cmd_cache_verify(args: argparse.Namespace) -> int:
     """What ``install`` would check, the rollback rule included, without installing."""
     import contextlib
 
-    from terminal.app import cache_dir
+    from terminal.services import cache_dir
     from verify.adapters.cache import installed_manifest, verify_dir
     from verify.snapshot import CacheError, CacheIntegrityError, check_version
 
@@ -142,7 +140,7 @@ def cmd_cache_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_install(args: argparse.Namespace) -> int:
-    from terminal.app import cache_dir
+    from terminal.services import cache_dir
     from verify.adapters.cache import install
     from verify.snapshot import CacheIntegrityError
 
@@ -163,7 +161,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from terminal.app import cache_dir
+    from terminal.services import cache_dir
     from verify.adapters.cache import fetch, install
     from verify.snapshot import CacheIntegrityError
 
@@ -186,7 +184,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_info(args: argparse.Namespace) -> int:
-    from terminal.app import cache_dir
+    from terminal.services import cache_dir
     from verify.adapters.cache import installed_manifest
 
     settings = settings_of(args)
@@ -206,7 +204,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 
 def cmd_cache_lookup(args: argparse.Namespace) -> int:
     """Print one record (personal data, deliberately, for IT staff checking a snapshot)."""
-    from terminal.app import cache_dir
+    from terminal.services import cache_dir
     from verify.adapters.cache import Snapshot
     from verify.snapshot import lookup_identifier
 

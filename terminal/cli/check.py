@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from terminal.app import build_services
+    from terminal.services import build_services
     from verify.tables import Status
 
     settings = settings_of(args)

@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_qr_parse(args: argparse.Namespace) -> int:
-    from terminal.app import derive_key
+    from terminal.keys import derive_key
     from verify.fingerprint import fingerprint
     from verify.qr import parse_qr
 
