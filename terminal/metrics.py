@@ -16,6 +16,7 @@ class Metrics:
         self.verifications: Counter[tuple[str, str, str]] = Counter()  # status, source, code
         self.input_errors: Counter[str] = Counter()                     # error code
         self.amended: Counter[tuple[str, str]] = Counter()              # from status, to status
+        self.chip_checks: Counter[tuple[str, str]] = Counter()          # AA/CA, outcome
         self.registry_buckets = [0] * (len(BUCKETS) + 1)
         self.registry_seconds_sum = 0.0
         self.registry_seconds_count = 0
@@ -38,6 +39,12 @@ class Metrics:
                 "# TYPE tiepdon_decisions_amended_total counter"]
         for (before, after), n in sorted(self.amended.items()):
             out.append(f'tiepdon_decisions_amended_total{{from="{before}",to="{after}"}} {n}')
+        out += ["# HELP tiepdon_chip_checks_total Active (AA) and Chip (CA) Authentication "
+                "outcomes of finished chip reads; not_verified: the chip offers the check and "
+                "this terminal could not run it (an encoding or curve it does not support).",
+                "# TYPE tiepdon_chip_checks_total counter"]
+        for (check, result), n in sorted(self.chip_checks.items()):
+            out.append(f'tiepdon_chip_checks_total{{check="{check}",result="{result}"}} {n}')
         out += ["# HELP tiepdon_input_errors_total Refused inputs and reader errors, by code.",
                 "# TYPE tiepdon_input_errors_total counter"]
         for code, n in sorted(self.input_errors.items()):

@@ -102,6 +102,9 @@ class ChipService:
         if self.source is None:
             return {"status": "down", "reason": "no chip reader configured"}
         last_error = self.flow.last_error
+        if last_error is None and self.flow.check_not_done is not None:
+            # Not the card's fault: this terminal cannot run the check the chip offers.
+            last_error = f"chip authentication not done: {self.flow.check_not_done}"
         if self.is_demo:
             status = "degraded" if last_error else "ok"
             return {"status": status, "reason": last_error or "demo card"}

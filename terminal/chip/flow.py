@@ -28,6 +28,7 @@ from terminal.flow.results import DESK, Actor, Verification, error_json
 from terminal.flow.verifier import Verifier
 from verify.credentials import chip_credential
 from verify.errors import InputFormatError
+from verify.evidence import Check
 from verify.model import VN_TZ
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,9 @@ class ChipFlow:
         self.photos = photos
         self._now = now or (lambda: datetime.now(UTC))
         self.last_error: str | None = None  # for health: the last read's error code
+        # For health: why the last finished read could not run Chip Authentication on a chip
+        # that offers it (our limit, not the card's fault) — until a read where it ran.
+        self.check_not_done: str | None = None
 
     def today(self) -> date:
         return self._now().astimezone(VN_TZ).date()
@@ -133,6 +137,7 @@ class ChipFlow:
         except (ReaderError, TlvError, ApduError) as e:
             return await self._failed(e, fp, eligibility, actor)
         self.last_error = None
+        self._count_checks(result)
         shown = await _settle(eligibility)
         if result.photo is not None:
             self.photos.keep(fp, result.photo.format, result.photo.image)
@@ -152,6 +157,16 @@ class ChipFlow:
                  result.passive_auth.status, result.active_auth, result.chip_auth,
                  (time.perf_counter() - started) * 1000)
         return ChipOutcome(final, result)
+
+    def _count_checks(self, read: ChipRead) -> None:
+        metrics = self.verifier.metrics
+        metrics.chip_checks["AA", read.active_auth] += 1
+        metrics.chip_checks["CA", read.chip_auth] += 1
+        if read.chip_auth == Check.NOT_VERIFIED:
+            self.check_not_done = read.chip_auth_reason or "unsupported"
+            log.warning("chip authentication not done: %s", self.check_not_done)
+        elif read.chip_auth in (Check.PASSED, Check.FAILED):
+            self.check_not_done = None
 
     async def _failed(self, e: ReaderError | TlvError | ApduError, fp: str,
                       eligibility: concurrent.futures.Future[Verification] | None,

@@ -176,6 +176,13 @@ def test_a_dg14_this_terminal_cannot_use_needs_review_but_is_not_a_copy(
         assert "chip_check_not_done" in codes and "chip_copy_suspected" not in codes
         chip = dict(events)["chip"]
         assert (chip["verdict"], chip["status"]) == ("not_verified", "needs_review")
+        # The first desk with such cards notices at once: counted, and health says why.
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'tiepdon_chip_checks_total{check="CA",result="not_verified"} 1' in metrics
+        reader_health = httpx.get(f"{server.url}/api/v1/health").json()["components"][
+            "chip_reader"]
+        assert reader_health["status"] == "degraded"
+        assert "chip authentication not done" in reader_health["reason"]
     finally:
         server.stop()
 
