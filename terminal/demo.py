@@ -67,11 +67,11 @@ def demo_environment(registry_url: str, data_dir: Path) -> dict[str, str]:
 
 def demo_settings(registry_url: str, data_dir: Path, host: str, port: int,
                   cache: dict[str, Any] | None = None, camera: str = "",
-                  hn212_port: int = 0) -> Settings:
+                  hn212_port: int = 0, his_origins: list[str] | None = None) -> Settings:
     doc = demo_config(registry_url, data_dir)
     doc["http"] = {"host": host, "port": port}
     if hn212_port:
-        doc["his"] = {"hn212_port": hn212_port}
+        doc["his"] = {"hn212_port": hn212_port, "hn212_origins": list(his_origins or [])}
     if cache:
         doc["cache"] = cache
     if camera:
@@ -123,7 +123,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_demo(*, host: str, port: int, latency_ms: float) -> None:
+def run_demo(*, host: str, port: int, latency_ms: float,
+             his_origins: list[str] | None = None) -> None:
     # SIGTERM must clean up as Ctrl-C does: uvicorn re-raises the signal once it has shut
     # down, and the default action would kill the process before the temporary folder goes.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -138,7 +139,8 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
         clip = demo_clip(data_dir)
         feed_port = feed_sock.getsockname()[1]
         settings = demo_settings(sim.url, data_dir, host, sock.getsockname()[1], cache,
-                                 camera=str(clip), hn212_port=feed_port)
+                                 camera=str(clip), hn212_port=feed_port,
+                                 his_origins=his_origins)
         card, pki = demo_card()
         services = build_services(settings, chip_source=DemoSource(card),
                                   trust=load_trust([pki.csca_pem()]))
@@ -155,7 +157,8 @@ def run_demo(*, host: str, port: int, latency_ms: float) -> None:
               f"registry: curl -X POST {sim.url}/sim/control -H 'content-type: application/json'"
               " -d '{\"fault\": \"hang\"}'  (and '{\"fault\": \"none\"}' to mend it)",
               file=sys.stderr)
-        print(f"HIS feed (HN212-compatible Socket.IO, event /event): http://{shown}:{feed_port}",
+        print(f"HIS feed (HN212-compatible Socket.IO, event /event): http://{shown}:{feed_port}"
+              + (f" — pages allowed from {', '.join(his_origins)}" if his_origins else ""),
               file=sys.stderr)
         serve_foreground(app, sock, feed_sock)
     finally:

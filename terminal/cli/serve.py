@@ -22,6 +22,9 @@ def register_daemons(sub: Any) -> None:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--latency-ms", type=float, default=300.0,
                       help="simulated registry latency (default 300)")
+    demo.add_argument("--his-origin", action="append", default=[], metavar="URL",
+                      help="a web page's origin (http://his.example:8080) allowed to open the "
+                           "HIS feed from a browser; repeat for more")
     demo.set_defaults(func=cmd_demo)
 
     serve = sub.add_parser("serve", help="the production daemon")
@@ -84,7 +87,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from terminal.demo import run_demo
 
     try:
-        run_demo(host=args.host, port=args.port, latency_ms=args.latency_ms)
+        run_demo(host=args.host, port=args.port, latency_ms=args.latency_ms,
+                 his_origins=args.his_origin)
     except OSError as e:
         raise CliError(f"cannot start the demo on {args.host}:{args.port}: {e.strerror} "
                        "(try --port)") from None

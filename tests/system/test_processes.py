@@ -36,6 +36,36 @@ def test_the_demo_cleans_up_after_sigterm(tmp_path: Path) -> None:
     assert not any(p.name.startswith("tiepdon-demo-") for p in tmp_path.iterdir())
 
 
+def test_the_demo_feed_admits_the_his_origin_it_was_given(tmp_path: Path) -> None:
+    """``tiepdon demo --his-origin URL``: a vendor HIS page served elsewhere opens the feed."""
+    his = "http://his.example:9000"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    demo = subprocess.Popen([TIEPDON, "demo", "--port", "0", "--his-origin", his],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        assert demo.stderr is not None
+        feed = ""
+        for _ in range(50):
+            line = demo.stderr.readline()
+            if line.startswith("HIS feed"):
+                feed = line.split(": ", 1)[1].split()[0]
+                break
+        assert feed.startswith("http://127.0.0.1:"), feed
+        polling = f"{feed}/socket.io/?EIO=4&transport=polling"
+        allowed = httpx.get(polling, headers={"Origin": his}, timeout=10)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == his
+        other = httpx.get(polling, headers={"Origin": "http://evil.example"}, timeout=10)
+        assert other.status_code == 400
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(30)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
