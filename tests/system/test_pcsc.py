@@ -286,6 +286,28 @@ def test_card_read_command(inserted: list[VpcdCard], tmp_path: Path) -> None:
     assert json.loads(unanchored.stdout)["passive_auth"]["status"] == "unanchored"
 
 
+def test_card_read_command_survives_a_tear_during_pace(inserted: list[VpcdCard],
+                                                       tmp_path: Path) -> None:
+    """``tiepdon card read`` reads as the daemon does: a card lifted during PACE is waited
+    for (chip.card_return_seconds), staff are told to place it back, the read ends verified."""
+    csca = tmp_path / "csca"
+    csca.mkdir()
+    (csca / "test.pem").write_bytes(pki().csca_pem())
+    card = virtual(Faults(tear_at=(4,), extended=False))  # CardAccess, MSE, then GA: torn
+    insert(inserted, card).close()
+    torn = inserted[-1]
+    patient = threading.Thread(target=_place_back, args=(inserted, card, torn, 1.5))
+    patient.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
+    p = subprocess.run([TIEPDON, "card", "read", "--qr", QR, "--csca", str(csca)],
+                       capture_output=True, text=True, timeout=60, env=env, check=False)
+    patient.join(30)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert (out["verdict"], out["access"], out["chip_auth"]) == ("verified", "pace", "passed")
+    assert "Đặt lại thẻ" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_card_probe_command_reports_without_personal_data(inserted: list[VpcdCard]) -> None:
     insert(inserted, virtual()).close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
