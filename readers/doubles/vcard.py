@@ -285,6 +285,7 @@ DG14_ENCODINGS = (
     "standardized",               # standardizedDomainParameters + parameter id
     "domain_info",                # a bare key; ChipAuthenticationDomainParameterInfo, named
     "domain_info_standardized",   # a bare key; ChipAuthenticationDomainParameterInfo, by id
+    "compressed_key",             # id-ecPublicKey + namedCurve, the key point compressed
 )
 
 
@@ -321,9 +322,13 @@ def build_dg14(curve: Curve, public: tuple[int, int], protocol: str, *,
         "standardized": _algorithm(OID_STANDARDIZED_DOMAIN_PARAMETERS, standard),
         "domain_info": _algorithm(OID_EC_PUBLIC_KEY),
         "domain_info_standardized": _algorithm(OID_PK_ECDH),
+        "compressed_key": _algorithm(OID_EC_PUBLIC_KEY, named),
     }[encoding]
     key_ref = _der(core.Integer(key_id)) if key_id is not None else b""
-    spki = encode_tlv(0x30, algorithm + encode_tlv(0x03, b"\x00" + curve.encode(public)))
+    point = curve.encode(public)
+    if encoding == "compressed_key":  # SEC 1 §2.3.3: 02/03 || x
+        point = bytes([2 + (public[1] & 1)]) + point[1:1 + curve.size]
+    spki = encode_tlv(0x30, algorithm + encode_tlv(0x03, b"\x00" + point))
     infos = encode_tlv(0x30, _der(core.ObjectIdentifier(OID_PK_ECDH)) + spki + key_ref)
     infos += encode_tlv(0x30, _der(core.ObjectIdentifier(protocol)) + _der(core.Integer(1))
                         + key_ref)

@@ -153,7 +153,7 @@ def _resolve(key: KeyInfo, domain: Curve | str | None) -> tuple[Curve, tuple[int
     if isinstance(curve, str):
         return curve
     try:
-        return curve, curve.decode(point)
+        return curve, curve.decode_public(point)
     except SecureMessagingError:
         return "public key not on its curve"
 

@@ -149,6 +149,23 @@ class Curve:
             raise SecureMessagingError(f"the point is not on {self.name}")
         return pt
 
+    def decode_public(self, data: bytes) -> tuple[int, int]:
+        """A public key point as SEC 1 §2.3.4 allows: uncompressed, or compressed (02/03 || x,
+        y recovered from the curve equation) — a DG14 may carry either."""
+        if data[:1] == b"\x04":
+            return self.decode(data)
+        if len(data) != 1 + self.size or data[0] not in (2, 3):
+            raise SecureMessagingError(f"not a {self.name} point")
+        x = int.from_bytes(data[1:], "big")
+        if x >= self.p:
+            raise SecureMessagingError(f"the point is not on {self.name}")
+        y = _sqrt_mod((x * x * x + self.a * x + self.b) % self.p, self.p)
+        if y is None:
+            raise SecureMessagingError(f"the point is not on {self.name}")
+        if (y & 1) != (data[0] & 1):
+            y = self.p - y
+        return self.decode(self.encode((x, y)))
+
     def _openssl(self, secret: int) -> ec.EllipticCurvePrivateKey | None:
         curve = _OPENSSL.get(self.name)
         if curve is None or not 0 < secret < self.n:
@@ -287,3 +304,26 @@ BY_OID = {c.oid: c for c in CURVES}
 BY_NAME = {c.name: c for c in CURVES}
 BY_STANDARD_ID = {c.standard_id: c for c in CURVES}
 
+
+def _sqrt_mod(a: int, p: int) -> int | None:
+    """A square root of ``a`` modulo the odd prime ``p`` (Tonelli–Shanks), None if none."""
+    if a == 0:
+        return 0
+    if pow(a, (p - 1) // 2, p) != 1:
+        return None
+    if p % 4 == 3:
+        return pow(a, (p + 1) // 4, p)
+    q, s = p - 1, 0
+    while q % 2 == 0:
+        q, s = q // 2, s + 1
+    z = 2
+    while pow(z, (p - 1) // 2, p) != p - 1:
+        z += 1
+    m, c, t, r = s, pow(z, q, p), pow(a, q, p), pow(a, (q + 1) // 2, p)
+    while t != 1:
+        i, t2 = 0, t
+        while t2 != 1:
+            t2, i = t2 * t2 % p, i + 1
+        b = pow(c, 1 << (m - i - 1), p)
+        m, c, t, r = i, b * b % p, t * b * b % p, r * b % p
+    return r

@@ -84,3 +84,17 @@ def test_a_curve_openssl_lacks_uses_the_ladder() -> None:
     pj = curve.mul_g(j)
     assert pk is not None and pj is not None
     assert curve.shared_x(k, pj) == curve.shared_x(j, pk)
+
+
+@pytest.mark.parametrize("curve", CURVES, ids=lambda c: c.name)
+def test_a_compressed_public_key_decodes_on_every_curve(curve: Curve) -> None:
+    """DG14 keys may come compressed (SEC 1 §2.3.3): y recovered from the curve equation
+    (P-224's prime is 1 mod 4, the others 3 mod 4: both square-root paths)."""
+    for k in (1, 2, 12345):
+        pt = curve.mul_g(k)
+        assert pt is not None
+        x = pt[0].to_bytes(curve.size, "big")
+        assert curve.decode_public(bytes([2 + (pt[1] & 1)]) + x) == pt
+        assert curve.decode_public(curve.encode(pt)) == pt
+    with pytest.raises(SecureMessagingError):
+        curve.decode_public(b"\x05" + bytes(curve.size))
