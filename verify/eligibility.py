@@ -277,6 +277,24 @@ def _benefit(card_code: str | None, benefit_digit: int | None, ctx: DecisionCont
     return card.object_code, level, applied.benefit.percent
 
 
+def _validity(status: Status, code: str, valid_from: date | None, valid_to: date | None,
+              today: date, notes: _Notes) -> Status:
+    """The card's validity window against the day of the visit."""
+    days_left = (valid_to - today).days if valid_to else None
+    if status is Status.ELIGIBLE:
+        if valid_from and valid_from > today:
+            notes.add("card_not_yet_valid", date=dmy(valid_from))
+            return Status.NOT_ELIGIBLE
+        if valid_to and valid_to < today:
+            notes.add("card_expired", date=dmy(valid_to))
+            return Status.NOT_ELIGIBLE
+        if valid_to and days_left is not None and days_left <= EXPIRING_SOON_DAYS:
+            notes.add("expiring_soon", days=days_left, date=dmy(valid_to))
+    elif code == "010" and valid_to:
+        notes.add("card_expired", date=dmy(valid_to))
+    return status
+
+
 def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext, *,
            source: Source = Source.REGISTRY, data_as_of: datetime | None = None) -> Eligibility:
     tables, today = ctx.tables, ctx.today
@@ -298,17 +316,7 @@ def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext,
             facility = answer.new_registered_facility or facility
 
     days_left = (valid_to - today).days if valid_to else None
-    if status is Status.ELIGIBLE:
-        if valid_from and valid_from > today:
-            status = Status.NOT_ELIGIBLE
-            notes.add("card_not_yet_valid", date=dmy(valid_from))
-        elif valid_to and valid_to < today:
-            status = Status.NOT_ELIGIBLE
-            notes.add("card_expired", date=dmy(valid_to))
-        elif valid_to and days_left is not None and days_left <= EXPIRING_SOON_DAYS:
-            notes.add("expiring_soon", days=days_left, date=dmy(valid_to))
-    elif answer.code == "010" and valid_to:
-        notes.add("card_expired", date=dmy(valid_to))
+    status = _validity(status, answer.code, valid_from, valid_to, today, notes)
 
     object_code = level = percent = None
     has_card_data = answer.code in CARD_DATA_CODES or answer.valid_to is not None
