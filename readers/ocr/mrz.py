@@ -1,0 +1,83 @@
+"""The TD1 MRZ from OCR text (ICAO 9303-3 §4, 9303-5 §4.2): tolerant cleanup, strict checks.
+
+OCR confuses O/0, I/1, S/5, B/8, Z/2 and drops or adds a filler here and there. The cleanup
+knows which positions of TD1 hold digits and which hold letters and repairs only those
+confusions; then ``readers.emrtd.mrz.parse_td1`` checks every check digit. A read whose check
+digits fail is not used — there is no "closest valid" search.
+"""
+
+from __future__ import annotations
+
+import re
+
+from readers.emrtd.mrz import Td1, parse_td1
+from readers.errors import MrzError
+
+LINE = 30
+_TO_DIGIT = str.maketrans({"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1",
+                           "Z": "2", "S": "5", "B": "8", "G": "6", "T": "7"})
+_TO_LETTER = str.maketrans({"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G"})
+# TD1 positions (0-based, per line) that hold digits on Vietnamese cards: line 1 the
+# document number (9 digits, ID's last 9), its check digit, the 12-digit ID and its check;
+# line 2 birth, check, expiry, check and the composite check.
+_L1_DIGITS = set(range(5, 27)) | {29}
+_L2_DIGITS = set(range(0, 7)) | set(range(8, 15)) | {29}
+_L1_LETTERS = set(range(0, 5))
+_L2_LETTERS = {7, 15, 16, 17}
+
+
+def _lines(text: str) -> list[str]:
+    """Candidate MRZ lines: upper case, spaces dropped, « and other look-alikes as ``<``."""
+    out = []
+    for raw in text.upper().splitlines():
+        s = re.sub(r"[«‹(\[{]", "<", raw)
+        s = re.sub(r"[^A-Z0-9<]", "", s)
+        if len(s) >= LINE - 2:
+            out.append(s)
+    return out
+
+
+def _fit(line: str) -> str | None:
+    """A line of 30: fillers added or cut at the end only (where OCR loses or invents them)."""
+    if len(line) == LINE:
+        return line
+    if len(line) < LINE:
+        return line + "<" * (LINE - len(line))
+    if set(line[LINE:]) <= {"<"}:
+        return line[:LINE]
+    return None
+
+
+def _repair(line: str, digits: set[int], letters: set[int]) -> str:
+    chars = list(line)
+    for i, ch in enumerate(chars):
+        if i in digits:
+            chars[i] = ch.translate(_TO_DIGIT)
+        elif i in letters:
+            chars[i] = ch.translate(_TO_LETTER)
+    return "".join(chars)
+
+
+def read_td1(text: str) -> Td1 | None:
+    """The MRZ in ``text`` with every check digit holding, or None. Line 3 (the name) has no
+    check digit and is taken as read, letters only."""
+    lines = _lines(text)
+    for i in range(len(lines) - 2):
+        l1, l2 = _fit(lines[i]), _fit(lines[i + 1])
+        l3 = _fit(lines[i + 2][:LINE])
+        if l1 is None or l2 is None or l3 is None or not l1.startswith(("ID", "1D", "I0")):
+            continue
+        l1 = _repair(l1, _L1_DIGITS, _L1_LETTERS)
+        l2 = _repair(l2, _L2_DIGITS, _L2_LETTERS)
+        l3 = l3.translate(_TO_LETTER)
+        try:
+            return parse_td1(l1 + l2 + l3)
+        except MrzError:
+            continue
+    return None
+
+
+def mrz_name(td1: Td1) -> str | None:
+    """``SURNAME<<GIVEN<NAMES`` as ``SURNAME GIVEN NAMES`` (no diacritics: the MRZ has none)."""
+    words = [w for w in td1.names.replace("<", " ").split() if w.isalpha()]
+    return " ".join(words) or None
