@@ -33,6 +33,9 @@ class Tesseract:
     """``text(image, lang=…, whitelist=…, psm=…)`` on a grey uint8 image (numpy array)."""
 
     def __init__(self, tessdata: str | None = None) -> None:
+        # One thread per read: the desk PC's other core stays free (bench/RESULTS.md measured
+        # one core); tesseract's OpenMP would otherwise take both.
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         try:
             import tesserocr
         except ImportError as e:
