@@ -30,7 +30,8 @@ def tessdata_dir() -> str:
 
 
 class Tesseract:
-    """``text(image, lang=…, whitelist=…, psm=…)`` on a grey uint8 image (numpy array)."""
+    """``text(image, lang=…, whitelist=…, psm=…)`` on a grey uint8 image (numpy array): the
+    text and the lowest word confidence."""
 
     def __init__(self, tessdata: str | None = None) -> None:
         # One thread per read: the desk PC's other core stays free (bench/RESULTS.md measured
@@ -55,9 +56,11 @@ class Tesseract:
             self._apis[lang] = api
         return api
 
-    def text(self, image: Any, *, lang: str, whitelist: str = "", psm: int = 7) -> str:
+    def text(self, image: Any, *, lang: str, whitelist: str = "", psm: int = 7
+             ) -> tuple[str, int]:
+        """The text and tesseract's lowest word confidence (0–100; 0 when nothing read)."""
         if image.ndim != 2 or image.size == 0:
-            return ""
+            return "", 0
         api = self._api(lang)
         api.SetPageSegMode(psm)
         api.SetVariable("tessedit_char_whitelist", whitelist)
@@ -65,8 +68,9 @@ class Tesseract:
         api.SetImageBytes(image.tobytes(), w, h, 1, w)
         api.SetSourceResolution(300)
         text: str = api.GetUTF8Text()
+        confidences = [int(c) for c in api.AllWordConfidences()]
         api.Clear()
-        return text
+        return text, min(confidences, default=0)
 
     def close(self) -> None:
         for api in self._apis.values():

@@ -58,22 +58,45 @@ def _repair(line: str, digits: set[int], letters: set[int]) -> str:
     return "".join(chars)
 
 
+def _variants(line: str) -> list[tuple[str, bool]]:
+    """The line fitted to 30, and — when OCR added one character — each line with one
+    character taken out (marked: such a read must also pass the ID cross-check)."""
+    fitted = _fit(line)
+    out = [(fitted, False)] if fitted is not None else []
+    if len(line) == LINE + 1 and fitted is None:
+        out += [(line[:k] + line[k + 1:], True) for k in range(len(line))]
+    return out
+
+
+def _vn_id_agrees(td1: Td1) -> bool:
+    """Vietnamese cards: the optional data's 12-digit ID ends in the document number."""
+    return td1.id_number is not None and td1.id_number[3:] == td1.document_number
+
+
 def read_td1(text: str) -> Td1 | None:
     """The MRZ in ``text`` with every check digit holding, or None. Line 3 (the name) has no
-    check digit and is taken as read, letters only."""
+    check digit and is taken as read, letters only. A line 1 or 2 one character too long is
+    tried with each character taken out; such a read is kept only when the check digits hold
+    *and* line 1's ID ends in its document number — two independent checks, so a deletion
+    that happens to satisfy one check digit is still refused."""
     lines = _lines(text)
     for i in range(len(lines) - 2):
-        l1, l2 = _fit(lines[i]), _fit(lines[i + 1])
         l3 = _fit(lines[i + 2][:LINE])
-        if l1 is None or l2 is None or l3 is None or not l1.startswith(("ID", "1D", "I0")):
+        if l3 is None or not lines[i].startswith(("ID", "1D", "I0", "TD")):
             continue
-        l1 = _repair(l1, _L1_DIGITS, _L1_LETTERS)
-        l2 = _repair(l2, _L2_DIGITS, _L2_LETTERS)
         l3 = l3.translate(_TO_LETTER)
-        try:
-            return parse_td1(l1 + l2 + l3)
-        except MrzError:
-            continue
+        found: list[Td1] = []
+        for l1, cut1 in _variants(lines[i]):
+            for l2, cut2 in _variants(lines[i + 1]):
+                try:
+                    td1 = parse_td1(_repair(l1, _L1_DIGITS, _L1_LETTERS)
+                                    + _repair(l2, _L2_DIGITS, _L2_LETTERS) + l3)
+                except MrzError:
+                    continue
+                if not (cut1 or cut2) or _vn_id_agrees(td1):
+                    found.append(td1)
+        if len({(f.document_number, f.date_of_birth, f.date_of_expiry) for f in found}) == 1:
+            return found[0]
     return None
 
 

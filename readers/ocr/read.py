@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any, Protocol
 
 from readers.emrtd.mrz import Td1
@@ -20,13 +21,15 @@ from readers.ocr.mrz import mrz_name, read_td1
 class TextEngine(Protocol):
     """An OCR engine (``readers/devices/ocr.py``): the text of a grey image (a numpy array)."""
 
-    def text(self, image: Any, *, lang: str, whitelist: str = "", psm: int = 7) -> str: ...
+    def text(self, image: Any, *, lang: str, whitelist: str = "", psm: int = 7
+             ) -> tuple[str, int]: ...
 
 
 class FieldReader(Protocol):
-    """The text printed inside ``spec.box`` of the card in view (``""`` when none)."""
+    """The text printed inside ``spec.box`` of the card in view (``""`` when none) and the
+    engine's lowest word confidence for it (0–100)."""
 
-    def __call__(self, spec: FieldSpec) -> str: ...
+    def __call__(self, spec: FieldSpec) -> tuple[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +60,37 @@ def _parse(layout: CardLayout, spec: FieldSpec, raw: str) -> str | None:
     return _PARSERS[spec.name](raw)
 
 
+_TITLE_LOOKALIKES = str.maketrans({"1": "I", "0": "O", "5": "S", "8": "B", "|": "I"})
+TITLE_SIMILARITY = 0.8  # a title word may have one misread letter in five
+
+
+def has_words(folded: str, words: str) -> bool:
+    """``words`` in the title text, exactly or with at most one letter in five misread (the
+    title only chooses the layout: every field is still checked on its own)."""
+    if words in folded:
+        return True
+    n = len(words)
+    matcher = SequenceMatcher(autojunk=False)
+    matcher.set_seq2(words)
+    for i in range(max(1, len(folded) - n + 1)):
+        matcher.set_seq1(folded[i:i + n])
+        if matcher.real_quick_ratio() >= TITLE_SIMILARITY and matcher.ratio() >= TITLE_SIMILARITY:
+            return True
+    return False
+
+
 def match_title(title: str) -> CardLayout | None:
     """The one layout whose title words are all present (and none it refuses)."""
-    folded = " ".join(t.fold(title).split())
+    folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
     hits = [lay for lay in LAYOUTS
-            if all(w in folded for w in lay.needs) and not any(w in folded for w in lay.refuses)]
+            if all(has_words(folded, w) for w in lay.needs)
+            and not any(has_words(folded, w) for w in lay.refuses)]
     return hits[0] if len(hits) == 1 else None
 
 
 def identify(reader: FieldReader) -> CardLayout | None:
     """A front's layout, by the words of its title; None for anything else (a back too)."""
-    return match_title(reader(TITLE))
+    return match_title(reader(TITLE)[0])
 
 
 def read_card(reader: FieldReader) -> CardText | None:
@@ -75,14 +98,17 @@ def read_card(reader: FieldReader) -> CardText | None:
     a card this module knows (a bank card, a page, a desk) or an MRZ whose digits fail."""
     layout = identify(reader)
     if layout is None:
-        td1 = read_td1(reader(MRZ))
+        td1 = read_td1(reader(MRZ)[0])
         if td1 is None:
             return None
         name = mrz_name(td1)
         return CardText(CardModel.CCCD_BACK, {"mrz_name": name} if name else {}, td1)
     out: dict[str, str] = {}
     for spec in layout.fields:
-        value = _parse(layout, spec, reader(spec))
+        raw, confidence = reader(spec)
+        if confidence < spec.min_confidence:
+            continue
+        value = _parse(layout, spec, raw)
         if value is not None:
             out[spec.name] = value
     return CardText(layout.model, out)

@@ -52,6 +52,10 @@ def name_text(text: str) -> str | None:
     s = unicodedata.normalize("NFC", text)
     s = _NAME_CHARS.sub(" ", s)
     words = [w for w in s.split() if w.isalpha()]
+    while words and len(words[-1]) == 1:  # a stray mark read as a letter (no name has one)
+        words.pop()
+    while words and len(words[0]) == 1:
+        words.pop(0)
     if len(words) < 2 or any(not w.isupper() for w in words):
         return None
     return " ".join(words)

@@ -108,7 +108,7 @@ class _Fields:
     def __init__(self, card: Frame, engine: TextEngine) -> None:
         self.card, self.engine = card, engine
 
-    def __call__(self, spec: FieldSpec) -> str:
+    def __call__(self, spec: FieldSpec) -> tuple[str, int]:
         return self.engine.text(crop(self.card, spec), lang=spec.lang,
                                 whitelist=spec.whitelist, psm=spec.psm)
 
