@@ -452,9 +452,17 @@ FAMILIES = ("cccd_back", "cccd_2021", "bhyt", "bhyt_old", "can_cuoc_2024", "cccd
 NEGATIVES = ("desk", "bank_card", "page")
 
 
-def sample(kind: str, rnd: random.Random, *, hard: bool = False) -> Sample:
-    """One webcam frame of ``kind`` (a family or a negative)."""
+def sample(kind: str, rnd: random.Random, *, hard: bool = False, clean: bool = False
+           ) -> Sample:
+    """One webcam frame of ``kind`` (a family or a negative); ``clean``: a steady, sharp,
+    evenly lit view (the unit tests' case), else the webcam's degradations."""
     flip = rnd.random() < 0.1
+    if clean and kind not in NEGATIVES:
+        p = person(rnd)
+        face = draw_bhyt_old(p, rnd) if kind == "bhyt_old" else draw_card(CardModel(kind), p,
+                                                                          rnd)
+        frame, _ = place_on_desk(face, rnd, tilt=6)
+        return Sample(kind, frame, p)
     if kind == "desk":
         return Sample(kind, webcam(desk(rnd), np.array([[640, 360]] * 4), rnd, hard=hard), None)
     if kind == "bank_card":

@@ -23,6 +23,7 @@ _TO_LETTER = str.maketrans({"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6
 _L1_DIGITS = set(range(5, 27)) | {29}
 _L2_DIGITS = set(range(0, 7)) | set(range(8, 15)) | {29}
 _L1_LETTERS = set(range(0, 5))
+_TD1_CODES = "IAC1T"  # TD1 document codes begin I, A or C (9303-5 §4.2.2); 1 and T: misread I
 _L2_LETTERS = {7, 15, 16, 17}
 
 
@@ -32,15 +33,18 @@ def _lines(text: str) -> list[str]:
     for raw in text.upper().splitlines():
         s = re.sub(r"[«‹(\[{]", "<", raw)
         s = re.sub(r"[^A-Z0-9<]", "", s)
-        if len(s) >= LINE - 2:
+        if len(s) >= 4:
             out.append(s)
     return out
 
 
-def _fit(line: str) -> str | None:
-    """A line of 30: fillers added or cut at the end only (where OCR loses or invents them)."""
+def _fit(line: str, *, short_ok: bool = False) -> str | None:
+    """A line of 30: fillers added or cut at the end only (where OCR loses or invents them);
+    at most two lost unless ``short_ok`` (line 3, the name, checked by nothing)."""
     if len(line) == LINE:
         return line
+    if len(line) < LINE - 2 and not short_ok:
+        return None
     if len(line) < LINE:
         return line + "<" * (LINE - len(line))
     if set(line[LINE:]) <= {"<"}:
@@ -68,6 +72,17 @@ def _variants(line: str) -> list[tuple[str, bool]]:
     return out
 
 
+def _checked(l1: str, l2: str, l3: str) -> Td1 | None:
+    """The lines as read, else with the Vietnamese card's digit/letter positions repaired."""
+    for text in (l1 + l2 + l3, _repair(l1, _L1_DIGITS, _L1_LETTERS)
+                 + _repair(l2, _L2_DIGITS, _L2_LETTERS) + l3):
+        try:
+            return parse_td1(text)
+        except MrzError:
+            continue
+    return None
+
+
 def _vn_id_agrees(td1: Td1) -> bool:
     """Vietnamese cards: the optional data's 12-digit ID ends in the document number."""
     return td1.id_number is not None and td1.id_number[3:] == td1.document_number
@@ -80,20 +95,17 @@ def read_td1(text: str) -> Td1 | None:
     *and* line 1's ID ends in its document number — two independent checks, so a deletion
     that happens to satisfy one check digit is still refused."""
     lines = _lines(text)
-    for i in range(len(lines) - 2):
-        l3 = _fit(lines[i + 2][:LINE])
-        if l3 is None or not lines[i].startswith(("ID", "1D", "I0", "TD")):
+    for i in range(len(lines) - 1):
+        # Line 3 (the name) may be lost to glare: the key is in lines 1 and 2.
+        l3 = _fit(lines[i + 2][:LINE] if i + 2 < len(lines) else "", short_ok=True)
+        if l3 is None or lines[i][0] not in _TD1_CODES:
             continue
         l3 = l3.translate(_TO_LETTER)
         found: list[Td1] = []
         for l1, cut1 in _variants(lines[i]):
             for l2, cut2 in _variants(lines[i + 1]):
-                try:
-                    td1 = parse_td1(_repair(l1, _L1_DIGITS, _L1_LETTERS)
-                                    + _repair(l2, _L2_DIGITS, _L2_LETTERS) + l3)
-                except MrzError:
-                    continue
-                if not (cut1 or cut2) or _vn_id_agrees(td1):
+                td1 = _checked(l1, l2, l3)
+                if td1 is not None and (not (cut1 or cut2) or _vn_id_agrees(td1)):
                     found.append(td1)
         if len({(f.document_number, f.date_of_birth, f.date_of_expiry) for f in found}) == 1:
             return found[0]
