@@ -22,12 +22,12 @@ from typing import Any
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
 
-from readers.devices.camera import grey  # noqa: E402
-from readers.doubles.cards import FAMILIES, NEGATIVES, Person, Sample, samples  # noqa: E402
-from readers.ocr.mrz import read_td1  # noqa: E402
-from terminal.flow.cardimage import CardImageReader  # noqa: E402
-from terminal.resources import load_tables  # noqa: E402
-from verify.model import Credential  # noqa: E402
+from readers.devices.camera import grey
+from readers.doubles.cards import FAMILIES, NEGATIVES, Person, Sample, samples
+from readers.ocr.mrz import read_td1
+from terminal.flow.cardimage import CardImageReader
+from terminal.resources import load_tables
+from verify.model import Credential
 
 TUNING_SEED = 20261201
 HELD_OUT_SEED = 20261202

@@ -42,7 +42,7 @@ def _date(text: str | None) -> date | None:
 
 def _birth(text: str | None, today: date) -> date | None:
     d = _date(text)
-    return d if d is not None and MIN_BIRTH_YEAR <= d.year and d <= today else None
+    return d if d is not None and d.year >= MIN_BIRTH_YEAR and d <= today else None
 
 
 def is_plausible_id(number: str, provinces: dict[str, str], *, today: date) -> bool:

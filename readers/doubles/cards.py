@@ -138,7 +138,7 @@ class _Canvas:
               fill: tuple[int, int, int] = (15, 15, 25)) -> None:
         """``s`` inside the layout's box for ``name``, sized to its height."""
         layout = next(lay for lay in LAYOUTS if lay.model is model)
-        x0, y0, x1, y1 = layout.field(name).box
+        x0, y0, _x1, y1 = layout.field(name).box
         size = int((y1 - y0) * H * 0.62)
         self.text(x0 + 0.008, (y0 + y1) / 2, s, size, bold=bold, fill=fill)
 
@@ -149,7 +149,7 @@ class _Canvas:
 
     def fake_qr(self, box: tuple[float, float, float, float], rnd: random.Random) -> None:
         """A worn QR: modules that decode to nothing."""
-        x0, y0, x1, y1 = box
+        x0, y0, x1, _y1 = box
         n = 25
         cell = (x1 - x0) * W / n
         for i in range(n):
@@ -186,7 +186,7 @@ def _header_sr(c: _Canvas, english: bool) -> None:
 
 def _photo(c: _Canvas, box: tuple[float, float, float, float]) -> None:
     c.rect(box, (170, 180, 190), outline=(90, 90, 90))
-    x0, y0, x1, y1 = box
+    x0, y0, x1, _y1 = box
     c.draw.ellipse(((x0 + 0.05) * W, (y0 + 0.06) * H, (x1 - 0.05) * W, (y0 + 0.26) * H),
                    fill=(120, 110, 100))
 
@@ -421,7 +421,8 @@ def webcam(frame: Any, corners: Any, rnd: random.Random, *, hard: bool = False) 
     out = frame.astype(np.float32)
     rng = np.random.default_rng(rnd.randrange(10**9))
     if rnd.random() < (0.6 if hard else 0.35):  # glare: a soft bright spot on the card
-        gx, gy = corners.mean(axis=0) + [rnd.uniform(-200, 200), rnd.uniform(-100, 100)]
+        shift = np.array([rnd.uniform(-200, 200), rnd.uniform(-100, 100)])
+        gx, gy = corners.mean(axis=0) + shift
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         r = rnd.uniform(50, 120)
         spot = np.exp(-(((xx - gx) / (1.8 * r)) ** 2 + ((yy - gy) / r) ** 2))
@@ -477,11 +478,11 @@ def sample(kind: str, rnd: random.Random, *, hard: bool = False, clean: bool = F
     return Sample(kind, webcam(frame, pts, rnd, hard=hard), p)
 
 
-def samples(per_kind: int, seed: int, *, kinds: tuple[str, ...] = FAMILIES + NEGATIVES,
+def samples(per_kind: int, seed: int, *, kinds: tuple[str, ...] = (*FAMILIES, *NEGATIVES),
             hard: bool = False) -> list[Sample]:
     """A fixed set: ``per_kind`` frames of every kind, from ``seed``."""
     out = []
     for kind in kinds:
-        rnd = random.Random(f"{seed}:{kind}")
+        rnd = random.Random(f"{seed}:{kind}")  # noqa: S311 -- a reproducible test set
         out += [sample(kind, rnd, hard=hard) for _ in range(per_kind)]
     return out

@@ -98,7 +98,7 @@ def crop(card: Frame, spec: FieldSpec) -> Frame:
     f = target_h / part.shape[0]
     if abs(f - 1) > 0.05:
         part = cv2.resize(part, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
-    part = cv2.normalize(part, None, 0, 255, cv2.NORM_MINMAX)
+    part = cv2.normalize(part, part.copy(), 0, 255, cv2.NORM_MINMAX)
     return cv2.copyMakeBorder(part, 12, 12, 12, 12, cv2.BORDER_REPLICATE)
 
 
