@@ -99,3 +99,11 @@ class PassiveAuthError(ReaderError):
     code = "passive_auth"
     vi = "Không kiểm tra được chữ ký số của chip. Không coi là thẻ xác thực."
     en = "The chip's signature could not be checked. Do not treat the card as authentic."
+
+
+class OcrUnavailable(ReaderError):
+    """The OCR engine or its Vietnamese/English language data is not installed."""
+
+    code = "ocr_unavailable"
+    vi = "Chưa cài bộ đọc chữ (tesseract-ocr, tesseract-ocr-vie). Báo bộ phận IT."
+    en = "The OCR engine (tesseract-ocr, tesseract-ocr-vie) is not installed. Call IT."

@@ -14,6 +14,7 @@ from datetime import date, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from readers.emrtd.mrz import AccessKey
 from verify.errors import DateFormatError, InputFormatError
 from verify.evidence import ChipEvidence
 
@@ -28,6 +29,10 @@ class CredentialKind(StrEnum):
     BHYT_QR = "bhyt_qr"
     CHIP = "chip"
     MANUAL = "manual"
+    # Read from the printed card by OCR (verify/ocr.py): staff confirm before they count.
+    CCCD_TEXT = "cccd_text"
+    CCCD_MRZ = "cccd_mrz"
+    BHYT_TEXT = "bhyt_text"
 
 
 _SEX_WORDS = {"nam": Sex.MALE, "nữ": Sex.FEMALE, "nu": Sex.FEMALE, "male": Sex.MALE,
@@ -202,6 +207,12 @@ class Credential:
     raw_fingerprint: str | None = None
     # Which reader brought it: camera | scanner | keyboard | manual | chip | his (None: unknown)
     reader: str | None = None
+    # A card image (``tiepdon image read``, the camera): qr | text | mrz (None: not an image).
+    read_from: str | None = None
+    # The MRZ's document number and the chip's access key (an MRZ whose check digits held).
+    document_number: str | None = None
+    expiry_date: date | None = None
+    access_key: AccessKey | None = None
     # Chip reads: what the chip said and proved (verify/evidence.py); JSON only at the edges.
     chip: ChipEvidence | None = None
 
@@ -211,6 +222,10 @@ class Credential:
             value = getattr(self, f.name)
             if f.name == "chip":
                 out.update(value.to_json() if value is not None else {})
+            elif f.name == "access_key" and value is not None:
+                out[f.name] = {"document_number": value.document_number,
+                               "date_of_birth": value.date_of_birth,
+                               "date_of_expiry": value.date_of_expiry}
             elif value is not None:
                 out[f.name] = _json_value(value)
         return out

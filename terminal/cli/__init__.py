@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from terminal.cli import audit, cache, card, check, qr, serve, user
+from terminal.cli import audit, cache, card, check, image, qr, serve, user
 from terminal.cli.common import EXIT_ERROR, EXIT_OK, CliError, Parser, setup_logging
 from terminal.settings import SettingsError
 
@@ -26,7 +26,7 @@ def build_parser() -> Parser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     serve.register_daemons(sub)  # the order of the help's list
-    for group in (qr, check, card, cache, audit, user):
+    for group in (qr, image, check, card, cache, audit, user):
         group.register(sub)
     serve.register_sim(sub)
     return p

@@ -137,13 +137,15 @@ def test_folders_are_the_layers() -> None:
     core = {str(p.relative_to(ROOT)) for p in core_modules()}
     for expected in ("readers/emrtd/pace.py", "readers/emrtd/sm.py", "readers/emrtd/pa.py",
                      "readers/scan/framing.py", "verify/eligibility.py", "verify/qr.py",
-                     "verify/credentials.py"):
+                     "verify/credentials.py", "readers/ocr/read.py", "readers/ocr/mrz.py",
+                     "verify/ocr.py"):
         assert expected in core
     for folder in (*ADAPTER_FOLDERS, *DOUBLE_FOLDERS):
         assert any((ROOT / folder).glob("*.py")), folder
     # Each outside library is imported by one adapter folder only.
     owners = {"smartcard": "readers/devices", "cv2": "readers/devices",
               "zxingcpp": "readers/devices", "serial": "readers/devices",
+              "tesserocr": "readers/devices",
               "httpx": "verify/adapters", "sqlite3": "verify/adapters"}
     for lib, owner in owners.items():
         importers = set()
@@ -170,6 +172,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "cv2": ("readers/devices/camera/",),
     "numpy": ("readers/devices/camera/",),
     "zxingcpp": ("readers/devices/camera/",),
+    "tesserocr": ("readers/devices/ocr.py",),
     "serial": ("readers/devices/serialport.py",),
     "httpx": ("verify/adapters/registry_client.py",),
     "sqlite3": ("verify/adapters/cache.py", "verify/adapters/journal.py",

@@ -1,0 +1,120 @@
+"""The card models and where their fields are printed, as data (DOMAIN.md §8).
+
+Boxes are relative to the rectified card (ID-1, 85.6 × 54 mm, landscape, top-left origin):
+``(x0, y0, x1, y1)`` in 0…1. Each value box holds the printed value only (its label sits
+outside it), so the field can be read with its own language, whitelist and page mode. The
+positions were drawn to match the project's rendered cards (``readers/doubles/cards.py``);
+where a real card disagrees, correct the table here — nothing else holds a coordinate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+Box = tuple[float, float, float, float]
+
+# ID-1 (ISO/IEC 7810): 85.6 × 54 mm.
+CARD_ASPECT = 85.6 / 54.0
+DIGITS = "0123456789"
+DATE_CHARS = DIGITS + "/"
+MRZ_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + DIGITS + "<"
+CODE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + DIGITS
+# Tesseract page-segmentation modes used here.
+PSM_BLOCK = 6  # a uniform block of text
+PSM_LINE = 7   # a single text line
+
+
+class CardModel(StrEnum):
+    CCCD_2021 = "cccd_2021"          # chip CCCD, front
+    CCCD_BACK = "cccd_back"          # chip CCCD or thẻ căn cước, back: the TD1 MRZ
+    CAN_CUOC_2024 = "can_cuoc_2024"  # thẻ căn cước (from 2024-07-01), front
+    CCCD_2016 = "cccd_2016"          # CCCD without chip (2016–2021), front
+    CMND = "cmnd"                    # chứng minh nhân dân, 9 digits, front
+    BHYT = "bhyt"                    # paper BHYT card (2021 model: 10 digits; older: 15 chars)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One printed value: where it is and how the OCR engine should read it."""
+
+    name: str
+    box: Box
+    lang: str = "vie"
+    whitelist: str = ""
+    psm: int = PSM_LINE
+    # Below this lowest word confidence (0–100) the field is not used: a number with no check
+    # digit (ID, BHXH number, a date) can pass every shape check and still be misread.
+    min_confidence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CardLayout:
+    model: CardModel
+    # The title words (upper case, diacritics folded) that must all be present / must be absent.
+    needs: tuple[str, ...]
+    refuses: tuple[str, ...]
+    fields: tuple[FieldSpec, ...]
+
+    def field(self, name: str) -> FieldSpec:
+        return next(f for f in self.fields if f.name == name)
+
+
+# The confidence a key field needs: on a tuning set (seed 20261203, 98 cards) the misread
+# numbers and dates that passed every shape check had 26–81, most right ones 89–96.
+KEY_CONFIDENCE = 85
+# The card code reads lower (letters and digits in one word: right 15-character codes gave
+# 64–84 there) and has more to check (object code and province tables); its misread was at 41.
+CODE_CONFIDENCE = 80
+
+
+def _id(box: Box) -> FieldSpec:
+    return FieldSpec("id_number", box, "eng", DIGITS, min_confidence=KEY_CONFIDENCE)
+
+
+def _date(name: str, box: Box) -> FieldSpec:
+    return FieldSpec(name, box, "eng", DATE_CHARS, min_confidence=KEY_CONFIDENCE)
+
+
+# The header of every front: read once to tell the models apart (read.py: identify).
+TITLE = FieldSpec("title", (0.18, 0.0, 1.0, 0.34), "vie", "", PSM_BLOCK)
+# The back's MRZ, three lines of 30 (ICAO 9303-5 TD1): read as one block.
+MRZ = FieldSpec("mrz", (0.02, 0.58, 0.98, 0.98), "eng", MRZ_CHARS, PSM_BLOCK)
+
+LAYOUTS: tuple[CardLayout, ...] = (
+    CardLayout(CardModel.CCCD_2021, ("CAN CUOC CONG DAN", "IDENTITY"), (), (
+        _id((0.40, 0.34, 0.80, 0.44)),
+        FieldSpec("full_name", (0.26, 0.50, 0.99, 0.58)),
+        _date("date_of_birth", (0.57, 0.585, 0.86, 0.655)),
+        FieldSpec("sex", (0.44, 0.655, 0.60, 0.725)),
+        _date("expiry_date", (0.01, 0.90, 0.24, 0.97)),
+    )),
+    CardLayout(CardModel.CAN_CUOC_2024, ("CAN CUOC", "IDENTITY CARD"), ("CONG DAN",), (
+        _id((0.55, 0.34, 0.95, 0.44)),
+        FieldSpec("full_name", (0.26, 0.52, 0.99, 0.60)),
+        _date("date_of_birth", (0.64, 0.615, 0.93, 0.685)),
+        FieldSpec("sex", (0.44, 0.70, 0.60, 0.77)),
+    )),
+    CardLayout(CardModel.CCCD_2016, ("CAN CUOC CONG DAN",), ("IDENTITY",), (
+        _id((0.36, 0.34, 0.76, 0.44)),
+        FieldSpec("full_name", (0.26, 0.50, 0.99, 0.58)),
+        _date("date_of_birth", (0.46, 0.585, 0.75, 0.655)),
+        FieldSpec("sex", (0.40, 0.655, 0.56, 0.725)),
+        _date("expiry_date", (0.01, 0.90, 0.24, 0.97)),
+    )),
+    CardLayout(CardModel.CMND, ("CHUNG MINH",), (), (
+        FieldSpec("id_number", (0.50, 0.34, 0.85, 0.44), "eng", DIGITS,
+                  min_confidence=KEY_CONFIDENCE),
+        FieldSpec("full_name", (0.42, 0.455, 0.99, 0.535)),
+        _date("date_of_birth", (0.50, 0.615, 0.79, 0.685)),
+    )),
+    CardLayout(CardModel.BHYT, ("BAO HIEM Y TE",), (), (
+        FieldSpec("card_code", (0.30, 0.34, 0.80, 0.44), "eng", CODE_CHARS,
+                  min_confidence=CODE_CONFIDENCE),
+        FieldSpec("full_name", (0.30, 0.455, 0.99, 0.535)),
+        _date("date_of_birth", (0.30, 0.545, 0.58, 0.615)),
+        FieldSpec("sex", (0.78, 0.545, 0.95, 0.615)),
+        FieldSpec("registered_facility", (0.04, 0.70, 0.99, 0.775)),
+        _date("valid_from", (0.42, 0.785, 0.70, 0.855)),
+    )),
+)

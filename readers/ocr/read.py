@@ -1,0 +1,114 @@
+"""Identify the card model and read its fields, through a one-method port — pure.
+
+The port (:class:`FieldReader`) is bound by the adapter to one rectified card image: given a
+:class:`~readers.ocr.layouts.FieldSpec` it crops the box and returns the engine's text. This
+module decides which boxes to read, in which order, and turns each text into a raw string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Any, Protocol
+
+from readers.emrtd.mrz import Td1
+from readers.ocr import text as t
+from readers.ocr.layouts import LAYOUTS, MRZ, TITLE, CardLayout, CardModel, FieldSpec
+from readers.ocr.mrz import mrz_name, read_td1
+
+
+class TextEngine(Protocol):
+    """An OCR engine (``readers/devices/ocr.py``): the text of a grey image (a numpy array)."""
+
+    def text(self, image: Any, *, lang: str, whitelist: str = "", psm: int = 7
+             ) -> tuple[str, int]: ...
+
+
+class FieldReader(Protocol):
+    """The text printed inside ``spec.box`` of the card in view (``""`` when none) and the
+    engine's lowest word confidence for it (0–100)."""
+
+    def __call__(self, spec: FieldSpec) -> tuple[str, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CardText:
+    """What one card image said: the model, each field as a raw string (absent when the text
+    did not hold one well-shaped value), and for a back the checked MRZ."""
+
+    model: CardModel
+    fields: dict[str, str] = field(default_factory=dict)
+    td1: Td1 | None = None
+
+
+_PARSERS: dict[str, Callable[[str], str | None]] = {
+    "id_number": lambda s: t.digit_run(s, 12),
+    "full_name": t.name_text,
+    "date_of_birth": t.date_text,
+    "expiry_date": t.date_text,
+    "valid_from": t.date_text,
+    "sex": t.sex_text,
+    "card_code": t.card_code_text,
+    "registered_facility": t.line_text,
+}
+
+
+def _parse(layout: CardLayout, spec: FieldSpec, raw: str) -> str | None:
+    if layout.model is CardModel.CMND and spec.name == "id_number":
+        return t.digit_run(raw, 9) or t.digit_run(raw, 12)  # 9 digits; late CMNDs have 12
+    return _PARSERS[spec.name](raw)
+
+
+_TITLE_LOOKALIKES = str.maketrans({"1": "I", "0": "O", "5": "S", "8": "B", "|": "I"})
+TITLE_SIMILARITY = 0.8  # a title word may have one misread letter in five
+
+
+def has_words(folded: str, words: str) -> bool:
+    """``words`` in the title text, exactly or with at most one letter in five misread (the
+    title only chooses the layout: every field is still checked on its own)."""
+    if words in folded:
+        return True
+    n = len(words)
+    matcher = SequenceMatcher(autojunk=False)
+    matcher.set_seq2(words)
+    for i in range(max(1, len(folded) - n + 1)):
+        matcher.set_seq1(folded[i:i + n])
+        if matcher.real_quick_ratio() >= TITLE_SIMILARITY and matcher.ratio() >= TITLE_SIMILARITY:
+            return True
+    return False
+
+
+def match_title(title: str) -> CardLayout | None:
+    """The one layout whose title words are all present (and none it refuses)."""
+    folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
+    hits = [lay for lay in LAYOUTS
+            if all(has_words(folded, w) for w in lay.needs)
+            and not any(has_words(folded, w) for w in lay.refuses)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def identify(reader: FieldReader) -> CardLayout | None:
+    """A front's layout, by the words of its title; None for anything else (a back too)."""
+    return match_title(reader(TITLE)[0])
+
+
+def read_card(reader: FieldReader) -> CardText | None:
+    """Read the card in view: the front's fields, or the back's MRZ. None when the image is not
+    a card this module knows (a bank card, a page, a desk) or an MRZ whose digits fail."""
+    layout = identify(reader)
+    if layout is None:
+        td1 = read_td1(reader(MRZ)[0])
+        if td1 is None:
+            return None
+        name = mrz_name(td1)
+        return CardText(CardModel.CCCD_BACK, {"mrz_name": name} if name else {}, td1)
+    out: dict[str, str] = {}
+    for spec in layout.fields:
+        raw, confidence = reader(spec)
+        if confidence < spec.min_confidence:
+            continue
+        value = _parse(layout, spec, raw)
+        if value is not None:
+            out[spec.name] = value
+    return CardText(layout.model, out)

@@ -1,0 +1,270 @@
+"""Reading printed cards (issue 24): the MRZ from OCR text, the text parsers, what verify/
+keeps, each card model read from a rendered image, frames with no card, ``tiepdon image
+read``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from readers.devices.ocr import Tesseract
+from readers.doubles.cards import NEGATIVES
+from readers.ocr import text as t
+from readers.ocr.layouts import CardModel
+from readers.ocr.mrz import mrz_name, read_td1
+from readers.ocr.read import CardText, match_title
+from terminal.flow.cardimage import CardImageReader
+from tests.helpers.cards import TODAY, clean, degraded, tables
+from tests.helpers.cli import run
+from verify.model import CredentialKind, Sex
+from verify.ocr import credential_from_mrz, credential_from_text
+
+# ICAO 9303-5 §4.2.2 / Appendix A, the TD1 specimen (Utopia, Anna Maria Eriksson).
+ICAO_TD1 = ("I<UTOD231458907<<<<<<<<<<<<<<<\n"
+            "7408122F1204159UTO<<<<<<<<<<<6\n"
+            "ERIKSSON<<ANNA<MARIA<<<<<<<<<<")
+# DOMAIN.md §4: a Vietnamese TD1 (public mock; all check digits valid).
+VN_TD1 = ("IDVNM0930470641001093047064<<2\n"
+          "9301054M3301052VNM<<<<<<<<<<<8\n"
+          "UNG<<HOANG<HIEP<<<<<<<<<<<<<<<")
+
+
+# -- MRZ --------------------------------------------------------------------------------------
+def test_icao_td1_specimen() -> None:
+    td1 = read_td1(ICAO_TD1)
+    assert td1 is not None
+    assert (td1.document_number, td1.date_of_birth, td1.date_of_expiry, td1.sex) == (
+        "D23145890", "740812", "120415", "F")
+    assert mrz_name(td1) == "ERIKSSON ANNA MARIA"
+
+
+def test_vietnamese_td1_and_its_access_key() -> None:
+    td1 = read_td1(VN_TD1)
+    assert td1 is not None and td1.id_number == "001093047064"
+    c = credential_from_mrz(td1, tables(), today=TODAY)
+    j = c.to_json()
+    assert j["kind"] == "cccd_mrz" and j["read_from"] == "mrz"
+    assert j["access_key"] == {"document_number": "093047064", "date_of_birth": "930105",
+                               "date_of_expiry": "330105"}
+    assert (j["id_number"], j["date_of_birth"], j["sex"], j["expiry_date"]) == (
+        "001093047064", "1993-01-05", "male", "2033-01-05")
+
+
+def test_ocr_confusions_are_repaired_where_only_digits_can_be() -> None:
+    noisy = ("IDVNMO93O47O641OO1O93O47O64<<2\n"
+             "93O1O54M33O1O52VNM«<<<<<<<<<< 8\n"
+             "UNG<<HOANG<HIEP<<<<<<<<<<<")
+    td1 = read_td1(noisy)
+    assert td1 is not None and td1.document_number == "093047064"
+
+
+@pytest.mark.parametrize("broken", [
+    VN_TD1.replace("0930470641", "0930470651"),           # document number ≠ its check digit
+    VN_TD1.replace("9301054M", "9301064M"),               # birth date ≠ its check digit
+    VN_TD1.replace("3301052VNM", "3301053VNM"),           # expiry check digit
+    VN_TD1.replace("<<<<<<<<<<<8", "<<<<<<<<<<<9"),       # composite
+    VN_TD1.replace("001093047064<<2", "001093047065<<2"),  # optional data (composite catches)
+    VN_TD1.split("\n", 1)[1],                             # line 1 missing
+    "",
+])
+def test_check_digit_failures_are_refused(broken: str) -> None:
+    assert read_td1(broken) is None
+
+
+def test_a_line_one_character_long_needs_its_id_to_agree() -> None:
+    extra = VN_TD1.replace("IDVNM093", "IDVNM0Q93")  # OCR added a character
+    td1 = read_td1(extra)
+    assert td1 is not None and td1.document_number == "093047064"
+
+
+def test_mrz_with_wrong_id_structure_keeps_the_key_but_not_the_id() -> None:
+    from readers.doubles.cards import Person
+
+    p = Person("999093047064", "UNG HOANG HIEP", __import__("datetime").date(1993, 1, 5), True,
+               __import__("datetime").date(2033, 1, 5), "", "", "", "", TODAY, "")
+    td1 = read_td1("\n".join(p.mrz_lines()))
+    assert td1 is not None
+    c = credential_from_mrz(td1, tables(), today=TODAY)
+    assert c.id_number is None and c.access_key is not None  # province 999 does not exist
+
+
+# -- text parsers -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("raw", "want"), [
+    ("001098O12345", "001098012345"), ("0010 9801 2345\n", "001098012345"),
+    ("00109801234", None), ("001098012345 001098012345", None), ("", None)])
+def test_digit_run(raw: str, want: str | None) -> None:
+    assert t.digit_run(raw, 12) == want
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("01/O1/2000", "01/01/2000"), ("31/02/1990", "31/02/1990"), ("1/1/2000", None),
+    ("01/01/2000 02/02/2001", None)])
+def test_date_text(raw: str, want: str | None) -> None:
+    assert t.date_text(raw) == want  # existence is verify's question
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("NGUYỄN VĂN AN\n", "NGUYỄN VĂN AN"), ("„ĐỖ THỊ HÀ F", "ĐỖ THỊ HÀ"),
+    ("Nguyễn Văn An", None), ("NGUYỄN", None), ("12 34", None)])
+def test_name_text(raw: str, want: str | None) -> None:
+    assert t.name_text(raw) == want
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("Nam", "Nam"), ("Nữ\n", "Nữ"), ("Nu", "Nữ"), ("Nam Nữ", None), ("x", None)])
+def test_sex_text(raw: str, want: str | None) -> None:
+    assert t.sex_text(raw) == want
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("0111077012", "0111077012"), ("DN4790117012345", "DN4790117012345"),
+    ("DN479O117012345", "DN4790117012345"), ("D14790117012345", None)])
+def test_card_code_text(raw: str, want: str | None) -> None:
+    assert t.card_code_text(raw) == want
+
+
+@pytest.mark.parametrize(("title", "model"), [
+    ("CĂN CƯỚC CÔNG DÂN\nCitizen Identity Card", CardModel.CCCD_2021),
+    ("CĂN CƯỚC CÔNG DÂN\nCitizen 1dentity Card", CardModel.CCCD_2021),
+    ("CĂN CƯỚC\nIDENTITY CARD", CardModel.CAN_CUOC_2024),
+    ("Độc lập - Tự do - Hạnh phúc\nCĂN CƯỚC CÔNG DÂN", CardModel.CCCD_2016),
+    ("GIẤY CHỨNG MINH NHÂN DÂN", CardModel.CMND),
+    ("THẺ BẢO HIỂM Y TẾ", CardModel.BHYT),
+    ("VIETCOMBANK DEBIT", None), ("", None)])
+def test_title_words_choose_the_model(title: str, model: CardModel | None) -> None:
+    layout = match_title(title)
+    assert (layout.model if layout else None) == model
+
+
+# -- what verify keeps ------------------------------------------------------------------------
+def _front(**fields: str) -> CardText:
+    return CardText(CardModel.CCCD_2021, fields)
+
+
+def test_id_agreeing_with_birth_and_sex_is_kept() -> None:
+    c = credential_from_text(_front(id_number="001300012345", date_of_birth="01/01/2000",
+                                    sex="Nữ", full_name="NGUYỄN THỊ B"), tables(), today=TODAY)
+    assert c is not None and c.kind is CredentialKind.CCCD_TEXT
+    assert (c.id_number, c.sex, c.full_name) == ("001300012345", Sex.FEMALE, "NGUYỄN THỊ B")
+
+
+@pytest.mark.parametrize("fields", [
+    {"id_number": "001098012345", "date_of_birth": "01/01/2000"},  # ID says born 1998
+    {"id_number": "001300012345", "sex": "Nam"},                   # ID says female
+    {"id_number": "099300012345"},                                 # no province 99
+    {"id_number": "001900012345"},                                 # born 2290: not yet
+])
+def test_an_id_that_fails_a_check_is_left_empty(fields: dict[str, str]) -> None:
+    c = credential_from_text(_front(full_name="NGUYỄN THỊ B", **fields), tables(), today=TODAY)
+    assert c is not None and c.id_number is None
+    if "date_of_birth" in fields:
+        assert c.date_of_birth is None  # either side may be the misread one
+
+
+def test_impossible_or_future_dates_are_left_empty() -> None:
+    c = credential_from_text(_front(full_name="LÊ VĂN C", date_of_birth="31/02/1990",
+                                    expiry_date="31/02/2030"), tables(), today=TODAY)
+    assert c is not None and c.date_of_birth is None and c.expiry_date is None
+    c = credential_from_text(_front(full_name="LÊ VĂN C", date_of_birth="01/01/1990",
+                                    expiry_date="01/01/1980"), tables(), today=TODAY)
+    assert c is not None and c.date_of_birth is not None and c.expiry_date is None
+    c = credential_from_text(_front(full_name="LÊ VĂN C", date_of_birth="01/01/2030"),
+                             tables(), today=TODAY)
+    assert c is not None and c.date_of_birth is None
+
+
+@pytest.mark.parametrize(("code", "kept"), [
+    ("0111077012", True), ("DN4790117012345", True), ("ZZ4790117012345", False),
+    ("DN4990117012345", False), ("9911077012", False)])
+def test_bhyt_card_codes_checked_against_the_tables(code: str, kept: bool) -> None:
+    c = credential_from_text(CardText(CardModel.BHYT, {"card_code": code,
+                                                       "full_name": "TRẦN VĂN D"}),
+                             tables(), today=TODAY)
+    assert c is not None and (c.card_code == code) is kept
+
+
+def test_nothing_worth_showing_is_none() -> None:
+    assert credential_from_text(_front(sex="Nam"), tables(), today=TODAY) is None
+
+
+# -- rendered images --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reader() -> CardImageReader:
+    return CardImageReader(tables(), engine=Tesseract())
+
+
+@pytest.mark.parametrize("kind", ["cccd_2021", "can_cuoc_2024", "cccd_2016", "cmnd", "bhyt",
+                                  "bhyt_old"])
+def test_each_front_is_read_from_a_rendered_image(reader: CardImageReader, kind: str) -> None:
+    s = clean(kind)
+    assert s.person is not None
+    c = reader.read_frame(s.frame, today=TODAY)
+    assert c is not None
+    p = s.person
+    number = {"cmnd": c.old_id_number, "bhyt": c.card_code, "bhyt_old": c.card_code}.get(
+        kind, c.id_number)
+    want = {"cmnd": p.cmnd, "bhyt": p.bhxh, "bhyt_old": p.card_code15}.get(kind, p.id_number)
+    assert number == want
+    assert c.date_of_birth is not None and c.date_of_birth.exact == p.date_of_birth
+    assert c.full_name == p.full_name
+    assert c.kind is (CredentialKind.BHYT_TEXT if kind.startswith("bhyt")
+                      else CredentialKind.CCCD_TEXT)
+
+
+def test_the_back_gives_the_chip_access_key(reader: CardImageReader) -> None:
+    s = clean("cccd_back")
+    assert s.person is not None
+    c = reader.read_frame(s.frame, today=TODAY)
+    assert c is not None and c.kind is CredentialKind.CCCD_MRZ and c.access_key is not None
+    p = s.person
+    assert (c.access_key.document_number, c.access_key.date_of_birth,
+            c.access_key.date_of_expiry) == (p.id_number[3:], p.date_of_birth.strftime("%y%m%d"),
+                                             p.expiry.strftime("%y%m%d"))
+    assert c.id_number == p.id_number
+
+
+@pytest.mark.parametrize("kind", NEGATIVES)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_frames_with_no_card_read_nothing(reader: CardImageReader, kind: str, seed: int) -> None:
+    assert reader.read_frame(degraded(kind, seed).frame, today=TODAY) is None
+
+
+def test_image_read_command(tmp_path: Path) -> None:
+    back, desk = tmp_path / "back.jpg", tmp_path / "desk.png"
+    cv2.imwrite(str(back), clean("cccd_back").frame)
+    cv2.imwrite(str(desk), degraded("desk").frame)
+    p = run("image", "read", str(back), str(desk))
+    assert p.returncode == 0, p.stderr
+    first, second = (json.loads(line) for line in p.stdout.splitlines())
+    assert first["file"] == str(back) and "error" not in first
+    (mrz,) = first["credentials"]
+    assert mrz["kind"] == "cccd_mrz" and mrz["read_from"] == "mrz"
+    assert set(mrz["access_key"]) == {"document_number", "date_of_birth", "date_of_expiry"}
+    assert len(mrz["id_number"]) == 12 and mrz["document_number"] == mrz["id_number"][3:]
+    assert second == {"file": str(desk), "credentials": []}
+    missing = run("image", "read", str(tmp_path / "nope.jpg"))
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout) == {"file": str(tmp_path / "nope.jpg"), "credentials": [],
+                                          "error": "file not found"}
+
+
+def test_image_read_takes_the_qr_first(tmp_path: Path) -> None:
+    import random
+
+    from readers.doubles.cards import draw_card, person, place_on_desk
+    from readers.doubles.render import render_qr
+
+    rnd = random.Random(5)
+    p = person(rnd)
+    payload = f"{p.id_number}||{p.full_name}|{p.date_of_birth:%d%m%Y}|{p.sex_text}|Hà Nội|01012022"
+    face = draw_card(CardModel.CCCD_2021, p, rnd, qr=render_qr(payload, module_px=4))
+    frame, _ = place_on_desk(face, rnd, tilt=3)
+    image = tmp_path / "front.png"
+    cv2.imwrite(str(image), frame)
+    out = run("image", "read", str(image))
+    assert out.returncode == 0, out.stderr
+    (c,) = json.loads(out.stdout)["credentials"]
+    assert (c["kind"], c["read_from"], c["id_number"]) == ("cccd_qr", "qr", p.id_number)
