@@ -150,7 +150,7 @@ def backlog(sim_url: str, data: Path, count: int) -> dict[str, float]:
         with httpx.Client(timeout=30) as http:
             for n in range(count):
                 http.post(f"{server.url}/api/v1/verify", json={"qr": QR.format(n % 99999)})
-        queued = services.webhook.outbox.count() + len(services.webhook._incoming)
+        queued = services.webhook.outbox.count() + len(services.webhook.ledger.incoming)
         size = sum(p.stat().st_size for p in data.glob("outbox.db*"))
         receiver = Receiver(port)  # the HIS comes back
         back = time.perf_counter()

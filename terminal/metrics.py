@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # Registry latency buckets (seconds): the gateway answers in seconds, sometimes tens.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A live family of samples told apart by one label (``reason="key_changed"`` → 3), for
+    the values ``Metrics.gauges`` returns beside plain numbers; ``kind`` is its TYPE."""
+
+    label: str
+    values: Mapping[str, float]
+    kind: str = "counter"
 
 
 class Metrics:
@@ -59,6 +70,12 @@ class Metrics:
         out += [f"tiepdon_registry_seconds_sum {self.registry_seconds_sum:.6f}",
                 f"tiepdon_registry_seconds_count {self.registry_seconds_count}"]
         for name, (help_text, value) in sorted(self.gauges().items()):
+            if isinstance(value, Labelled):
+                out += [f"# HELP tiepdon_{name} {help_text}",
+                        f"# TYPE tiepdon_{name} {value.kind}"]
+                out += [f'tiepdon_{name}{{{value.label}="{key}"}} {n}'
+                        for key, n in sorted(value.values.items())]
+                continue
             out += [f"# HELP tiepdon_{name} {help_text}", f"# TYPE tiepdon_{name} gauge",
                     f"tiepdon_{name} {value}"]
         return "\n".join(out) + "\n"

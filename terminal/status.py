@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from terminal.metrics import Labelled
 from terminal.services import Services
 from verify.adapters.registry_client import RegistryClient
 
@@ -49,9 +50,9 @@ def _registry_health(registry: RegistryClient | None) -> dict[str, Any]:
     }
 
 
-def gauges(services: Services) -> dict[str, tuple[str, float]]:
+def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
     """Live values for /metrics: breaker state, readers, decode rate (no personal data)."""
-    out: dict[str, tuple[str, float]] = {}
+    out: dict[str, tuple[str, float | Labelled]] = {}
     if services.registry is not None:
         state = services.registry.breaker.state
         out["registry_breaker_open"] = ("1 while the circuit breaker keeps the registry out.",
@@ -72,6 +73,10 @@ def gauges(services: Services) -> dict[str, tuple[str, float]]:
                                                 float(hook.counts[what]))
         out["his_webhook_waiting"] = ("Webhook entries waiting in the outbox.",
                                       float(hook.waiting()))
+        out["his_webhook_lost_total"] = (
+            "Webhook entries lost before delivery, by reason: key_changed (sealed under an "
+            "earlier terminal key, deleted at start), tag_failed (an entry that no longer "
+            "decrypts).", Labelled("reason", dict(hook.ledger.lost)))
     return out
 
 

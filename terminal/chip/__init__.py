@@ -58,8 +58,9 @@ class ChipService:
     def readers(self) -> dict[str, bool] | None:
         return self.watch.readers if self.watch is not None else None
 
-    def photo(self) -> tuple[str, bytes] | None:
-        return self.flow.photos.get()
+    def photo(self, fingerprint: str) -> tuple[str, bytes] | None:
+        """The latest photo, if it was read with ``fingerprint`` (the patient's)."""
+        return self.flow.photos.get(fingerprint)
 
     async def read(self, keys: list[AccessKey | CanKey], *, reader: str | None = None,
                    actor: Actor = DESK) -> ChipOutcome:

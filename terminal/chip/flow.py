@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -62,7 +63,9 @@ async def _settle(f: concurrent.futures.Future[Verification] | None) -> Verifica
 
 
 class PhotoStore:
-    """The latest chip photo, for the privacy window, with the fingerprint it was read with."""
+    """The latest chip photo, for the privacy window, with the fingerprint it was read with:
+    it is given out only to whoever names that fingerprint (the ``photo`` event's URL), so
+    a photo is never shown beside the next patient's name."""
 
     def __init__(self, keep_seconds: float) -> None:
         self.keep_seconds = keep_seconds
@@ -71,9 +74,15 @@ class PhotoStore:
     def keep(self, fingerprint: str, fmt: str, image: bytes) -> None:
         self._photo = (time.monotonic(), fingerprint, fmt, image)
 
-    def get(self) -> tuple[str, bytes] | None:
+    def get(self, fingerprint: str) -> tuple[str, bytes] | None:
+        """The format and image read with ``fingerprint``; None for any other (or none)."""
         self.purge()
-        return None if self._photo is None else (self._photo[2], self._photo[3])
+        if self._photo is None or not fingerprint:
+            return None
+        _, kept, fmt, image = self._photo
+        if not hmac.compare_digest(kept.encode(), fingerprint.encode()):
+            return None
+        return fmt, image
 
     def purge(self) -> None:
         if self._photo is not None and time.monotonic() - self._photo[0] > self.keep_seconds:

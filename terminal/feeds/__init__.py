@@ -1,6 +1,6 @@
 """What the terminal offers an HIS besides its HTTP API: the HN212-compatible Socket.IO feed
-(``hn212.py``) and the webhook outbox (``outbox.py``). Both listen to the same moments of the
-verification flow through :class:`Feeds`:
+(``hn212.py``) and the webhook (``webhook.py``; its outbox's accounting in ``ledger.py``).
+Both listen to the same moments of the verification flow through :class:`Feeds`:
 
     placed      a chip read begins (HN212 id 1)
     decided     a verification was decided (id 2; the webhook for QR and typed checks)

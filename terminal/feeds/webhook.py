@@ -8,7 +8,8 @@ answers 408/429/5xx is tried again with a doubling back-off up to five minutes, 
 entry with it, as do 401/403/404 (a receiver whose secret or route is wrong); only 400, 413,
 415 and 422 are that entry's own problem, retried ten times and then dropped. Entries
 older than ``[his] webhook_keep_hours`` are dropped (the privacy window). Every outcome is
-counted for /metrics and /api/v1/health.
+counted for /metrics and /api/v1/health by the outbox's :class:`Ledger` (``ledger.py``),
+entries lost before delivery (a changed terminal key) too.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import secrets
 import threading
 import time
 import uuid
-from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 from readers.emrtd.chip import ChipRead
+from terminal.feeds.ledger import Ledger
 from terminal.flow.results import Verification
 from verify import webhook
 from verify.adapters.outbox import Outbox
@@ -61,21 +62,16 @@ class WebhookFeed:
         self._clock = clock
         self.first_retry_seconds = webhook.FIRST_RETRY_SECONDS
         self.max_retry_seconds = webhook.MAX_RETRY_SECONDS
-        self._incoming: deque[tuple[str, bytes]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._wake: asyncio.Event | None = None     # the deliverer: something is due
         self._written: asyncio.Event | None = None  # the writer: something came in
         self._tasks: list[asyncio.Task[None]] = []
-        self.counts: Counter[str] = Counter()  # queued, delivered, retried, rejected, expired…
+        self.ledger = Ledger(outbox, clock)
+        self.counts = self.ledger.counts  # queued, delivered, retried, rejected, expired…
         self.last_error: str | None = None
         self.down_since: float | None = None
         self._hold_until = 0.0  # the HIS is down: nothing is posted before this
-        self._persisting = threading.Lock()
-        self._stored = outbox.count()  # entries on disk, kept without asking SQLite (metrics)
-        self._stored_lock = threading.Lock()
-        if outbox.lost:
-            self.counts["lost"] += 1
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -92,8 +88,8 @@ class WebhookFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._incoming:  # bodies not yet written: written now, delivered next start
-            await asyncio.to_thread(self._persist)
+        if self.ledger.incoming:  # bodies not yet written: written now, delivered next start
+            await asyncio.to_thread(self.ledger.persist)
         self.outbox.close()
 
     # -- the flow's moments -----------------------------------------------------------------
@@ -124,8 +120,7 @@ class WebhookFeed:
         if recheck is not None:
             payload["recheck"] = dict(recheck)
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        self._incoming.append((entry_id, data))
-        self.counts["queued"] += 1
+        self.ledger.queue(entry_id, data)
         loop, wake = self._loop, self._written
         if loop is None or wake is None:
             return
@@ -135,20 +130,6 @@ class WebhookFeed:
             loop.call_soon_threadsafe(wake.set)
 
     # -- delivery ---------------------------------------------------------------------------
-    def _persist(self) -> None:
-        """Written, then taken off the queue: a failed write (a full disk) keeps the body in
-        memory for the next try. One writer at a time; an id written twice is one entry."""
-        with self._persisting:
-            while self._incoming:
-                entry_id, data = self._incoming[0]
-                if self.outbox.put(entry_id, data, self._clock()):
-                    self.counts["written"] += 1
-                    self._adjust(1)
-                else:
-                    self.counts["refused_full"] += 1
-                    log.error("webhook outbox full: an entry was not kept")
-                self._incoming.popleft()
-
     async def _write_loop(self) -> None:
         """Written at once, whatever the deliverer is waiting for: a body in memory is lost
         by a crash, a body in the outbox is not."""
@@ -157,7 +138,7 @@ class WebhookFeed:
             await self._written.wait()
             self._written.clear()
             try:
-                await asyncio.to_thread(self._persist)
+                await asyncio.to_thread(self.ledger.persist)
             except Exception:  # a full or broken disk: counted, tried again in a second
                 self.counts["write_failed"] += 1
                 log.exception("webhook outbox write failed")
@@ -187,13 +168,9 @@ class WebhookFeed:
                 self._wake.clear()
 
     async def _round(self, poster: Poster) -> None:
-        expired = await asyncio.to_thread(self.outbox.purge, self._clock() - self.keep_seconds)
-        self._adjust(-expired)
-        if expired:
-            self.counts["expired"] += expired
-            log.warning("webhook: %d entries dropped after the privacy window", expired)
+        await asyncio.to_thread(self.ledger.expire, self.keep_seconds)
         while self._clock() >= self._hold_until:
-            entries = await asyncio.to_thread(self.outbox.due, self._clock(), BATCH)
+            entries = await asyncio.to_thread(self.ledger.due, BATCH)
             for entry in entries:
                 if not await self._deliver(poster, entry.id, entry.body, entry.attempts):
                     return  # the HIS is down: everything waits for the back-off
@@ -218,9 +195,7 @@ class WebhookFeed:
         except (TimeoutError, OSError) as e:
             self.last_error = type(e).__name__
         if status is not None and 200 <= status < 300:
-            await asyncio.to_thread(self.outbox.delete, entry_id)
-            self._adjust(-1)
-            self.counts["delivered"] += 1
+            await asyncio.to_thread(self.ledger.delivered, entry_id)
             self.last_error, self.down_since = None, None
             return True
         delay = webhook.retry_after(attempts + 1, secrets.randbelow(1000) / 1000,
@@ -230,22 +205,18 @@ class WebhookFeed:
         if status in ENTRY_REFUSED:
             self.last_error = f"HTTP {status}"
             if attempts + 1 >= MAX_REJECTIONS:
-                await asyncio.to_thread(self.outbox.delete, entry_id)
-                self._adjust(-1)
-                self.counts["rejected"] += 1
+                await asyncio.to_thread(self.ledger.rejected, entry_id)
                 log.error("webhook: an entry refused %d times (HTTP %d) was dropped",
                           MAX_REJECTIONS, status)
             else:
-                await asyncio.to_thread(self.outbox.retry, entry_id, due)
-                self.counts["retried"] += 1
+                await asyncio.to_thread(self.ledger.retry, entry_id, due)
             return True
         if status is not None:
             self.last_error = f"HTTP {status}"
-        self.counts["retried"] += 1
         if self.down_since is None:
             self.down_since = self._clock()
             log.warning("webhook: HIS unreachable (%s); entries wait", self.last_error)
-        await asyncio.to_thread(self.outbox.retry, entry_id, due)
+        await asyncio.to_thread(self.ledger.retry, entry_id, due)
         self._hold_until = due  # every entry waits, the ones queued meanwhile too
         return False
 
@@ -254,17 +225,16 @@ class WebhookFeed:
         if self._wake is not None:
             self._wake.set()
 
-    def _adjust(self, n: int) -> None:
-        with self._stored_lock:
-            self._stored += n
-
     def waiting(self) -> int:
         """Entries not yet delivered (kept count, no SQLite on the caller's thread)."""
-        return max(0, self._stored) + len(self._incoming)
+        return self.ledger.waiting()
 
     def health(self) -> dict[str, str]:
-        waiting = self.waiting()
-        if self.last_error is None:
-            return {"status": "ok", "reason": f"{waiting} waiting"}
+        """Degraded while the HIS fails, and for one privacy window after entries were lost
+        (terminal/feeds/ledger.py)."""
+        problems = [p for p in (self.last_error, self.ledger.loss(self.keep_seconds)) if p]
+        waiting = f"{self.waiting()} waiting"
+        if not problems:
+            return {"status": "ok", "reason": waiting}
         return {"status": "degraded",
-                "reason": f"HIS webhook: {self.last_error}; {waiting} waiting"}
+                "reason": "HIS webhook: " + "; ".join([*problems, waiting])}

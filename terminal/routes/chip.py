@@ -1,9 +1,12 @@
 """The chip CCCD on the reader: ``POST /api/v1/chip/read`` with an access key, and the latest
-chip photo. Both answer 404 when the terminal has no chip reader."""
+chip photo for the patient it was read from. Both answer 404 when the terminal has no chip
+reader."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,9 +63,12 @@ async def chip_read(body: ChipReadRequest, chip: ChipDep, verifier: VerifierDep,
 
 
 @router.get("/api/v1/photo")
-async def photo(chip: ChipDep) -> Response:
-    """The latest chip photo, until the privacy window purges it (404 then)."""
-    got = chip.photo()
+async def photo(chip: ChipDep,
+                fp: Annotated[str, Query(max_length=64)] = "") -> Response:
+    """The latest chip photo, for the fingerprint it was read with (the ``photo`` event's
+    URL carries it), until the privacy window purges it. 404 for another fingerprint or none:
+    a photo is never handed out without naming whose it is (issue 23)."""
+    got = chip.photo(fp)
     if got is None:
         return JSONResponse({"error": NO_RESULT}, status_code=404)
     fmt, image = got

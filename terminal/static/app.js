@@ -67,6 +67,10 @@ let lang = CONFIG.language === "en" ? "en" : "vi";
 let current = null;        // latest eligibility JSON shown
 let clearTimer = null;
 let lastCccdQr = null;     // the chip key comes from the CCCD QR just scanned (kept in memory)
+// Whose face and name are on screen (raw_fingerprint): a photo is shown only beside the patient
+// it was read from, and goes the moment another patient's credential arrives.
+let shownFp = null;
+let photoFp = null;
 const $ = (id) => document.getElementById(id);
 const t = (key) => L[lang][key] || key;
 
@@ -124,10 +128,17 @@ function clearPhoto() {
   const img = $("photo");
   img.hidden = true;
   img.removeAttribute("src");
+  photoFp = null;
+}
+
+function showPatient(fp) {  // a credential or an answer is about to fill the card
+  shownFp = fp || null;
+  if (photoFp !== shownFp) clearPhoto();
 }
 
 function clearResult() {
   current = null;
+  shownFp = null;
   clearPhoto();
   setBadge(null);
   setStatus("empty", t("waiting"));
@@ -170,7 +181,7 @@ function schedulePurge() {
 function renderPending(cred) {
   current = null;
   showError(null);
-  if (cred.kind !== "chip") clearPhoto();
+  showPatient(cred.raw_fingerprint);
   setBadge(cred.passive_auth || null);
   setStatus("pending", t("pending"));
   $("name").textContent = cred.full_name || "";
@@ -187,7 +198,7 @@ function render(e) {
   const person = e.person || {};
   setStatus(e.status, t(e.status));
   setBadge(cred.passive_auth || null);
-  if (cred.kind !== "chip") clearPhoto();
+  showPatient(cred.raw_fingerprint);
   $("name").textContent = person.full_name || cred.full_name || "";
   const sex = person.sex || cred.sex;
   $("person-line").textContent = [
@@ -332,9 +343,11 @@ function connect() {
   es.addEventListener("error", (ev) => { if (ev.data) showError(JSON.parse(ev.data)); });
   es.addEventListener("photo", (ev) => {
     const p = JSON.parse(ev.data);
+    if (!p.raw_fingerprint || p.raw_fingerprint !== shownFp) return;  // another patient's
     const img = $("photo");
     img.src = `${p.url}&t=${Date.now()}`;
     img.hidden = false;
+    photoFp = p.raw_fingerprint;
     setBadge(p.passive_auth);
   });
   es.addEventListener("history", (ev) => {
@@ -346,6 +359,7 @@ function connect() {
     // The last word on a chip read: a possible copy (AA/CA failed) or an unfinished read
     // replaces the photo's badge, whatever identity time showed.
     const c = JSON.parse(ev.data);
+    if (c.raw_fingerprint !== shownFp) return;  // a read that ended after another patient came
     if (c.verdict === "copy_suspected") setBadge({ status: "copy" });
     else if (c.verdict === "incomplete") setBadge({ status: "incomplete" });
   });

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
+from readers.doubles.vcard import Faults
 from terminal.server import BackgroundServer
-from tests.helpers.chip import serve
+from tests.helpers.chip import OTHER_PERSON, other_card, serve, serve_with_services
 from tests.helpers.daemon import sim_control
 from tests.helpers.offline import offline_daemon
 from tests.helpers.samples import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
@@ -168,6 +169,58 @@ def test_chip_read_uses_the_scanned_cccd_qr(chip_page: Page) -> None:
     chip_page.locator("#chip-read").click()
     expect(chip_page.locator("#pa-badge")).to_have_text("Chip xác thực")
     expect(chip_page.locator("#photo")).to_be_visible()
+
+
+# Every state the page shows: the name, and whose photo is beside it (the ``fp`` of its URL).
+WATCH_PHOTO = """
+    window.__shown = [];
+    new MutationObserver(() => {
+      const img = document.getElementById("photo");
+      const name = document.getElementById("name");
+      if (!img || !name) return;
+      const src = img.hidden ? "" : (img.getAttribute("src") || "");
+      const fp = src ? new URL(src, location.href).searchParams.get("fp") : "";
+      const state = name.textContent + "|" + fp;
+      if (window.__shown[window.__shown.length - 1] !== state) window.__shown.push(state);
+    }).observe(document, {subtree: true, childList: true, attributes: true,
+                          characterData: true});
+"""
+PHOTO_FP = "new URL(document.getElementById('photo').src).searchParams.get('fp')"
+
+
+def test_the_photo_goes_with_its_patient(browser: Browser, sim: BackgroundServer,
+                                         tmp_path: Path) -> None:
+    server, services = serve_with_services(sim, tmp_path)
+    assert services.chip is not None
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        page = context.new_page()
+        page.add_init_script(WATCH_PHOTO)
+        page.goto(server.url + "/")
+        expect(page.locator("#stream")).to_have_attribute("data-status", "ok")
+        page.locator("#chip-demo").click()  # patient A: name and photo
+        expect(page.locator("#name")).to_have_text("Nguyễn Tiến Đạt")
+        expect(page.locator("#photo")).to_be_visible()
+        a = page.evaluate(PHOTO_FP)
+        # Patient B's card leaves the reader after the identity, before the photo.
+        services.chip.source = other_card(Faults(torn_after=14))
+        with page.expect_response("**/api/v1/chip/demo") as answer:
+            page.locator("#chip-demo").click()
+        assert answer.value.status == 422
+        expect(page.locator("#name")).to_have_text(OTHER_PERSON.full_name)
+        expect(page.locator("#photo")).to_be_hidden()  # never A's face beside B's name
+        services.chip.source = other_card()  # B again, the whole read: B's own photo
+        page.locator("#chip-demo").click()
+        expect(page.locator("#pa-badge")).to_have_text("Chip xác thực")
+        expect(page.locator("#photo")).to_be_visible()
+        b = page.evaluate(PHOTO_FP)
+        assert b and b != a
+        shown: list[str] = page.evaluate("window.__shown")
+        assert f"{OTHER_PERSON.full_name}|{a}" not in shown, shown
+        assert f"{OTHER_PERSON.full_name}|{b}" in shown, shown
+    finally:
+        context.close()
+        server.stop()
 
 
 @pytest.fixture

@@ -244,7 +244,7 @@ def test_daemon_reads_the_chip_through_pcscd(inserted: list[VpcdCard],
     assert chip["access"] == "pace"  # the QR's CAN first, through pcscd
     assert chip["eligibility"]["status"] == "eligible"
     assert chip["eligibility"]["messages"][1]["code"] == "chip_authentic"
-    photo = httpx.get(f"{chip_daemon.url}/api/v1/photo")
+    photo = httpx.get(f"{chip_daemon.url}/api/v1/photo", params={"fp": chip["raw_fingerprint"]})
     assert photo.headers["content-type"] == "image/jpeg" and photo.content[:3] == b"\xff\xd8\xff"
     health = httpx.get(f"{chip_daemon.url}/api/v1/health").json()
     assert health["components"]["chip_reader"]["status"] == "ok"

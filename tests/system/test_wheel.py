@@ -125,7 +125,8 @@ def test_demo_runs_from_the_wheel(wheel_venv: Path, tmp_path: Path) -> None:
             assert client.post("/api/v1/verify", json={"qr": CCCD_EXAMPLE}).status_code == 200
             chip = client.post("/api/v1/chip/demo").json()
             assert chip["passive_auth"]["status"] == "authentic"
-            assert client.get("/api/v1/photo").headers["content-type"] == "image/jpeg"
+            photo = client.get("/api/v1/photo", params={"fp": chip["raw_fingerprint"]})
+            assert photo.headers["content-type"] == "image/jpeg"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

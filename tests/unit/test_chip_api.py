@@ -123,6 +123,8 @@ def test_torn_card_asks_to_hold_still(sim: BackgroundServer, tmp_path: Path) -> 
         assert r.status_code == 422
         assert r.json()["error"]["code"] == "chip_card_removed"
         assert httpx.get(f"{server.url}/api/v1/photo").status_code == 404
+        assert httpx.get(f"{server.url}/api/v1/photo", params={"fp": "0" * 12}
+                         ).status_code == 404
         health = httpx.get(f"{server.url}/api/v1/health").json()
         assert health["components"]["chip_reader"]["status"] == "degraded"
     finally:
@@ -131,6 +133,21 @@ def test_torn_card_asks_to_hold_still(sim: BackgroundServer, tmp_path: Path) -> 
 
 def test_photo_is_404_before_any_read(chip_daemon: BackgroundServer) -> None:
     assert httpx.get(f"{chip_daemon.url}/api/v1/photo").status_code == 404
+
+
+def test_a_photo_is_served_only_for_the_patient_it_was_read_from(
+        chip_daemon: BackgroundServer) -> None:
+    url = chip_daemon.url
+    a = httpx.post(f"{url}/api/v1/chip/demo", timeout=30).json()["raw_fingerprint"]
+    b = httpx.post(f"{url}/api/v1/verify", timeout=30, json={
+        "qr": "001088000001||Trần Thị Bình|01012000|Nữ|Hà Nội|01012022"},
+                   ).json()["credential"]["raw_fingerprint"]
+    assert a and b and a != b
+    mine = httpx.get(f"{url}/api/v1/photo", params={"fp": a})
+    assert mine.status_code == 200 and mine.content[:3] == b"\xff\xd8\xff"
+    for params in ({"fp": b}, {}, {"fp": ""}, {"fp": a.upper()}, {"fp": a[:-1]}):
+        r = httpx.get(f"{url}/api/v1/photo", params=params)
+        assert (r.status_code, r.headers["content-type"]) == (404, "application/json"), params
 
 
 def test_demo_route_only_on_demo_terminals(daemon: BackgroundServer) -> None:

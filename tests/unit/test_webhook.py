@@ -4,10 +4,14 @@ SIGKILL mid-delivery, is in tests/system/test_processes.py."""
 
 from __future__ import annotations
 
+import logging
+import secrets
+import sqlite3
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from readers.doubles.vcard import DemoSource, Faults, demo_card
 from readers.emrtd.pa import load_trust
@@ -18,6 +22,7 @@ from tests.helpers.daemon import sim_control, terminal_settings
 from tests.helpers.offline import LAM, offline_daemon
 from tests.helpers.samples import NOW
 from tests.helpers.webhook import QRS, SECRET, Receiver
+from verify.adapters.outbox import Outbox
 
 
 def serve(sim: BackgroundServer, data: Path, url: str, **overrides: object
@@ -123,6 +128,90 @@ def test_the_outbox_survives_a_restart_and_is_encrypted(sim: BackgroundServer, t
         receiver.wait(lambda: len(receiver.delivered()) == 3)
     finally:
         server.stop()
+
+
+def test_a_terminal_key_change_is_counted_logged_once_and_shown(
+        sim: BackgroundServer, tmp_path: Path, receiver: Receiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    receiver.mode = "fail"
+    data = tmp_path / "data"
+    server, _ = serve(sim, data, receiver.url)
+    for qr in QRS[:3]:
+        verify(server, qr)
+    receiver.wait(lambda: len(receiver.posts) >= 1)
+    server.stop()  # three entries sealed under the old key wait in the outbox
+    (data / "terminal.key").write_bytes(secrets.token_bytes(32))  # the key was rotated
+    receiver.mode = "ok"
+    with caplog.at_level(logging.INFO):
+        server, services = serve(sim, data, receiver.url)
+        try:
+            verify(server, QRS[3])
+            receiver.wait(lambda: len(receiver.delivered()) == 1)  # a round ran after the start
+            (only,) = receiver.delivered().values()
+            assert only["body"]["id_card"] == "001088000003"  # the old three cannot be read
+            metrics = httpx.get(f"{server.url}/metrics").text
+            assert 'tiepdon_his_webhook_lost_total{reason="key_changed"} 3' in metrics
+            assert "tiepdon_his_webhook_waiting 0" in metrics
+            health = httpx.get(f"{server.url}/api/v1/health").json()["components"]
+            assert health["his_webhook"] == {
+                "status": "degraded",
+                "reason": "HIS webhook: 3 entries lost (terminal key changed); 0 waiting"}
+            assert services.webhook is not None
+            services.webhook.keep_seconds = 0.0  # the privacy window has passed: seen, ok again
+            hook = httpx.get(f"{server.url}/api/v1/health").json()["components"]["his_webhook"]
+            assert hook == {"status": "ok", "reason": "0 waiting"}
+            metrics = httpx.get(f"{server.url}/metrics").text  # the counter stays
+            assert 'tiepdon_his_webhook_lost_total{reason="key_changed"} 3' in metrics
+        finally:
+            server.stop()
+    outbox_lines = [r.getMessage() for r in caplog.records
+                    if r.name in ("verify.adapters.outbox", "terminal.feeds.webhook",
+                                  "terminal.feeds.ledger") and r.levelno >= logging.WARNING]
+    lost = [line for line in outbox_lines if "key" in line]
+    assert len(lost) == 1 and "3" in lost[0], outbox_lines
+    assert not any("failed its tag" in line for line in outbox_lines), outbox_lines
+
+
+def test_an_outbox_from_before_the_key_check_finds_a_changed_key(tmp_path: Path) -> None:
+    old = Outbox(tmp_path, secrets.token_bytes(32))
+    for n in range(4):
+        assert old.put(f"e{n}", b"body", now=1000.0 + n)
+    old.close()
+    with sqlite3.connect(tmp_path / "outbox.db") as conn:  # a file written before the check
+        conn.execute("DROP TABLE meta")
+    key = secrets.token_bytes(32)
+    new = Outbox(tmp_path, key)
+    try:
+        assert (new.key_changed, new.count()) == (4, 0)
+        assert new.put("e9", b"body", now=2000.0)
+    finally:
+        new.close()
+    again = Outbox(tmp_path, key)  # the same key again: nothing goes
+    try:
+        assert (again.key_changed, again.count()) == (0, 1)
+    finally:
+        again.close()
+
+
+def test_edited_entries_are_dropped_counted_and_logged_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    key = secrets.token_bytes(32)
+    outbox = Outbox(tmp_path, key)
+    for n in range(3):
+        assert outbox.put(f"e{n}", b"body", now=1000.0 + n)
+    outbox.close()
+    with sqlite3.connect(tmp_path / "outbox.db") as conn:
+        conn.execute("UPDATE outbox SET body = zeroblob(length(body)) WHERE id != 'e1'")
+    outbox = Outbox(tmp_path, key)
+    try:
+        assert outbox.key_changed == 0  # the key is the same: only the edited rows go
+        with caplog.at_level(logging.WARNING, logger="verify.adapters.outbox"):
+            entries, dropped = outbox.due(now=2000.0)
+        assert [e.id for e in entries] == ["e1"] and dropped == 2 and outbox.count() == 1
+        assert [r.getMessage() for r in caplog.records] == [
+            "outbox: 2 entries failed their tag; dropped"]
+    finally:
+        outbox.close()
 
 
 def test_a_refused_entry_is_dropped_after_ten_tries_and_others_go_on(

@@ -4,11 +4,18 @@ gives nothing away, like the journal. An entry is written (and synced) before de
 tried, deleted once the HIS took it, and dropped after the privacy window if it never did;
 deleted content is overwritten (``secure_delete``). The entry id is the idempotency key: a
 crash between the HIS's answer and the delete re-sends the same id, never a new one.
+
+The file remembers which key sealed it (a keyed check value, never the key): after the
+terminal key changed, every entry left from the old one is unreadable, so they are deleted at
+open, all at once, and their number is kept in :attr:`Outbox.key_changed` for the caller to
+count and show.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import sqlite3
@@ -22,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 log = logging.getLogger(__name__)
 FILE = "outbox.db"
 MAX_ENTRIES = 50_000  # about two weeks of a busy desk; beyond it new entries are refused
+KEY_CHECK = b"tiepdon outbox key check v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +45,9 @@ class Outbox:
         """``key``: 32 bytes of the outbox's own, derived from the terminal key."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._aead = AESGCM(key)
+        self._check = hmac.new(key, KEY_CHECK, hashlib.sha256).digest()
         self.max_entries = max_entries
+        self.key_changed = 0  # entries sealed under an earlier key, deleted at open
         self._lock = threading.Lock()
         path = folder / FILE
         try:
@@ -56,6 +66,7 @@ class Outbox:
             self._open(path)
         else:
             self.lost = False
+        self._check_key()
 
     def _open(self, path: Path) -> None:
         new = not path.exists()
@@ -70,7 +81,36 @@ class Outbox:
             "due REAL NOT NULL, attempts INTEGER NOT NULL, nonce BLOB NOT NULL, "
             "body BLOB NOT NULL)")
         self._conn.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due, created)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, "
+                           "value BLOB NOT NULL)")
         self._conn.execute("SELECT count(*) FROM outbox").fetchone()  # fails if corrupted
+
+    def _check_key(self) -> None:
+        """Entries sealed under another key than this one are deleted, all at once, with one
+        log line. A file from before the check value was kept has its oldest entry tried."""
+        row = self._conn.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
+        if row is None:
+            other = not self._oldest_opens()
+        else:
+            other = not hmac.compare_digest(bytes(row[0]), self._check)
+        if other:
+            with self._lock:
+                self.key_changed = self._conn.execute("DELETE FROM outbox").rowcount
+            if self.key_changed:
+                log.error("outbox: %d entries sealed under an earlier terminal key were "
+                          "deleted (the key changed)", self.key_changed)
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (self._check,))
+
+    def _oldest_opens(self) -> bool:
+        row = self._conn.execute("SELECT id, nonce, body FROM outbox ORDER BY created "
+                                 "LIMIT 1").fetchone()
+        if row is None:
+            return True
+        try:
+            self._aead.decrypt(row[1], row[2], row[0].encode())
+        except InvalidTag:
+            return False
+        return True
 
     def put(self, entry_id: str, body: bytes, now: float) -> bool:
         """False when the outbox is full (the caller counts it)."""
@@ -83,22 +123,25 @@ class Outbox:
                                (entry_id, now, now, nonce, sealed))
         return True
 
-    def due(self, now: float, limit: int = 100) -> list[Entry]:
-        """Entries whose time has come, oldest first; one that does not decrypt is dropped."""
+    def due(self, now: float, limit: int = 100) -> tuple[list[Entry], int]:
+        """Entries whose time has come, oldest first, and how many were dropped because they
+        did not decrypt (an edited or damaged row: the key was checked at open)."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, created, attempts, nonce, body FROM outbox WHERE due <= ? "
                 "ORDER BY created LIMIT ?", (now, limit)).fetchall()
-        out = []
+        out, dropped = [], 0
         for entry_id, created, attempts, nonce, sealed in rows:
             try:
                 plain = self._aead.decrypt(nonce, sealed, entry_id.encode())
             except InvalidTag:
-                log.error("outbox entry failed its tag; dropped")
+                dropped += 1
                 self.delete(entry_id)
                 continue
             out.append(Entry(entry_id, plain, created, attempts))
-        return out
+        if dropped:
+            log.error("outbox: %d entries failed their tag; dropped", dropped)
+        return out, dropped
 
     def delete(self, entry_id: str) -> None:
         with self._lock:
