@@ -196,3 +196,21 @@ def test_token_guesses_are_limited_like_logins(sim: BackgroundServer, tmp_path: 
         his.client.disconnect()
     finally:
         f.daemon.stop()
+
+
+@pytest.mark.parametrize("weak", ["his-secret-token", "a" * 40, "0123456789" * 3,
+                                  "correcthorsebatterystaple"])
+def test_a_weak_token_opens_nothing_even_when_configured(sim: BackgroundServer,
+                                                         tmp_path: Path, weak: str) -> None:
+    """Decided (README): under 24 characters or of one kind (all letters, all digits) a token
+    is refused when presented, whatever its stored hash says: its hash alone cannot show it."""
+    entry = "weak:" + hashlib.sha256(weak.encode()).hexdigest()
+    f = serve_feed(sim, tmp_path, None, auth__required=True, auth__api_tokens=[entry],
+                   auth__users_file=str(users_file(tmp_path)))
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            connect(f.url, auth={"token": weak})
+        r = httpx.get(f"{f.daemon.url}/api/v1/last", headers={"Authorization": f"Bearer {weak}"})
+        assert r.status_code == 401
+    finally:
+        f.daemon.stop()
