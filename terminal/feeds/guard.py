@@ -204,6 +204,21 @@ class FeedTokens:
         return name
 
 
+class OriginCheck:
+    """python-engineio's CORS callable: browser pages only from ``his.hn212_origins`` or the
+    feed's own origin; clients that are not browsers send no Origin (host and token rules
+    still apply to them)."""
+
+    def __init__(self, origins: list[str]) -> None:
+        self.origins = frozenset(o.rstrip("/") for o in origins)
+
+    def __call__(self, origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:
+            return True
+        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin.rstrip("/") in self.origins or origin == same
+
+
 def presented_token(auth: Any, authorization: str, query: dict[str, list[str]]) -> str | None:
     """Socket.IO's ``auth: {token}``, else ``Authorization: Bearer``, else ``?token=``."""
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):

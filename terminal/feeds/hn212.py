@@ -38,6 +38,7 @@ from terminal.feeds.guard import (
     EngineHooks,
     FeedTokens,
     HostGate,
+    OriginCheck,
     SessionGuard,
     presented_token,
 )
@@ -65,7 +66,6 @@ class Hn212Feed:
         self.notices = notices or {}  # staff sentences (messages.toml)
         self.version = version
         self.device = device
-        self.origins = frozenset(o.rstrip("/") for o in origins)
         self.send_photo = send_photo
         self._now = now or (lambda: datetime.now(UTC))
         self.clients: dict[str, str] = {}  # Socket.IO sid -> who (the token's name)
@@ -80,7 +80,7 @@ class Hn212Feed:
         self.tokens = FeedTokens(tokens)
         self.bad = BadInput()
         self.sio = socketio.AsyncServer(
-            async_mode="asgi", cors_allowed_origins=self._origin_allowed,
+            async_mode="asgi", cors_allowed_origins=OriginCheck(origins),
             max_http_buffer_size=64 * 1024, logger=self.bad, engineio_logger=self.bad)
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
@@ -171,12 +171,6 @@ class Hn212Feed:
         a new card to an HIS page. The webhook and the staff page carry it."""
 
     # -- Socket.IO handlers -----------------------------------------------------------------
-    def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
-        if not origin:
-            return True  # not a browser page: host and token rules still apply
-        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-        return origin.rstrip("/") in self.origins or origin == same
-
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         address = str((environ.get("asgi.scope", {}).get("client") or ("?", 0))[0])
         who = "hn212"
