@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import tomllib
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 # OWASP Password Storage Cheat Sheet (2023-): scrypt N=2^17, r=8, p=1 — 128 MiB and ~0.3 s
 # here. Hashes keep their own parameters, so older ones (N=2^14) still verify.
 SCRYPT = {"n": 2**17, "r": 8, "p": 1}
@@ -224,11 +226,33 @@ def csrf_token(key: bytes, session: str) -> str:
     return hmac.new(key, b"csrf|" + session.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+MIN_TOKEN_LENGTH = 24
+# Tokens an operator might copy from an example or type by hand: refused at start by their
+# SHA-256 (settings), since a stored hash cannot show its token's length.
+WELL_KNOWN_TOKENS = ("", "changeme", "change-me", "CHANGE_ME", "token", "secret", "password",
+                     "his", "hn212", "tiepdon", "test", "admin", "123456", "12345678",
+                     "1234567890", "000000000000", "his-token")
+
+
+def is_strong_token(token: str) -> bool:
+    """At least 24 characters, of at least two kinds (lower case, upper case, digits, other),
+    at least 10 different: ``secrets.token_urlsafe(32)`` always is; a word, a date or a run
+    of one key never is."""
+    kinds = {"lower" if c.islower() else "upper" if c.isupper() else
+             "digit" if c.isdigit() else "other" for c in token}
+    return len(token) >= MIN_TOKEN_LENGTH and len(kinds) >= 2 and len(set(token)) >= 10
+
+
 def check_bearer(tokens: list[str], presented: str) -> str | None:
-    """``name:sha256hex`` entries; returns the token's name when ``presented`` matches."""
+    """``name:sha256hex`` entries; returns the token's name when ``presented`` matches and is
+    strong enough to be a secret (``is_strong_token``)."""
     digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()
     for entry in tokens:
         name, _, expected = entry.partition(":")
         if expected and hmac.compare_digest(expected, digest):
-            return name
+            if is_strong_token(presented):
+                return name
+            log.warning("auth.api_tokens entry %r matches a weak token (under %d characters or "
+                        "of one kind): refused; replace it", name, MIN_TOKEN_LENGTH)
+            return None
     return None

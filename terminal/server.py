@@ -16,10 +16,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from terminal.settings import HttpSettings
@@ -129,15 +130,29 @@ def _config(app: ASGIApp) -> uvicorn.Config:
     settings = getattr(getattr(app, "state", None), "settings", None)
     http: HttpSettings = getattr(settings, "http", None) or HttpSettings()
     return uvicorn.Config(
-        app, access_log=False, log_level="warning", lifespan="on",
+        _forwarded(app, http), access_log=False, log_level="warning", lifespan="on",
         timeout_graceful_shutdown=3, http=guarded_protocol(http),
         # Websockets only for the HIS feed (python-socketio); wsproto comes with it.
         ws="wsproto", ws_max_size=64 * 1024,
         limit_concurrency=http.max_connections,
-        # X-Forwarded-For / -Proto only from the proxies named in the settings: uvicorn's own
-        # default trusts 127.0.0.1, which would let any local process pick its address.
-        proxy_headers=bool(http.trusted_proxies),
-        forwarded_allow_ips=list(http.trusted_proxies) or None)
+        proxy_headers=False)  # _forwarded: the main port only, the named proxies only
+
+
+def _forwarded(app: ASGIApp, http: HttpSettings) -> ASGIApp:
+    """X-Forwarded-For / -Proto believed only from ``http.trusted_proxies`` (uvicorn's own
+    default trusts 127.0.0.1, which would let any local process pick its address), and only
+    on the main port: the HIS feed's port is never behind the proxy, so its per-address limits
+    count the socket's peer (README: Security)."""
+    if not http.trusted_proxies:
+        return app
+    def believe(inner: ASGIApp) -> ASGIApp:  # uvicorn types ASGI apps its own way
+        return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, inner), list(http.trusted_proxies)))
+
+    if isinstance(app, PortRouter):
+        router = PortRouter(believe(app.main), app.by_port)
+        router.state = app.state
+        return router
+    return believe(app)
 
 
 class PortRouter:

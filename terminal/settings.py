@@ -165,6 +165,32 @@ class AuthSettings(_Section):
     api_tokens: list[str] = Field(default_factory=list)
     session_hours: float = Field(default=12, gt=0, le=24 * 7)
 
+    @field_validator("api_tokens")
+    @classmethod
+    def _api_tokens(cls, v: list[str]) -> list[str]:
+        """``name:sha256-hex`` each, no name twice, no well-known word's hash. A stored hash
+        cannot show its token's length: a short or one-kind token is refused when it is
+        presented (``terminal.auth.is_strong_token``)."""
+        import hashlib
+
+        from terminal.auth import WELL_KNOWN_TOKENS
+
+        known = {hashlib.sha256(t.encode()).hexdigest() for t in WELL_KNOWN_TOKENS}
+        names: set[str] = set()
+        for entry in v:
+            name, _, digest = entry.strip().partition(":")
+            if not (re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name)
+                    and re.fullmatch(r"[0-9a-f]{64}", digest.lower())):
+                raise ValueError("each entry must be name:sha256-hex of the token (the token "
+                                 "itself is never stored)")
+            if digest.lower() in known:
+                raise ValueError(f"the token of {name!r} is a well-known word; make one with "
+                                 "secrets.token_urlsafe(32)")
+            if name in names:
+                raise ValueError(f"the name {name!r} is there twice")
+            names.add(name)
+        return [e.strip() for e in v]
+
 
 class HisSettings(_Section):
     # The HN212-compatible Socket.IO feed's port on http.host (0: off). The vendor's service

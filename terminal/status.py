@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from terminal.feeds.hn212 import Hn212Feed
 from terminal.metrics import Labelled
 from terminal.services import Services
 from verify.adapters.registry_client import RegistryClient
@@ -66,6 +67,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
                                    float(len(services.hn212.clients)))
         out["his_feed_messages_total"] = ("Messages sent on the HN212-compatible feed.",
                                           float(sum(services.hn212.sent.values())))
+        out.update(_feed_door(services.hn212))
     hook = services.webhook
     if hook is not None:
         for what in ("written", "delivered", "retried", "rejected", "expired", "refused_full"):
@@ -78,6 +80,22 @@ def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
             "earlier terminal key, deleted at start), tag_failed (an entry that no longer "
             "decrypts).", Labelled("reason", dict(hook.ledger.lost)))
     return out
+
+
+def _feed_door(feed: Hn212Feed) -> dict[str, tuple[str, float]]:
+    """The HN212 feed's door before any token (terminal/feeds/guard.py)."""
+    return {
+        "his_feed_sessions": ("Engine.IO sessions open on the HN212 feed, authenticated or "
+                              "not.", float(len(feed.guard))),
+        "his_feed_sessions_refused_total": (
+            "New sessions refused or ended on the HN212 feed (caps, no connect in time).",
+            float(sum(feed.guard.refused.values()))),
+        "his_feed_bad_packets_total": ("Malformed, binary or refused input on the HN212 feed.",
+                                       float(feed.bad.count)),
+        "his_feed_token_failures_total": ("Wrong HIS tokens on the HN212 feed, and attempts "
+                                          "from an address locked out.",
+                                          float(feed.tokens.failures)),
+    }
 
 
 def _device_gauges(services: Services) -> dict[str, tuple[str, float]]:

@@ -9,10 +9,10 @@ python-engineio; one implementation cannot serve both (python-socketio 4 speaks 
 one), and the vendor clients found in public HIS code use 4.x and SocketIOClient 3.x, so the
 current protocol was chosen (README: HIS feeds).
 
-Security is the daemon's (issue 12): the same host names only (DNS rebinding, checked for
-websockets too), browser pages only from ``his.hn212_origins`` or the same origin, the HIS
+Security is the daemon's (issues 12 and 23): the same host names only (DNS rebinding, checked
+for websockets too), browser pages only from ``his.hn212_origins`` or the same origin, the HIS
 bearer token when login is required (``auth: {token}``, ``Authorization: Bearer`` or
-``?token=``), and at most ``http.max_streams_per_client`` clients per address.
+``?token=``; guesses limited as logins are), and the session limits of ``guard.py``.
 """
 
 from __future__ import annotations
@@ -28,14 +28,21 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import socketio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from readers.emrtd.chip import ChipRead
 from readers.errors import ReaderError
-from terminal.auth import check_bearer
 from terminal.feeds import ChipPort
+from terminal.feeds.guard import (
+    BadInput,
+    EngineHooks,
+    FeedTokens,
+    HostGate,
+    OriginCheck,
+    SessionGuard,
+    presented_token,
+)
 from terminal.flow.results import Actor, Verification, error_json
-from terminal.security import host_name
 from verify import hn212
 from verify.errors import InputFormatError
 from verify.tables import Notice
@@ -45,46 +52,10 @@ T = TypeVar("T")
 QUEUE_SIZE = 256  # messages waiting for the sender; the oldest go first when it is full
 
 
-class HostGate:
-    """Outermost on the feed's port: a Host the daemon does not answer to is refused before
-    Engine.IO sees it, for websockets as well as polling; forwarded headers are dropped (this
-    port has no proxy in front that the daemon trusts)."""
-
-    def __init__(self, app: ASGIApp, hosts: frozenset[str],
-                 room: Callable[[], bool] = lambda: True) -> None:
-        self.app = app
-        self.hosts = hosts
-        self.room = room  # is there room for one more Engine.IO session?
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = [(k, v) for k, v in scope["headers"]
-                   if not k.lower().startswith(b"x-forwarded-")]
-        host = next((v.decode("latin-1") for k, v in headers if k.lower() == b"host"), "")
-        if host_name(host) not in self.hosts:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-            else:
-                await send({"type": "http.response.start", "status": 421,
-                            "headers": [(b"content-type", b"text/plain")]})
-                await send({"type": "http.response.body", "body": b"host not allowed"})
-            return
-        if b"sid=" not in scope.get("query_string", b"") and not self.room():
-            # A new session (no sid yet) while the sessions are full: sessions are made
-            # before the Socket.IO connect that checks the token, so they are capped here.
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1013})
-                return
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"text/plain")]})
-            await send({"type": "http.response.body", "body": b"too many sessions"})
-            return
-        await self.app({**scope, "headers": headers}, receive, send)
-
-
 class Hn212Feed:
+    """The feed: the flow's moments sent as HN212 messages, the HIS's requests answered. The
+    door before any token (sessions, limits, bad input) is ``guard.py``'s."""
+
     def __init__(self, *, chip: ChipPort | None, version: str, device: str,
                  hosts: frozenset[str], origins: list[str], tokens: list[str] | None,
                  max_per_client: int = 16, max_total: int = 128, send_photo: bool = True,
@@ -95,15 +66,9 @@ class Hn212Feed:
         self.notices = notices or {}  # staff sentences (messages.toml)
         self.version = version
         self.device = device
-        self.hosts = hosts
-        self.origins = frozenset(o.rstrip("/") for o in origins)
-        self.tokens = tokens  # None: no login required
-        self.max_per_client = max_per_client
-        self.max_total = max_total
         self.send_photo = send_photo
         self._now = now or (lambda: datetime.now(UTC))
-        self.clients: dict[str, tuple[str, str]] = {}  # sid -> (address, who)
-        self._per_client: Counter[str] = Counter()
+        self.clients: dict[str, str] = {}  # Socket.IO sid -> who (the token's name)
         self.sent: Counter[int] = Counter()
         self.dropped = 0
         self.refused: Counter[str] = Counter()
@@ -111,15 +76,19 @@ class Hn212Feed:
         self._thread: int | None = None
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self.guard = SessionGuard(max_total, max_per_client)
+        self.tokens = FeedTokens(tokens)
+        self.bad = BadInput()
         self.sio = socketio.AsyncServer(
-            async_mode="asgi", cors_allowed_origins=self._origin_allowed,
-            max_http_buffer_size=64 * 1024, logger=False, engineio_logger=False)
+            async_mode="asgi", cors_allowed_origins=OriginCheck(origins),
+            max_http_buffer_size=64 * 1024, logger=self.bad, engineio_logger=self.bad)
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on(hn212.INPUT_DATA, self._input_data)
         self.sio.on(hn212.GET_AA, self._get_aa)
+        self.hooks = EngineHooks(self.sio.eio, self.guard, self.bad)
         self.app: ASGIApp = HostGate(socketio.ASGIApp(self.sio, socketio_path="socket.io"),
-                                     hosts, room=lambda: len(self.sio.eio.sockets) < max_total)
+                                     hosts, self.guard, self.tokens)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -202,49 +171,26 @@ class Hn212Feed:
         a new card to an HIS page. The webhook and the staff page carry it."""
 
     # -- Socket.IO handlers -----------------------------------------------------------------
-    def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
-        if not origin:
-            return True  # not a browser page: host and token rules still apply
-        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-        return origin.rstrip("/") in self.origins or origin == same
-
-    def _token(self, environ: dict[str, Any], auth: Any) -> str | None:
-        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-            return str(auth["token"])
-        header = str(environ.get("HTTP_AUTHORIZATION", ""))
-        if header.lower().startswith("bearer "):
-            return header[7:].strip()
-        query = parse_qs(str(environ.get("QUERY_STRING", ""))).get("token")
-        return query[0] if query else None
-
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        client = environ.get("asgi.scope", {}).get("client") or ("?", 0)
-        address = str(client[0])
+        address = str((environ.get("asgi.scope", {}).get("client") or ("?", 0))[0])
         who = "hn212"
-        if self.tokens is not None:
-            presented = self._token(environ, auth)
-            name = check_bearer(self.tokens, presented) if presented else None
+        if self.tokens.required:
+            presented = presented_token(auth, str(environ.get("HTTP_AUTHORIZATION", "")),
+                                        parse_qs(str(environ.get("QUERY_STRING", ""))))
+            name = self.tokens.check(address, presented)
             if name is None:
                 self.refused["token"] += 1
                 raise socketio.exceptions.ConnectionRefusedError("token required")
             who = name
-        if (len(self.clients) >= self.max_total
-                or self._per_client[address] >= self.max_per_client):
-            self.refused["too_many"] += 1
-            raise socketio.exceptions.ConnectionRefusedError("too many connections")
-        self.clients[sid] = (address, who)
-        self._per_client[address] += 1
+        self.hooks.authenticated(environ)
+        self.clients[sid] = who
         reader = self.chip.reader_name if self.chip is not None else ""
         await self.sio.emit(hn212.INFO, hn212.info(self.version, reader, self.device,
                                                   self._now()), to=sid)
         log.info("hn212 client connected (%d open)", len(self.clients))
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
-        entry = self.clients.pop(sid, None)
-        if entry is not None:
-            self._per_client[entry[0]] -= 1
-            if self._per_client[entry[0]] <= 0:
-                del self._per_client[entry[0]]
+        self.clients.pop(sid, None)
 
     def _vi(self, name: str) -> str:
         notice = self.notices.get(name)
@@ -275,7 +221,7 @@ class Hn212Feed:
         keys = await self._request(sid, hn212.input_keys, data)
         if keys is None or self.chip is None:
             return
-        who = self.clients.get(sid, ("?", "hn212"))[1]
+        who = self.clients.get(sid, "hn212")
         # The messages reach every client through the flow's moments; a reader error was
         # reported to staff and to the feed (id 3) by the read itself.
         with contextlib.suppress(ReaderError):

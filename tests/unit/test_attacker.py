@@ -30,7 +30,7 @@ from tests.helpers.samples import CCCD_EXAMPLE
 from verify.simulator.registry_sim import DEMO_OFFICER_ID, DEMO_OFFICER_NAME
 
 LAN = "127.0.0.2"
-TOKEN = "his-secret-token"
+TOKEN = "his-secret-token-4b7e1d9a2c"  # 24+ characters of more than one kind (issue 23)
 PASSWORD = "mat-khau-lan"
 
 

@@ -243,8 +243,8 @@ def test_foreign_host_and_origin_and_old_protocol_are_refused(feed: Feed) -> Non
 
 def test_sessions_before_the_token_are_capped(sim: BackgroundServer, tmp_path: Path) -> None:
     """Engine.IO makes a session before Socket.IO's connect checks the token: a client that
-    only opens handshakes gets as far as the cap, then 503."""
-    f = serve_feed(sim, tmp_path, http__max_streams=3)
+    only opens handshakes gets as far as the unauthenticated half of the cap, then 503."""
+    f = serve_feed(sim, tmp_path, http__max_streams=6)
     try:
         handshake = f"{f.url}/socket.io/?EIO=4&transport=polling"
         assert [httpx.get(handshake).status_code for _ in range(3)] == [200] * 3

@@ -21,7 +21,7 @@ from tests.helpers.samples import CCCD_EXAMPLE
 from verify.simulator.registry_sim import DEMO_OFFICER_ID, DEMO_OFFICER_NAME
 
 LAN = "127.0.0.2"  # not 127.0.0.1: the daemon treats it as a LAN address (traffic stays local)
-TOKEN = "his-secret-token"
+TOKEN = "his-secret-token-4b7e1d9a2c"  # 24+ characters of more than one kind (issue 23)
 
 
 @pytest.fixture

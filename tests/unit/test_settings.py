@@ -78,6 +78,33 @@ def test_invalid_values_name_the_key(doc: dict[str, object], env: dict[str, str]
     assert "\n" not in text
 
 
+def _entry(token: str) -> str:
+    import hashlib
+
+    return "his:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(("entries", "why"), [
+    (["his:s3cret-token"], "name:sha256-hex"),            # a plain token, never stored
+    (["s3cret-token-without-a-name-0123"], "name:sha256-hex"),
+    ([":" + "ab" * 32], "name:sha256-hex"),
+    ([_entry("changeme")], "well-known"),
+    ([_entry("")], "well-known"),
+    ([_entry("Hn212-feed-token-7f3a9c1e5b"), "his:" + "cd" * 32], "twice"),
+])
+def test_weak_or_malformed_api_tokens_are_refused_at_start(entries: list[str],
+                                                           why: str) -> None:
+    """Issue 23: the HIS's bearer tokens are stored as SHA-256, so what can be judged at start
+    is judged here (the form, well-known words); a short or one-kind token is refused when it
+    is presented (terminal.auth.is_strong_token)."""
+    with pytest.raises(SettingsError) as info:
+        parse_settings({"auth": {"api_tokens": entries}}, environ={})
+    assert "auth.api_tokens (TIEPDON_AUTH_API_TOKENS)" in str(info.value)
+    assert why in str(info.value)
+    assert parse_settings({"auth": {"api_tokens": [_entry("Hn212-feed-token-7f3a9c1e5b")]}},
+                          environ={}).auth.api_tokens
+
+
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="config file not found"):
         load_settings(tmp_path / "none.toml", environ={})
