@@ -98,7 +98,7 @@ def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_pat
             hits[self.path] += 1
             super().do_GET()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     httpd = http.server.ThreadingHTTPServer(
