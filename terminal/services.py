@@ -97,6 +97,7 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
                     devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"),
                     hn212=hn212, webhook=webhook,
                     fetch_status=settings.data.dir / FETCH_STATUS,
+                    probe_seconds=settings.registry.probe_seconds,
                     audit_check_seconds=settings.audit.check_minutes * 60)
 
 

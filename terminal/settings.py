@@ -72,6 +72,9 @@ class RegistrySettings(_Section):
     # Ask the gateway for the patient's visit history (Lskcb2025) after each online check:
     # dates, facilities and visit types on the staff page, a warning for a visit today.
     visit_history: bool = True
+    # Seconds between the daemon's probes of the gateway (tiepdon_registry_up, re-checks of
+    # offline answers, a new snapshot noticed).
+    probe_seconds: float = Field(default=60, ge=1, le=3600)
 
     @field_validator("url")
     @classmethod
