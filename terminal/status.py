@@ -108,11 +108,11 @@ def _stamp(at: datetime | None) -> float:
     return at.timestamp() if at is not None else 0.0
 
 
-def fleet_gauges(services: Services) -> dict[str, tuple[str, Any]]:
+def fleet_gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
     """What a central Prometheus alerts on (deploy/prometheus/rules.yml): the build, the
     gateway as the minute's real probe saw it, the snapshot and its fetch, the audit chain,
     the chip reader and the desk's clock."""
-    out: dict[str, tuple[str, Any]] = {
+    out: dict[str, tuple[str, float | Labelled]] = {
         "build_info": ("The running version (always 1).",
                        Labelled("version", {__version__: 1.0}, kind="gauge")),
         "time_seconds": ("The desk's clock at the scrape (compare with the scrape's time).",
