@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from terminal import __version__, security, systemd
 from terminal.chip.source import PcscSource
 from terminal.keys import derive_key
-from terminal.loops import probe_loop, purge_loop
+from terminal.loops import audit_loop, probe_loop, purge_loop
 from terminal.resources import static_dir
 from terminal.routes import chip, demo, kiosk, login, ops, pages, verify
 from terminal.server import PortRouter
@@ -82,6 +82,9 @@ async def _start(settings: Settings, services: Services) -> list[asyncio.Task[No
     if services.registry is not None:
         tasks.append(asyncio.create_task(probe_loop(
             services.registry, services.verifier, services.offline, services.probe_seconds)))
+    if services.audit is not None:
+        tasks.append(asyncio.create_task(audit_loop(services.audit,
+                                                    services.audit_check_seconds)))
     if services.offline is not None:
         await asyncio.to_thread(services.offline.load)  # signature + content hash
     for feed in (services.hn212, services.webhook):
@@ -122,8 +125,15 @@ async def _stop(services: Services, tasks: list[asyncio.Task[None]]) -> None:
         await services.registry.aclose()
 
 
-def with_feeds(app: FastAPI, services: Services, hn212_port: int) -> ASGIApp:
-    """The app the server runs: the HIS feed's port routed to the feed, the rest to ``app``."""
-    if services.hn212 is None:
-        return app
-    return PortRouter(app, {hn212_port: services.hn212.app})
+def with_feeds(app: FastAPI, services: Services, hn212_port: int, *,
+               metrics_port: int = 0, metrics_token: bytes | None = None) -> ASGIApp:
+    """The app the server runs: the HIS feed's port routed to the feed, the metrics
+    listener's to the scrape app (``terminal/scrape.py``), the rest to ``app``."""
+    by_port: dict[int, ASGIApp] = {}
+    if services.hn212 is not None:
+        by_port[hn212_port] = services.hn212.app
+    if metrics_port and metrics_token is not None:
+        from terminal.scrape import create_scrape_app
+
+        by_port[metrics_port] = create_scrape_app(services, metrics_token)
+    return PortRouter(app, by_port) if by_port else app

@@ -1,6 +1,8 @@
 """The append-only audit log on disk: one JSON line per verification in
 ``<data>/audit/audit-YYYYMMDD.jsonl``, chained across files (verify/audit.py), rotated daily,
-purged after the retention; each record also goes to the log (journald) as structured fields.
+purged after the retention; each sealed record also goes to the log (journald) as one line,
+``audit seq=N record={...}``, for the facility's central log server; the daemon checks its
+own chain on a timer (:meth:`AuditLog.self_check`, ``tiepdon_audit_chain_ok``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from verify.audit import GENESIS, ChainReport, seal, verify_chain
+from verify.audit import GENESIS, ChainReport, journal_line, seal, verify_chain
 
 log = logging.getLogger("tiepdon.audit")
 HEAD = "head.json"
@@ -29,6 +31,13 @@ class AuditLog:
         self._lock = threading.Lock()
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._prev, self._seq = self._tail()
+        self.checked: ChainReport | None = None  # the last self-check
+        self.checked_at: datetime | None = None
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest record (0: none yet)."""
+        return self._seq - 1
 
     def files(self) -> list[Path]:
         return sorted(self.folder.glob("audit-*.jsonl"))
@@ -55,9 +64,9 @@ class AuditLog:
                 os.close(fd)
             self._prev, self._seq = sealed["mac"], self._seq + 1
             self._write_head(sealed["seq"], sealed["mac"])
-        log.info("audit seq=%s kind=%s subject=%s code=%s status=%s source=%s",
-                 sealed["seq"], sealed["kind"], sealed["subject"], sealed["result_code"],
-                 sealed["status"], sealed["source"],
+        # The sealed record itself (fingerprints only): the central copy can be checked and
+        # searched (tiepdon audit verify|find --journal-dir).
+        log.info("audit seq=%s record=%s", sealed["seq"], journal_line(sealed),
                  extra={"TIEPDON_AUDIT_SEQ": sealed["seq"], "TIEPDON_SUBJECT": sealed["subject"],
                         "TIEPDON_STATUS": sealed["status"]})
         return sealed
@@ -120,6 +129,23 @@ class AuditLog:
             seq = (report.last_seq + 1) if report.last_seq is not None else seq
         problems += self._check_head(last, prev or GENESIS)
         return ChainReport(total, first, last, prev or GENESIS, tuple(problems))
+
+    def self_check(self, now: datetime | None = None) -> ChainReport:
+        """The whole chain checked while no record is being written (the daemon's timer);
+        a broken chain is logged as an error each time it is found."""
+        try:
+            with self._lock:
+                report = self.verify()
+        except (OSError, ValueError, KeyError, TypeError) as e:  # unreadable or not JSON
+            report = ChainReport(0, None, None, GENESIS, (f"unreadable: {type(e).__name__}",))
+        was_ok = self.checked is None or self.checked.ok
+        self.checked, self.checked_at = report, now or datetime.now(UTC)
+        if not report.ok:
+            log.error("audit chain broken: %s (%d problems)", report.problems[0],
+                      len(report.problems))
+        elif not was_ok:
+            log.warning("audit chain intact again up to seq=%s", report.last_seq)
+        return report
 
     def export(self) -> list[dict[str, Any]]:
         """Records as journald/syslog-style fields for the hospital's log system."""

@@ -47,6 +47,9 @@ EXAMPLES = (
 )
 
 
+DEMO_DESK = "demo-quay-1"
+
+
 def demo_config(registry_url: str, data_dir: Path) -> dict[str, dict[str, Any]]:
     """Settings for a terminal using the simulator's training account and officer."""
     return {
@@ -55,6 +58,7 @@ def demo_config(registry_url: str, data_dir: Path) -> dict[str, dict[str, Any]]:
                      "timeout_seconds": 5},
         "officer": {"name": DEMO_OFFICER_NAME, "id": DEMO_OFFICER_ID},
         "data": {"dir": str(data_dir)},
+        "audit": {"desk": DEMO_DESK},
     }
 
 

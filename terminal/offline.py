@@ -6,6 +6,7 @@ then the snapshot. Every answer from here carries ``source="cache"`` and its ``d
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -27,6 +28,37 @@ from verify.snapshot import age_days, lookup_identifier, parse_iso_day
 
 log = logging.getLogger(__name__)
 TERMINAL_KEY = "terminal.key"
+# What ``tiepdon cache fetch`` (the snapshot timer's service) leaves in the data folder for the
+# daemon's tiepdon_snapshot_fetch_ok: {"ok", "at", "version", "downloaded", "reason"}.
+FETCH_STATUS = "snapshot-fetch.json"
+MAX_FETCH_STATUS_BYTES = 4096
+
+
+def write_fetch_status(data_dir: Path, *, ok: bool, at: datetime, version: int | None,
+                       downloaded: bool, reason: str = "") -> None:
+    """Replace the status file in one rename (the daemon never reads half of one)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    doc = {"ok": ok, "at": at.isoformat(), "version": version, "downloaded": downloaded,
+           "reason": reason}
+    tmp = data_dir / f".{FETCH_STATUS}.{secrets.token_hex(3)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    tmp.replace(data_dir / FETCH_STATUS)
+
+
+def read_fetch_status(path: Path) -> dict[str, Any] | None:
+    """The last fetch's status; None when there is none or it cannot be read (never an
+    exception: a scrape must not fail on it)."""
+    try:
+        with path.open("rb") as f:
+            doc = json.loads(f.read(MAX_FETCH_STATUS_BYTES))
+        at = datetime.fromisoformat(str(doc["at"]))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or at.tzinfo is None:
+        return None
+    return {**doc, "ok": doc.get("ok") is True, "at": at}
 
 
 def load_terminal_key(data_dir: Path) -> bytes:

@@ -24,8 +24,8 @@ from terminal.feeds.webhook import WebhookFeed
 from terminal.flow.offers import KeyOffers
 from terminal.flow.verifier import Verifier
 from terminal.keys import derive_key
-from terminal.loops import PROBE_SECONDS
-from terminal.offline import OfflineStore, load_terminal_key
+from terminal.loops import AUDIT_CHECK_SECONDS, PROBE_SECONDS
+from terminal.offline import FETCH_STATUS, OfflineStore, load_terminal_key
 from terminal.resources import load_tables
 from terminal.scanners import DeviceHub
 from terminal.settings import Settings, read_reading_key
@@ -54,6 +54,14 @@ class Services:
     hn212: Hn212Feed | None = None  # the HN212-compatible HIS feed ([his] hn212_port)
     webhook: WebhookFeed | None = None  # the HIS webhook ([his] webhook_url)
     extra_health: dict[str, dict[str, str]] = field(default_factory=dict)
+    # what ``cache fetch`` (the snapshot timer) left for the daemon: tiepdon_snapshot_fetch_ok
+    fetch_status: Path | None = None
+    audit_check_seconds: float = AUDIT_CHECK_SECONDS
+
+    @property
+    def audit(self) -> AuditLog | None:
+        """The audit log the verifier writes (None for one-shot commands)."""
+        return self.verifier.recorder.audit.audit
 
     @property
     def is_demo(self) -> bool:
@@ -87,7 +95,10 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
         verifier.feeds.add(webhook)
     return Services(verifier=verifier, bus=bus, registry=registry, chip=chip, offline=offline,
                     devices=DeviceHub(verifier, bus), auth_key=derive_key(terminal_key, "auth"),
-                    hn212=hn212, webhook=webhook)
+                    hn212=hn212, webhook=webhook,
+                    fetch_status=settings.data.dir / FETCH_STATUS,
+                    probe_seconds=settings.registry.probe_seconds,
+                    audit_check_seconds=settings.audit.check_minutes * 60)
 
 
 def chip_service(settings: Settings, verifier: Verifier, bus: EventBus, *,
@@ -127,6 +138,7 @@ def registry_client(settings: Settings) -> RegistryClient:
 def _verifier(settings: Settings, terminal_key: bytes, tables: Tables, *,
               registry: RegistryClient | None, offline: OfflineStore, bus: EventBus,
               now: Clock | None, audit: bool) -> Verifier:
+    subject_key = settings.subject_key() if audit else None  # a daemon's audit only
     return Verifier(
         tables=tables,
         facility_code=settings.facility.code,
@@ -148,6 +160,7 @@ def _verifier(settings: Settings, terminal_key: bytes, tables: Tables, *,
         history=registry if settings.registry.visit_history and audit else None,
         history_timeout_seconds=settings.registry.timeout_seconds,
         offers=KeyOffers(),  # a CCCD QR's chip keys, whichever path brought it
+        subject_key=derive_key(subject_key, "subject") if subject_key else None,
     )
 
 

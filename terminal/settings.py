@@ -72,6 +72,9 @@ class RegistrySettings(_Section):
     # Ask the gateway for the patient's visit history (Lskcb2025) after each online check:
     # dates, facilities and visit types on the staff page, a warning for a visit today.
     visit_history: bool = True
+    # Seconds between the daemon's probes of the gateway (tiepdon_registry_up, re-checks of
+    # offline answers, a new snapshot noticed).
+    probe_seconds: float = Field(default=60, ge=1, le=3600)
 
     @field_validator("url")
     @classmethod
@@ -153,7 +156,55 @@ class PrivacySettings(_Section):
 class AuditSettings(_Section):
     dir: str = ""
     retention_days: float = Field(default=365, gt=0, le=3650)
+    # This desk's name in every audit record and journal line: unique in the facility (the
+    # central log server tells desks apart by it); ``serve`` refuses an empty one.
     desk: str = ""
+    # The facility-wide subject key (or the systemd credential ``audit.subject_key``): the same
+    # patient gets the same fingerprint at every desk that shares it. Empty: this terminal's
+    # own key (fingerprints match on this desk only).
+    subject_key_file: str = ""
+    # Minutes between the daemon's own checks of the audit chain (tiepdon_audit_chain_ok).
+    check_minutes: float = Field(default=10, gt=0, le=24 * 60)
+
+    @field_validator("desk")
+    @classmethod
+    def _desk(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]{0,62}", v):
+            raise ValueError("must be a short name of letters, digits, '.', '_' or '-' "
+                             "(e.g. 01C54-quay-3)")
+        return v
+
+
+class MetricsSettings(_Section):
+    # A second listener for a central Prometheus, "HOST:PORT" (e.g. "10.20.1.31:9765"):
+    # only GET /metrics and GET /api/v1/health, only with the bearer token. Empty: off.
+    listen: str = ""
+    # The token's file (or the systemd credential ``metrics.token``), at least 32 characters.
+    token_file: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        v = v.strip()
+        if v:
+            parse_listen(v)
+        return v
+
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the metrics listener; None when it is off."""
+        return parse_listen(self.listen) if self.listen else None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9765`` for IPv6) → ``(host, port)``; ValueError when not."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535 or any(
+            c.isspace() or c in "/[]" for c in host):
+        raise ValueError('must be "HOST:PORT", e.g. "10.20.1.31:9765"')
+    return host, int(port)
 
 
 class AuthSettings(_Section):
@@ -243,6 +294,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
     his: HisSettings = HisSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     # -- rules that apply when a part is used ----------------------------------------------
     # The validators above refuse a value at load, whatever the command. The rules below
@@ -267,6 +319,67 @@ class Settings(_Section):
                              ("officer", "name"), ("officer", "id")):
             if self.require(section, key) in PLACEHOLDERS:
                 raise refused(section, key, "still the example's placeholder")
+
+    def check_desk(self) -> str:
+        """A daemon's desk name: required, since the central log server and the fleet's
+        metrics tell desks apart by it (never the facility code, which all desks share)."""
+        desk = self.require("audit", "desk", "every desk needs its own name, unique in the "
+                                             "facility (e.g. 01C54-quay-3)")
+        if desk in PLACEHOLDERS:
+            raise refused("audit", "desk", "still the example's placeholder")
+        return str(desk)
+
+    def metrics_token(self, environ: Mapping[str, str] | None = None) -> bytes | None:
+        """The metrics listener's bearer token: the systemd credential ``metrics.token``,
+        else ``metrics.token_file``; None when the listener is off. Too short: refused."""
+        if not self.metrics.listen:
+            return None
+        env = os.environ if environ is None else environ
+        creds = env.get("CREDENTIALS_DIRECTORY")
+        path = Path(creds) / METRICS_TOKEN if creds else None
+        if path is None or not path.is_file():
+            if not self.metrics.token_file:
+                raise refused("metrics", "token_file", "the metrics listener needs a token "
+                                                       "(file or credential metrics.token)")
+            path = Path(self.metrics.token_file)
+        try:
+            token = path.read_bytes().strip()
+        except OSError as e:
+            raise refused("metrics", "token_file", f"unreadable: {type(e).__name__}") from None
+        if len(token) < MIN_TOKEN_CHARS:
+            raise refused("metrics", "token_file", f"{len(token)} characters, at least "
+                                                   f"{MIN_TOKEN_CHARS} needed (make one: "
+                                                   "openssl rand -hex 32)")
+        return token
+
+    def subject_key(self, environ: Mapping[str, str] | None = None) -> bytes | None:
+        """The facility-wide subject key: the systemd credential ``audit.subject_key``, else
+        ``audit.subject_key_file``; None when neither is set. At least 32 bytes."""
+        env = os.environ if environ is None else environ
+        creds = env.get("CREDENTIALS_DIRECTORY")
+        path = Path(creds) / SUBJECT_KEY if creds else None
+        if path is None or not path.is_file():
+            if not self.audit.subject_key_file:
+                return None
+            path = Path(self.audit.subject_key_file)
+        try:
+            key = path.read_bytes()
+        except OSError as e:
+            raise refused("audit", "subject_key_file", f"unreadable: {type(e).__name__}"
+                          ) from None
+        if len(key.strip()) < MIN_KEY_BYTES:
+            raise refused("audit", "subject_key_file", f"{len(key.strip())} bytes, at least "
+                                                       f"{MIN_KEY_BYTES} needed")
+        return key.strip()
+
+    def check_listeners(self) -> None:
+        """The metrics listener shares no port with the page or the HIS feed (one server
+        routes requests to an app by the port they came in on)."""
+        address = self.metrics.address()
+        if address is None or not address[1]:
+            return
+        if address[1] in (self.http.port, self.his.hn212_port):
+            raise refused("metrics", "listen", "its port is the page's or the HIS feed's")
 
     def login_required(self) -> bool:
         """Staff login is required whenever the daemon is reachable from elsewhere; switching
@@ -415,6 +528,10 @@ def read_reading_key(path: str) -> bytes | None:
 
 
 MIN_KEY_BYTES = 32
+MIN_TOKEN_CHARS = 32
+# systemd credential names (the names, not the secrets)
+METRICS_TOKEN = "metrics.token"  # noqa: S105
+SUBJECT_KEY = "audit.subject_key"
 
 
 def check_terminal_key(key: bytes, where: str) -> bytes:

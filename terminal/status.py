@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 from typing import Any
 
+from terminal import __version__
 from terminal.feeds.hn212 import Hn212Feed
 from terminal.metrics import Labelled
+from terminal.offline import read_fetch_status
 from terminal.services import Services
 from verify.adapters.registry_client import RegistryClient
 
@@ -59,6 +63,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
         out["registry_breaker_open"] = ("1 while the circuit breaker keeps the registry out.",
                                         float(state != "closed"))
     out.update(_device_gauges(services))
+    out.update(fleet_gauges(services))
     if services.chip is not None:
         out["chip_reader_error"] = ("1 after a failed chip read, until the next success.",
                                     float(services.chip.flow.last_error is not None))
@@ -114,4 +119,58 @@ def _device_gauges(services: Services) -> dict[str, tuple[str, float]]:
     if scanner is not None:
         out["scanner_payloads_total"] = ("Payloads read from the serial scanner.",
                                          float(scanner.payloads))
+    return out
+
+
+def _stamp(at: datetime | None) -> float:
+    return at.timestamp() if at is not None else 0.0
+
+
+def fleet_gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
+    """What a central Prometheus alerts on (deploy/prometheus/rules.yml): the build, the
+    gateway as the minute's real probe saw it, the snapshot and its fetch, the audit chain,
+    the chip reader and the desk's clock."""
+    out: dict[str, tuple[str, float | Labelled]] = {
+        "build_info": ("The running version (always 1).",
+                       Labelled("version", {__version__: 1.0}, kind="gauge")),
+        "time_seconds": ("The desk's clock at the scrape (compare with the scrape's time).",
+                         round(time.time(), 3)),
+    }
+    registry = services.registry
+    if registry is not None and registry.reachability.up is not None:
+        r = registry.reachability
+        out["registry_up"] = ("1 while the gateway answered the last minute's probe (a real "
+                              "request, not the cached token).", float(bool(r.up)))
+        out["registry_last_ok_timestamp_seconds"] = (
+            "When the gateway last answered a probe (0: not since start).", _stamp(r.last_ok))
+    offline = services.offline
+    if offline is not None and offline.trusted and offline.reading_key is not None:
+        m = offline.snapshot.manifest if offline.snapshot is not None else None
+        out["snapshot_version"] = ("The installed snapshot's signed version (0: none).",
+                                   float(m.snapshot_version) if m else 0.0)
+        out["snapshot_created_timestamp_seconds"] = (
+            "When the installed snapshot was made (0: none installed).",
+            _stamp(m.created if m else None))
+        out["snapshot_expires_timestamp_seconds"] = (
+            "When the installed snapshot expires (0: none installed).",
+            _stamp(m.expires if m else None))
+    fetched = read_fetch_status(services.fetch_status) if services.fetch_status else None
+    if fetched is not None:
+        out["snapshot_fetch_ok"] = ("1 when the last `tiepdon cache fetch` installed or "
+                                    "already had the publisher's snapshot.",
+                                    float(fetched["ok"]))
+        out["snapshot_fetch_timestamp_seconds"] = ("When `tiepdon cache fetch` last ran.",
+                                                   _stamp(fetched["at"]))
+    audit = services.audit
+    if audit is not None:
+        out["audit_last_seq"] = ("The newest audit record's sequence number.",
+                                 float(audit.last_seq))
+        if audit.checked is not None:
+            out["audit_chain_ok"] = ("1 when the last self-check found the audit chain "
+                                     "intact.", float(audit.checked.ok))
+    chip = services.chip
+    if chip is not None and chip.source is not None:
+        readers = chip.readers
+        up = chip.is_demo or bool(readers)  # None: pcscd unreachable (or not polled yet)
+        out["chip_reader_up"] = ("1 while a chip reader is connected (PC/SC).", float(up))
     return out

@@ -96,3 +96,85 @@ def verify_chain(key: bytes, lines: Iterable[str], *, start_prev: str | None = N
                             "reordered records)")
         prev, seq = mac, rseq + 1
     return ChainReport(count, first, last, prev or (start_prev or GENESIS), tuple(problems))
+
+
+# -- the central copy ---------------------------------------------------------------------
+# Each sealed record also goes to the journal as one line, ``audit seq=N record={...}``
+# (terminal/audit.py); systemd-journal-upload carries it to the facility's log server. These
+# read it back from ``journalctl -o json`` output, one JSON object a line.
+RECORD_MARK = " record="
+
+
+def journal_line(sealed: dict[str, Any]) -> str:
+    """The record as the journal carries it: compact JSON, keys sorted."""
+    return json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_from_message(message: str) -> dict[str, Any] | None:
+    """The sealed record inside a journal MESSAGE, or None when the line carries none."""
+    start = message.find("audit seq=")
+    mark = message.find(RECORD_MARK, start) if start >= 0 else -1
+    if mark < 0:
+        return None
+    try:
+        record = json.loads(message[mark + len(RECORD_MARK):])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or not {"seq", "prev", "mac"} <= record.keys():
+        return None
+    return record
+
+
+def records_from_journal(lines: Iterable[str], desk: str | None = None
+                         ) -> list[dict[str, Any]]:
+    """The audit records in ``journalctl -o json`` output (of ``desk`` only, when given),
+    without duplicates (an uploader that restarts may send an entry twice), by sequence."""
+    seen: dict[tuple[int, str], dict[str, Any]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        message = entry.get("MESSAGE") if isinstance(entry, dict) else None
+        if isinstance(message, list):  # journald's form for a MESSAGE that is not UTF-8
+            continue
+        record = record_from_message(message) if isinstance(message, str) else None
+        if record is None or (desk is not None and record.get("desk") != desk):
+            continue
+        try:
+            seen.setdefault((int(record["seq"]), str(record["mac"])), record)
+        except (ValueError, TypeError):
+            continue
+    return [seen[k] for k in sorted(seen)]
+
+
+def verify_records(key: bytes | None, records: list[dict[str, Any]]) -> ChainReport:
+    """One desk's chain from the central copy, oldest first. With ``key`` (the desk's audit
+    key) every MAC is checked; without it the links and the sequence only: a record removed,
+    inserted, reordered or missing from the journal still shows, an edited one does not. Two
+    records with one sequence number are two chains under one desk name."""
+    problems: list[str] = []
+    by_seq: dict[int, int] = {}
+    for r in records:
+        by_seq[int(r["seq"])] = by_seq.get(int(r["seq"]), 0) + 1
+    for seq, n in sorted(by_seq.items()):
+        if n > 1:
+            problems.append(f"record {seq}: {n} different records with this number (two desks "
+                            "with one name, or a desk whose audit log was reset)")
+    prev: str | None = None
+    expected: int | None = None
+    for r in records:
+        seq, mac, link = int(r["seq"]), str(r["mac"]), str(r["prev"])
+        if key is not None and not hmac.compare_digest(chain_mac(key, link, r), mac):
+            problems.append(f"record {seq}: edited (its MAC does not match)")
+        if expected is not None and seq > expected:
+            problems.append(f"records {expected}–{seq - 1}: missing (removed, or never "
+                            "shipped)")
+        elif prev is not None and seq == expected and not hmac.compare_digest(link, prev):
+            problems.append(f"record {seq}: does not follow the record before it")
+        prev, expected = mac, seq + 1
+    first = int(records[0]["seq"]) if records else None
+    last = int(records[-1]["seq"]) if records else None
+    return ChainReport(len(records), first, last, prev or GENESIS, tuple(problems))

@@ -157,29 +157,50 @@ def cmd_cache_install(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_fetch(args: argparse.Namespace) -> int:
-    """Download the publisher's snapshot (``cache.url``) and install it (the daily timer)."""
+    """Download the publisher's snapshot (``cache.url``) and install it (the daily timer).
+    ``records.db`` is not downloaded again when the signed manifest names the installed
+    snapshot. The outcome is left in the data folder for the daemon
+    (``tiepdon_snapshot_fetch_ok``)."""
+    import contextlib
     import shutil
     import tempfile
 
+    from terminal.offline import write_fetch_status
     from terminal.services import cache_dir
-    from verify.adapters.cache import fetch, install
-    from verify.snapshot import CacheIntegrityError
+    from verify.adapters.cache import fetch, install, installed_manifest, is_same_snapshot
+    from verify.snapshot import CacheError, CacheIntegrityError
 
     settings = settings_of(args)
     url = args.url or settings.require("cache", "url")
+    trusted = _trusted(settings)
     target = cache_dir(settings)
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    current = None
+    with contextlib.suppress(CacheError, OSError):  # a broken install is replaced, not trusted
+        current = installed_manifest(target, trusted)
+
+    def status(ok: bool, reason: str = "", version: int | None = None,
+               downloaded: bool = False) -> None:
+        with contextlib.suppress(OSError):  # the fetch's own outcome matters more
+            write_fetch_status(settings.data.dir, ok=ok, at=datetime.now(UTC), version=version,
+                               downloaded=downloaded, reason=reason)
+
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
     try:
-        fetch(url, staging, _trusted(settings))
-        manifest = install(staging, target, _trusted(settings))
+        manifest = fetch(url, staging, trusted, installed=current)
+        same = is_same_snapshot(manifest, current)
+        if not same:
+            manifest = install(staging, target, trusted)
     except CacheIntegrityError as e:
+        status(False, e.detail)
         return _refused(e.detail)
-    except (OSError, ValueError) as e:  # urllib: timeouts, refusals, malformed answers
+    except (OSError, ValueError, CacheError) as e:  # urllib: timeouts, refusals, malformed
+        status(False, f"download failed: {type(e).__name__}")
         raise CliError(f"snapshot download failed: {type(e).__name__}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print_json(manifest.to_json())
+    status(True, "already installed" if same else "", manifest.snapshot_version, not same)
+    print_json({**manifest.to_json(), "downloaded": not same})
     return EXIT_OK
 
 

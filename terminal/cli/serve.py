@@ -59,28 +59,48 @@ def _iso_day(text: str) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from terminal.app import build_services, create_app, with_feeds
-    from terminal.server import bind, serve_foreground
+    from terminal.server import serve_foreground
 
     settings = settings_of(args)
     settings.check_online()
+    settings.check_desk()
+    settings.check_listeners()
+    metrics_token = settings.metrics_token()
     host = settings.http.host
     socks: list[socket.socket] = []
     for port in (settings.http.port, settings.his.hn212_port):
         if port or not socks:
-            try:
-                socks.append(bind(host, port))
-            except OSError as e:
-                raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+            socks.append(_listen(host, port))
+    feed_port = socks[-1].getsockname()[1] if len(socks) > 1 else 0
+    metrics_port = 0
+    address = settings.metrics.address()
+    if address is not None:
+        socks.append(_listen(*address))
+        metrics_port = socks[-1].getsockname()[1]
     try:
         services = build_services(settings, now=clock(serving=True))
     except OSError as e:
         raise refused("data", "dir", str(e.strerror)) from None
-    log.info("serving on http://%s:%d/", host, socks[0].getsockname()[1])
-    feed_port = socks[-1].getsockname()[1] if len(socks) > 1 else 0
+    log.info("serving on http://%s:%d/ as desk %s", host, socks[0].getsockname()[1],
+             settings.audit.desk)
     if feed_port:
         log.info("HN212-compatible HIS feed on http://%s:%d/socket.io/", host, feed_port)
-    serve_foreground(with_feeds(create_app(settings, services), services, feed_port), *socks)
+    if address is not None:
+        log.info("metrics for Prometheus on http://%s:%d/metrics (bearer token)", address[0],
+                 metrics_port)
+    serve_foreground(with_feeds(create_app(settings, services), services, feed_port,
+                                metrics_port=metrics_port, metrics_token=metrics_token),
+                     *socks)
     return EXIT_OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    from terminal.server import bind
+
+    try:
+        return bind(host, port)
+    except OSError as e:
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

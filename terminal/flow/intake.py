@@ -28,18 +28,27 @@ def ephemeral_key() -> bytes:
 
 class Intake:
     def __init__(self, key: bytes, metrics: Metrics,
-                 publish: Callable[[str, dict[str, Any]], None]) -> None:
+                 publish: Callable[[str, dict[str, Any]], None], *,
+                 subject_key: bytes | None = None) -> None:
         self._key = key
+        # The facility-wide key ([audit] subject_key_file): the same person, the same
+        # fingerprint at every desk of the facility. None: this terminal's own key.
+        self._subject_key = subject_key or key
         self.metrics = metrics
         self._publish = publish
 
     def fingerprint(self, raw: str) -> str:
         return fingerprint(self._key, raw)
 
+    def audit_fingerprint(self, raw: str) -> str:
+        """How the audit names a person (patient or officer): under the facility's subject
+        key when there is one, so records of several desks can be matched centrally."""
+        return fingerprint(self._subject_key, raw)
+
     def subject(self, credential: Credential) -> str | None:
         """The keyed fingerprint an auditor searches by (``tiepdon audit find``)."""
         ident = credential.id_number or credential.card_code
-        return self.fingerprint("subject:" + ident) if ident else None
+        return self.audit_fingerprint("subject:" + ident) if ident else None
 
     def from_qr(self, text: str) -> Credential:
         fp = self.fingerprint(text[:MAX_PAYLOAD_CHARS * 2])

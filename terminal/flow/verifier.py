@@ -38,7 +38,8 @@ class Verifier:
                  audit: AuditLog | None = None, desk: str = "",
                  history: HistoryPort | None = None,
                  history_timeout_seconds: float = 10.0,
-                 offers: KeyOffers | None = None) -> None:
+                 offers: KeyOffers | None = None,
+                 subject_key: bytes | None = None) -> None:
         self.tables = tables
         self.facility_code = facility_code
         self.officer_name = officer_name
@@ -48,7 +49,7 @@ class Verifier:
         self.offers = offers  # a CCCD QR's chip keys, for the next card on the reader
         self._now = now or (lambda: datetime.now(UTC))
         self.metrics = Metrics()
-        self.intake = Intake(key, self.metrics, self._publish)
+        self.intake = Intake(key, self.metrics, self._publish, subject_key=subject_key)
         self.lookup = Lookup(registry=registry, offline=offline, budget_seconds=budget_seconds,
                              metrics=self.metrics, context=self.context,
                              publish=self._publish, keep_flagged_seconds=keep_last_seconds,
@@ -62,7 +63,7 @@ class Verifier:
         self.recorder = Recorder(
             metrics=self.metrics, last=LastResult(keep_last_seconds), shift=self.shift,
             audit=AuditWriter(audit, desk=desk or facility_code, metrics=self.metrics,
-                              fingerprint=self.intake.fingerprint,
+                              fingerprint=self.intake.audit_fingerprint,
                               subject=self.intake.subject, default_officer_id=officer_id),
             publish=self._publish)
 

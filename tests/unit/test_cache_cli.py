@@ -72,3 +72,71 @@ def test_cache_commands_need_trusted_keys(tmp_path: Path) -> None:
                               str(tmp_path / "o"), "--signing-key", "/nonexistent.pem",
                               "--key-id", "a", "--reading-key", "/nonexistent", "--version",
                               "1"), "tiepdon:")
+
+
+def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_path: Path
+                                                                        ) -> None:
+    """``cache fetch`` twice: records.db is downloaded once; a rolled-back mirror is refused
+    before records.db is asked for; each outcome is left in the data folder."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+    from collections import Counter
+
+    from terminal.offline import FETCH_STATUS, read_fetch_status
+
+    env, _ = setup_publisher(tmp_path)
+    build(tmp_path, "snap2", 2)
+    build(tmp_path, "snap1", 1)
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tmp_path / "snap2", mirror)
+    hits: Counter[str] = Counter()
+
+    class Mirror(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits[self.path] += 1
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Mirror, directory=str(mirror)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = {**env, "TIEPDON_CACHE_URL": f"http://127.0.0.1:{httpd.server_address[1]}/"}
+    status_file = tmp_path / "data" / FETCH_STATUS
+    try:
+        first = run("cache", "fetch", env=env)
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["downloaded"] is True
+        assert hits["/records.db"] == 1
+        again = run("cache", "fetch", env=env)
+        assert again.returncode == 0, again.stderr
+        out = json.loads(again.stdout)
+        assert out["downloaded"] is False and out["snapshot_version"] == 2
+        assert hits["/records.db"] == 1 and hits["/manifest.json"] == 2
+        status = read_fetch_status(status_file)
+        assert status is not None and status["ok"] is True and status["version"] == 2
+        assert status["downloaded"] is False
+        # The mirror rolls back: refused on the manifest alone, the status says so.
+        for name in ("manifest.json", "records.db"):
+            shutil.copy(tmp_path / "snap1" / name, mirror / name)
+        back = run("cache", "fetch", env=env)
+        assert back.returncode == 1 and "older than the installed" in back.stderr
+        assert hits["/records.db"] == 1
+        status = read_fetch_status(status_file)
+        assert status is not None and status["ok"] is False
+        assert "older than the installed" in status["reason"]
+        assert json.loads(run("cache", "info", env=env).stdout)["snapshot_version"] == 2
+        # The mirror gone: a failed download is a failed fetch too.
+        httpd.shutdown()
+        httpd.server_close()
+        gone = run("cache", "fetch", env=env)
+        assert gone.returncode == 2
+        status = read_fetch_status(status_file)
+        assert status is not None and status["ok"] is False
+        assert status["reason"].startswith("download failed")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -312,13 +312,19 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
           timeout: float = 60.0, deadline_seconds: float = FETCH_DEADLINE_SECONDS,
           manifest_seconds: float = MANIFEST_DEADLINE_SECONDS,
           min_rate: float = MIN_RATE_BYTES_PER_SECOND,
-          grace_seconds: float = RATE_GRACE_SECONDS) -> Manifest:
+          grace_seconds: float = RATE_GRACE_SECONDS,
+          installed: Manifest | None = None) -> Manifest:
     """Download the publisher's snapshot into ``dest``: the manifest first (capped, within
     its own short deadline, and its signature checked before anything else is fetched), then
     ``records.db`` — never more bytes than the signed manifest names, at ``min_rate`` on
     average once ``grace_seconds`` have passed, and all of it within ``deadline_seconds``. A
     trickling mirror is refused in about a minute. :func:`install` verifies the hash
-    afterwards."""
+    afterwards.
+
+    ``installed``: the desk's snapshot. A signed manifest naming the same snapshot (version
+    and content hash) ends the fetch there — ``records.db`` is not downloaded again (see
+    :func:`is_same_snapshot`); an older version is refused before anything more is fetched.
+    """
     now = time.monotonic()
     deadline = now + deadline_seconds
     dest.mkdir(parents=True, exist_ok=True)
@@ -326,6 +332,16 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
     _download(base + MANIFEST, dest / MANIFEST, limit=MAX_MANIFEST_BYTES,
               pace=Pace(min(deadline, now + manifest_seconds)), timeout=timeout)
     manifest = parse_manifest(read_manifest(dest / MANIFEST), trusted)
+    if installed is not None:
+        if is_same_snapshot(manifest, installed):
+            return manifest
+        check_version(manifest, installed.snapshot_version)  # a rollback: refused here
     _download(base + RECORDS, dest / RECORDS, limit=manifest.records_size,
               pace=Pace(deadline, min_rate, grace_seconds), timeout=timeout)
     return manifest
+
+
+def is_same_snapshot(manifest: Manifest, installed: Manifest | None) -> bool:
+    """The publisher still offers what is installed: same signed version, same content."""
+    return (installed is not None and manifest.snapshot_version == installed.snapshot_version
+            and manifest.content_hash == installed.content_hash)

@@ -118,6 +118,16 @@ class RegistryHealth:
     last_latency_ms: float | None = None
 
 
+@dataclass(slots=True)
+class RegistryReach:
+    """The minute's reachability probe (:meth:`RegistryClient.reach`): what a central alert
+    reads, independent of the cached token and of the breaker."""
+
+    up: bool | None = None      # None: not probed yet
+    last_ok: datetime | None = None
+    last_checked: datetime | None = None
+
+
 class RegistryClient:
     """One facility account on one gateway. Safe to share between concurrent lookups."""
 
@@ -141,6 +151,8 @@ class RegistryClient:
         self._token: Token | None = None
         self._login_lock = asyncio.Lock()
         self.health = RegistryHealth()
+        self.reachability = RegistryReach()
+        self._timeout_seconds = timeout_seconds
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_seconds),
@@ -224,6 +236,27 @@ class RegistryClient:
             self._mark(ok=False, reason=type(e).__name__, started=started)
             return
         self._mark(ok=True, reason="", started=started)
+
+    async def reach(self) -> bool:
+        """Is the gateway answering at all: one request without credentials (a GET on the
+        login path; its body is not read), answered below HTTP 500 within the timeout.
+
+        Not a login: a login a minute from every desk of a facility on one account could
+        cost the desks their tokens. Never counted by the breaker (a real lookup decides
+        that); a refused, reset, timed-out or 5xx answer is down.
+        """
+        now = self._now()
+        try:
+            async with asyncio.timeout(self._timeout_seconds), self._http.stream(
+                    "GET", LOGIN_PATH) as response:
+                up = response.status_code < 500
+        except (TimeoutError, httpx.HTTPError):
+            up = False
+        r = self.reachability
+        r.up, r.last_checked = up, now
+        if up:
+            r.last_ok = now
+        return up
 
     def _mark(self, *, ok: bool, reason: str, started: float) -> None:
         h = self.health
