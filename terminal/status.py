@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from terminal.events import END_REASONS, QUEUE_SIZE, EventBus
 from terminal.metrics import Labelled
 from terminal.services import Services
 from verify.adapters.registry_client import RegistryClient
@@ -58,6 +59,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
         out["registry_breaker_open"] = ("1 while the circuit breaker keeps the registry out.",
                                         float(state != "closed"))
     out.update(_device_gauges(services))
+    out.update(_stream_gauges(services.bus))
     if services.chip is not None:
         out["chip_reader_error"] = ("1 after a failed chip read, until the next success.",
                                     float(services.chip.flow.last_error is not None))
@@ -78,6 +80,23 @@ def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
             "earlier terminal key, deleted at start), tag_failed (an entry that no longer "
             "decrypts).", Labelled("reason", dict(hook.ledger.lost)))
     return out
+
+
+def _stream_gauges(bus: EventBus) -> dict[str, tuple[str, float | Labelled]]:
+    return {
+        "event_streams_open": (
+            "Open event streams by pool: desk (staff page and HIS, /api/v1/events) and kiosk "
+            "(/api/v1/kiosk/events).", Labelled("pool", {p.name: p.open for p in bus.pools},
+                                                 kind="gauge")),
+        "event_streams_refused_total": (
+            "Event streams refused (429) because their pool was full, in all or for the "
+            "address.", Labelled("pool", {p.name: p.refused for p in bus.pools})),
+        "event_streams_ended_total": (
+            "Event streams the daemon ended: session (its staff session ended: logout, "
+            "disabled user, changed password, expiry), slow (the client stopped reading "
+            f"with {QUEUE_SIZE} events waiting).",
+            Labelled("reason", {r: bus.ended[r] for r in END_REASONS})),
+    }
 
 
 def _device_gauges(services: Services) -> dict[str, tuple[str, float]]:
