@@ -81,7 +81,9 @@ def build_services(settings: Settings, *, online: bool = True, key: bytes | None
     terminal_key = key if key is not None else load_terminal_key(settings.data.dir)
     offline = offline_store(settings, terminal_key, now=now, journal=key is None)
     bus = EventBus(max_total=settings.http.max_streams,
-                   max_per_client=settings.http.max_streams_per_client)
+                   max_per_client=settings.http.max_streams_per_client,
+                   kiosk_total=settings.http.max_kiosk_streams,
+                   kiosk_per_client=settings.http.max_kiosk_streams_per_client)
     verifier = _verifier(settings, terminal_key, tables, registry=registry, offline=offline,
                          bus=bus, now=now, audit=key is None)
     chip = chip_service(settings, verifier, bus, source=chip_source, trust=trust, now=now)

@@ -145,6 +145,9 @@ class HttpSettings(_Section):
     max_connections_per_client: int = Field(default=48, ge=4, le=4096)
     max_streams: int = Field(default=128, ge=2, le=4096)
     max_streams_per_client: int = Field(default=16, ge=2, le=4096)
+    # The public kiosk's own pool (one screen, no login): never the HIS's or staff's places.
+    max_kiosk_streams: int = Field(default=4, ge=1, le=256)
+    max_kiosk_streams_per_client: int = Field(default=2, ge=1, le=256)
     header_timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 

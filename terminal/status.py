@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from terminal import __version__
+from terminal.events import END_REASONS, QUEUE_SIZE, EventBus
 from terminal.feeds.hn212 import Hn212Feed
 from terminal.metrics import Labelled
 from terminal.offline import read_fetch_status
@@ -64,6 +65,7 @@ def gauges(services: Services) -> dict[str, tuple[str, float | Labelled]]:
                                         float(state != "closed"))
     out.update(_device_gauges(services))
     out.update(fleet_gauges(services))
+    out.update(_stream_gauges(services.bus))
     if services.chip is not None:
         out["chip_reader_error"] = ("1 after a failed chip read, until the next success.",
                                     float(services.chip.flow.last_error is not None))
@@ -100,6 +102,23 @@ def _feed_door(feed: Hn212Feed) -> dict[str, tuple[str, float]]:
         "his_feed_token_failures_total": ("Wrong HIS tokens on the HN212 feed, and attempts "
                                           "from an address locked out.",
                                           float(feed.tokens.failures)),
+    }
+
+
+def _stream_gauges(bus: EventBus) -> dict[str, tuple[str, float | Labelled]]:
+    return {
+        "event_streams_open": (
+            "Open event streams by pool: desk (staff page and HIS, /api/v1/events) and kiosk "
+            "(/api/v1/kiosk/events).", Labelled("pool", {p.name: p.open for p in bus.pools},
+                                                 kind="gauge")),
+        "event_streams_refused_total": (
+            "Event streams refused (429) because their pool was full, in all or for the "
+            "address.", Labelled("pool", {p.name: p.refused for p in bus.pools})),
+        "event_streams_ended_total": (
+            "Event streams the daemon ended: session (its staff session ended: logout, "
+            "disabled user, changed password, expiry), slow (the client stopped reading "
+            f"with {QUEUE_SIZE} events waiting).",
+            Labelled("reason", {r: bus.ended[r] for r in END_REASONS})),
     }
 
 

@@ -3,6 +3,7 @@ services, who is asking, and the answers every resource gives the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -57,7 +58,21 @@ def actor_of(request: Request) -> Actor:
     return DESK
 
 
+def signed_in(request: Request) -> Callable[[], bool] | None:
+    """For a stream: whether the staff session that opened it is still open (logout, a
+    disabled user, a changed password and expiry all end it). None when no session opened
+    it: the loopback desk, or an HIS token (tokens are settings, fixed for the daemon's
+    life)."""
+    session = getattr(request.state, "session", None)
+    login = getattr(request.app.state, "login", None)
+    if not session or login is None:
+        return None
+    sessions = login.sessions
+    return lambda: sessions.user(session) is not None
+
+
 VerifierDep = Annotated[Verifier, Depends(_verifier)]
 BusDep = Annotated[EventBus, Depends(_bus)]
 ChipDep = Annotated[ChipService, Depends(_chip)]
 ActorDep = Annotated[Actor, Depends(actor_of)]
+SignedInDep = Annotated[Callable[[], bool] | None, Depends(signed_in)]

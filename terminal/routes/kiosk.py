@@ -57,5 +57,6 @@ def _encode(event: Event) -> bytes | None:
 @router.get("/api/v1/kiosk/events", response_model=None)
 async def kiosk_events(bus: BusDep, request: Request) -> Response:
     """The kiosk's own stream: status, a masked name and a sentence. It never carries ID
-    numbers, card codes, full names or photos, so the patient-facing browser never has them."""
-    return event_stream(bus, request, _encode)
+    numbers, card codes, full names or photos, so the patient-facing browser never has them.
+    Public, so its streams come from the kiosk's own small pool, never the HIS's or staff's."""
+    return event_stream(bus, request, _encode, kiosk=True)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from terminal.resources import static_dir
+from terminal.routes.deps import BusDep
 from terminal.security import Login, error_answer
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,9 @@ async def do_login(request: Request, login: LoginDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, login: LoginDep) -> Response:
+async def logout(request: Request, login: LoginDep, bus: BusDep) -> Response:
     login.sessions.close(getattr(request.state, "session", ""))
+    bus.recheck()  # the session's open event streams end now, not at their next event
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(login.cookie, path="/", secure=login.secure, httponly=True,
                            samesite="strict")

@@ -1,5 +1,6 @@
 """Server-sent events from the event bus, shared by ``/api/v1/events`` (verify) and
-``/api/v1/kiosk/events`` (kiosk): each route decides what an event becomes."""
+``/api/v1/kiosk/events`` (kiosk): each route decides what an event becomes, which pool its
+streams come from, and who must still be signed in for a stream to go on."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ STREAMS_FULL = {"code": "too_many_streams", "vi": "Quá nhiều kết nối theo
                 "en": "Too many open event streams. Close some tabs."}
 
 
-def event_stream(bus: EventBus, request: Request,
-                 encode: Callable[[Event], bytes | None]) -> Response:
+def event_stream(bus: EventBus, request: Request, encode: Callable[[Event], bytes | None], *,
+                 kiosk: bool = False, live: Callable[[], bool] | None = None) -> Response:
     """Server-sent events from the bus, ``encode`` deciding what each event becomes (None:
     not sent); a comment every HEARTBEAT_SECONDS keeps proxies from closing the stream. A
-    client past its share of streams is told so (429), the streams already open go on."""
+    client past its pool's share of streams is told so (429), the streams already open go
+    on. ``live`` (whoever opened the stream is still signed in) is asked before each event
+    and each heartbeat: once it says no, the stream ends without sending anything more."""
     try:
-        sub = bus.open(request.client.host if request.client else "?")
+        sub = bus.open(request.client.host if request.client else "?", kiosk=kiosk,
+                       live=live)
     except StreamsFull:
         return JSONResponse({"error": STREAMS_FULL}, status_code=429,
                             headers={"Retry-After": "5"})
@@ -34,9 +38,15 @@ def event_stream(bus: EventBus, request: Request,
                 try:
                     event = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
+                    if not sub.live():
+                        sub.end("session")
+                        return
                     yield b": keep-alive\n\n"
                     continue
                 if event is None:
+                    return  # the bus closed, or ended this stream
+                if not sub.live():  # signed out since: nothing more is sent
+                    sub.end("session")
                     return
                 data = encode(event)
                 if data is not None:

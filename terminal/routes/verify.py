@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from terminal.flow.results import error_json
-from terminal.routes.deps import NO_RESULT, ActorDep, BusDep, VerifierDep
+from terminal.routes.deps import NO_RESULT, ActorDep, BusDep, SignedInDep, VerifierDep
 from terminal.routes.sse import event_stream
 from verify.errors import InputFormatError, MissingFieldError
 from verify.his import checkin_record, checkin_xml
@@ -74,9 +74,10 @@ async def last(verifier: VerifierDep) -> JSONResponse:
 
 
 @router.get("/api/v1/events", response_model=None)
-async def events(bus: BusDep, request: Request) -> Response:
-    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``."""
-    return event_stream(bus, request, lambda event: event.encode())
+async def events(bus: BusDep, request: Request, signed_in: SignedInDep) -> Response:
+    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``.
+    A staff member's stream ends with their session (logout, disable, password, expiry)."""
+    return event_stream(bus, request, lambda event: event.encode(), live=signed_in)
 
 
 @router.get("/api/v1/rechecks")

@@ -69,3 +69,11 @@ def collect(url: str, until: Callable[[Events], bool], ready: threading.Event,
 def read_events(url: str, count: int, ready: threading.Event, out: Events,
                 skip: frozenset[str] = frozenset({"history"})) -> None:
     collect(url, lambda ev: len(ev) >= count, ready, out, skip)
+
+
+def end_streams(server: BackgroundServer) -> None:
+    """End every open event stream from the daemon's side (as its shutdown does), so a test
+    that leaves readers open stops its server at once instead of after the grace period."""
+    app: Any = server.server.config.app
+    loop = server.server.servers[0].get_loop()
+    loop.call_soon_threadsafe(app.state.services.bus.close)

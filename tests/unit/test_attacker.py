@@ -389,7 +389,7 @@ def test_a_flood_of_event_streams_is_refused_and_the_desk_goes_on(
         statuses = []
         for _ in range(40):
             s = socket.create_connection((daemon.host, daemon.port), timeout=5)
-            s.sendall(b"GET /api/v1/kiosk/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             statuses.append(s.recv(12)[9:12])
             socks.append(s)
         assert statuses.count(b"200") == 16 and statuses.count(b"429") == 24
