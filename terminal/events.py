@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 EVENT_NAMES = frozenset({"credential", "eligibility", "photo", "device", "error", "chip",
-                         "history"})
+                         "history", "card_text"})
 QUEUE_SIZE = 64
 
 

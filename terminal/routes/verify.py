@@ -29,7 +29,9 @@ class VerifyRequest(BaseModel):
     id_number: str | None = Field(default=None, max_length=64)
     full_name: str | None = Field(default=None, max_length=200)
     date_of_birth: str | None = Field(default=None, max_length=32)
-    reader: Literal["keyboard", "manual", "his"] | None = None
+    # Who typed it: the scan field, the manual form, the HIS, or staff confirming the form a
+    # card image filled (the page sends "card_image" while any field is still as read).
+    reader: Literal["keyboard", "manual", "his", "card_image"] | None = None
 
 
 def _refused(error: InputFormatError, fp: str | None) -> JSONResponse:
@@ -75,7 +77,8 @@ async def last(verifier: VerifierDep) -> JSONResponse:
 
 @router.get("/api/v1/events", response_model=None)
 async def events(bus: BusDep, request: Request) -> Response:
-    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``."""
+    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``,
+    ``chip``, ``history``, ``card_text`` (a card image's draft for staff to confirm)."""
     return event_stream(bus, request, lambda event: event.encode())
 
 
