@@ -6,7 +6,9 @@ model the exact rate of the key fields (ID / card code + birth date; MRZ documen
 birth + expiry), name accuracy, wrong key fields (a value shown that differs from the card:
 must be 0), false reads on frames with no card, and time per frame on one core (tesseract's
 OpenMP limited to one thread). Against the baseline of tesseract on the whole frame with
-regexes; ``--engines`` compares tesserocr and pytesseract on the same pipeline.
+regexes; ``--engines`` compares tesserocr and pytesseract on the same pipeline; ``--camera``
+measures the camera loop's CPU with the printed-card check on (the daemon's wiring: the check
+every few frames, a worker thread reading what it hands over) against the QR chain alone.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import argparse
 import os
 import re
 import statistics
+import tempfile
+import threading
 import time
 from collections import defaultdict
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 os.environ["OMP_THREAD_LIMIT"] = "1"
@@ -25,7 +30,7 @@ os.environ["OMP_THREAD_LIMIT"] = "1"
 from readers.devices.camera import grey
 from readers.doubles.cards import FAMILIES, NEGATIVES, Person, Sample, samples
 from readers.ocr.mrz import read_td1
-from terminal.flow.cardimage import CardImageReader
+from terminal.flow.cardimage import CardImageReader, CardImageWorker
 from terminal.resources import load_tables
 from verify.model import Credential
 
@@ -158,12 +163,73 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def camera_cpu(frames: list[Any], *, cards: bool, seconds: float = 10.0
+               ) -> tuple[float, int, int, int]:
+    """Process CPU over wall time while the camera loop reads a 15 fps clip over and over;
+    with ``cards`` the printed-card check is on and a worker reads what it hands over. Gives
+    the share, frames decoded, card checks and card reads."""
+    from readers.devices.camera import CameraReader
+    from readers.doubles.render import write_clip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.avi"
+        write_clip(path, [(f, 15) for f in frames])
+        stop = threading.Event()
+        worker = CardImageWorker(lambda: CardImageReader(load_tables()), today=lambda: TODAY,
+                                 on_read=lambda c: None)
+        reader = CameraReader(str(path), on_payload=lambda t: None, on_state=lambda s, r: None,
+                              on_hint=lambda: None, fps=15, repeat_file=True,
+                              on_card=worker.submit if cards else None)
+        threads = [threading.Thread(target=reader.run, args=(stop,), daemon=True)]
+        if cards:
+            threads.append(threading.Thread(target=worker.run, args=(stop,), daemon=True))
+        c0, t0 = time.process_time(), time.perf_counter()
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        share = (time.process_time() - c0) / (time.perf_counter() - t0)
+        return share, reader.frames_decoded, reader.card_checks, worker.reads
+
+
+def camera_report() -> None:
+    import random
+
+    import numpy as np
+
+    from bench.qrdata import negatives
+    from readers.doubles.cards import desk, draw_mrz_back, place_on_desk
+    from readers.doubles.vcard import DEMO_PERSON, compose_mrz
+
+    qr_empty = [s.frame for s in negatives(4)][:10]
+    rnd = random.Random(7)
+    textured = [desk(rnd) for _ in range(5)]
+    plain = [np.full((720, 1280, 3), 180, np.uint8)]
+    card = [place_on_desk(draw_mrz_back(compose_mrz(DEMO_PERSON), rnd), rnd, tilt=6)[0]]
+    print("camera loop at 15 fps, 10 s a row (process CPU / wall time, one process):")
+    print("| frames | card check | CPU % of a core | frames decoded | card checks | OCR reads |")
+    print("|---|---|---|---|---|---|")
+    for label, frames in (("bench/qr.py frames with no code", qr_empty),
+                          ("plain empty desk", plain), ("textured desks (cards.py)", textured),
+                          ("a CCCD back resting in view", card)):
+        for cards in (False, True):
+            share, decoded, checks, reads = camera_cpu(frames, cards=cards)
+            print(f"| {label} | {'on' if cards else 'off'} | {100 * share:.0f} | {decoded} | "
+                  f"{checks if cards else '—'} | {reads if cards else '—'} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-kind", type=int, default=8)
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--engines", action="store_true")
+    ap.add_argument("--camera", action="store_true", help="only the camera loop's CPU")
     args = ap.parse_args()
+    if args.camera:
+        camera_report()
+        return
     tables = load_tables()
     reader = CardImageReader(tables)
 

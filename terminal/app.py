@@ -99,6 +99,7 @@ async def _start(settings: Settings, services: Services) -> list[asyncio.Task[No
     if devices is not None:
         devices.start(asyncio.get_running_loop(), camera=settings.camera.source,
                       fps=settings.camera.fps, repeat_seconds=settings.camera.repeat_seconds,
+                      read_cards=settings.camera.read_cards,
                       scanner=settings.scanner.port, baud=settings.scanner.baud)
     interval = systemd.watchdog_interval()
     if interval:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 EVENT_NAMES = frozenset({"credential", "eligibility", "photo", "device", "error", "chip",
-                         "history"})
+                         "history", "card_text"})
 QUEUE_SIZE = 64
 END_REASONS = ("session", "slow")  # why the bus ended a stream (its metric's label values)
 

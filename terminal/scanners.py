@@ -2,7 +2,9 @@
 
 Both run in their own threads (blocking device calls never touch the event loop); each decoded
 payload goes through the same credential → eligibility path as the page's input, tagged with
-the reader it came from. Device states become ``device`` events and health entries.
+the reader it came from. A printed card resting in front of the camera is read by OCR in a
+third thread (``CardImageWorker``) and goes to ``Verifier.card_image`` as a draft. Device
+states become ``device`` events and health entries.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from dataclasses import replace
 from typing import Any
 
 from terminal.events import EventBus
+from terminal.flow.cardimage import CardImageReader, CardImageWorker
 from terminal.flow.verifier import Verifier
 from verify.errors import InputFormatError
+from verify.model import Credential
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ class DeviceHub:
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.readers: dict[str, Any] = {}
+        self.card_images: CardImageWorker | None = None  # the camera's printed-card reads
 
     def _call(self, fn: Callable[[], None]) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -79,10 +84,12 @@ class DeviceHub:
             log.error("verification from %s failed: %s", reader, type(e).__name__)
 
     def start(self, loop: asyncio.AbstractEventLoop, *, camera: str = "", fps: float = 15,
-              repeat_seconds: float = 30, scanner: str = "", baud: int = 9600) -> None:
+              repeat_seconds: float = 30, read_cards: bool = True, scanner: str = "",
+              baud: int = 9600) -> None:
         self._loop = loop
         if camera:
-            self.start_camera(camera, fps=fps, repeat_seconds=repeat_seconds)
+            self.start_camera(camera, fps=fps, repeat_seconds=repeat_seconds,
+                              read_cards=read_cards)
         if scanner:
             from readers.devices.serialport import SerialScanner
 
@@ -91,20 +98,42 @@ class DeviceHub:
                                    on_garbage=self._hint(Garbage()))
             self._spawn("scanner", reader)
 
-    def start_camera(self, source: str, *, fps: float = 15, repeat_seconds: float = 30) -> None:
+    def start_camera(self, source: str, *, fps: float = 15, repeat_seconds: float = 30,
+                     read_cards: bool = True) -> None:
         from readers.devices.camera import CameraReader
         from readers.scan.scanloop import Deduper
 
+        on_card = None
+        if read_cards:  # printed cards: one OCR at a time, in a thread of its own
+            worker = CardImageWorker(lambda: CardImageReader(self.verifier.tables),
+                                     today=self.verifier.today, on_read=self._card_read)
+            self.card_images = worker
+            self._run("camera-cards", worker.run)
+            on_card = worker.submit
         reader = CameraReader(source, on_payload=self._payload("camera"),
                               on_state=self._state("camera"), on_hint=self._hint(Hint()),
-                              fps=fps, dedup=Deduper(repeat_seconds=repeat_seconds))
+                              fps=fps, dedup=Deduper(repeat_seconds=repeat_seconds),
+                              on_card=on_card)
         self._spawn("camera", reader)
+
+    def _card_read(self, credential: Credential | None) -> None:
+        """The card image worker's draft (its thread): to the flow, on the event loop."""
+        if credential is not None:
+            self._call(lambda: self._card_image(credential))
+
+    def _card_image(self, credential: Credential) -> None:
+        try:
+            self.verifier.card_image(credential, reader="camera")
+        except Exception as e:  # the loop goes on; the class name only (no card data)
+            log.error("card image from camera failed: %s", type(e).__name__)
 
     def _spawn(self, name: str, reader: Any) -> None:
         self.readers[name] = reader
         self.states.setdefault(name, {"status": "down", "reason": "starting"})
-        thread = threading.Thread(target=reader.run, args=(self._stop,), daemon=True,
-                                  name=f"device-{name}")
+        self._run(f"device-{name}", reader.run)
+
+    def _run(self, name: str, run: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=run, args=(self._stop,), daemon=True, name=name)
         thread.start()
         self._threads.append(thread)
 

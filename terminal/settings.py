@@ -124,6 +124,9 @@ class CameraSettings(_Section):
     source: str = ""
     fps: float = Field(default=15, gt=0, le=60)
     repeat_seconds: float = Field(default=30, gt=0, le=3600)
+    # A printed card resting in view with no QR is read by OCR, once per presentation
+    # (README "Printed cards (OCR)"); off: the camera reads QR codes only.
+    read_cards: bool = True
 
 
 class ScannerSettings(_Section):

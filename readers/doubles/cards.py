@@ -310,6 +310,12 @@ def draw_bhyt_old(p: Person, rnd: random.Random) -> Any:
 
 
 def _back(p: Person, rnd: random.Random) -> Any:
+    return draw_mrz_back("".join(p.mrz_lines()), rnd)
+
+
+def draw_mrz_back(mrz: str, rnd: random.Random) -> Any:
+    """A CCCD back printing ``mrz`` (90 characters, the three TD1 lines run together — what
+    ``readers.doubles.vcard.compose_mrz`` gives the virtual card's holder)."""
     base = (228, 232, 236)
     c = _Canvas(base)
     _pattern(c, rnd, base)
@@ -322,7 +328,7 @@ def _back(p: Person, rnd: random.Random) -> Any:
         c.rect((0.62 + i * 0.18, 0.06, 0.78 + i * 0.18, 0.50), (215, 218, 222),
                outline=(120, 120, 120))
     c.rect((0.0, 0.56, 1.0, 1.0), (245, 245, 245))
-    for i, line in enumerate(p.mrz_lines()):
+    for i, line in enumerate((mrz[0:30], mrz[30:60], mrz[60:90])):
         c.text(0.035, 0.655 + i * 0.12, line, 47, font=MONO, fill=(10, 10, 10))
     return c.array()
 

@@ -1,10 +1,12 @@
 """What the camera and scanner loops decide, without the devices: de-duplication of payloads
-held in view, the health of a capture source with its reconnect back-off, and when to tell
-staff that a code is in view but does not decode. Pure: frames and clocks come in as numbers.
+held in view, the health of a capture source with its reconnect back-off, when to tell
+staff that a code is in view but does not decode, and when to read a printed card held in
+view. Pure: frames and clocks come in as numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
@@ -82,3 +84,60 @@ class UnreadableHint:
             self.streak = 0
             return True
         return False
+
+
+Corners = Sequence[tuple[float, float]]
+
+
+@dataclass
+class CardPresence:
+    """A printed card held in view while no QR reads: one OCR per presentation (issue 24).
+
+    Fed every few frames with the corners of the card-shaped quadrilateral in view (in
+    fractions of the frame's width; None when there is none) and whether a QR was read since
+    the last feed. :meth:`feed` says "read it now" once the card has rested for
+    ``hold_seconds``, then never again until it has been out of view for ``gone_seconds`` —
+    the same card lying still is read once, like the :class:`Deduper`'s one event per
+    presentation. A QR read during a presentation takes its turn: a QR is better than any
+    print. A card that moves more than ``still`` (of the frame's width, at any corner) starts
+    its rest again, so the frame read is a steady one.
+    """
+
+    hold_seconds: float = 0.5
+    gone_seconds: float = 1.0
+    still: float = 0.02
+    resting_since: float | None = None
+    last_seen: float | None = None
+    corners: tuple[tuple[float, float], ...] | None = None
+    done: bool = False  # this presentation was read, or had a QR
+
+    def feed(self, corners: Corners | None, qr: bool, now: float) -> bool:
+        if corners is None and not qr:
+            if self.last_seen is not None and now - self.last_seen >= self.gone_seconds:
+                self.resting_since, self.last_seen, self.corners, self.done = (
+                    None, None, None, False)
+            self.resting_since = None  # out of view this time: the rest starts again
+            return False
+        self.last_seen = now
+        if qr:
+            self.done = True
+        if self.done or corners is None:
+            return False
+        here = tuple((float(x), float(y)) for x, y in corners)
+        if self.resting_since is None or not self._near(here):
+            self.resting_since = now
+        self.corners = here
+        if now - self.resting_since >= self.hold_seconds:
+            self.done = True
+            return True
+        return False
+
+    def declined(self) -> None:
+        """The reader could not take the frame (one read at a time): ask again next feed."""
+        self.done = False
+
+    def _near(self, corners: tuple[tuple[float, float], ...]) -> bool:
+        if self.corners is None or len(self.corners) != len(corners):
+            return False
+        return all(abs(x - a) <= self.still and abs(y - b) <= self.still
+                   for (x, y), (a, b) in zip(corners, self.corners, strict=True))

@@ -1,5 +1,5 @@
-"""A picture of a card in, credential drafts out — the wiring the CLI's ``image read`` uses
-and the camera loop will use (issue 24).
+"""A picture of a card in, credential drafts out — the wiring the CLI's ``image read`` and
+the camera loop use (issue 24).
 
 The QR comes first (the camera's decoder chain): a QR that parses is better than any print.
 Only when no QR reads is the printed card read: the camera adapter finds and rectifies it,
@@ -11,11 +11,14 @@ each thread its own :class:`CardImageReader` (the engine is not thread-safe).
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from readers.errors import OcrUnavailable
 from verify.errors import InputFormatError
 from verify.model import Credential
 from verify.tables import Tables
@@ -92,3 +95,70 @@ class CardImageReader:
             if credential is not None:
                 return ImageResult(name, [credential])
         return ImageResult(name)
+
+
+class CardImageWorker:
+    """The camera's printed-card reads, one at a time, in a thread of their own.
+
+    The camera's decode thread hands a frame to :meth:`submit` and goes straight on (it never
+    waits for tesseract); :meth:`run` reads it with this thread's own
+    :class:`CardImageReader` and gives the draft — or None, nothing worth showing — to
+    ``on_read``. A frame that comes while a read runs is refused, and the camera offers a
+    later one. An engine that is not installed is said once in the log, then every frame is
+    taken and dropped.
+    """
+
+    def __init__(self, make_reader: Callable[[], CardImageReader], *,
+                 today: Callable[[], date],
+                 on_read: Callable[[Credential | None], None]) -> None:
+        self._make_reader = make_reader
+        self._today = today
+        self._on_read = on_read
+        self._cond = threading.Condition()
+        self._frame: Any = None
+        self._busy = False
+        self.reads = 0
+        self.unavailable: str | None = None  # why the engine cannot run (its error class)
+
+    def submit(self, frame: Any) -> bool:
+        """Queue ``frame`` for reading; False while a read is queued or running."""
+        with self._cond:
+            if self.unavailable is not None:
+                return True  # nothing can read it: taken, and dropped
+            if self._busy or self._frame is not None:
+                return False
+            self._frame = frame
+            self._cond.notify()
+            return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Blocking until ``stop`` is set; never raises."""
+        reader = self._make_reader()
+        try:
+            while not stop.is_set():
+                with self._cond:
+                    while self._frame is None and not stop.is_set():
+                        self._cond.wait(0.5)
+                    frame, self._frame = self._frame, None
+                    self._busy = frame is not None
+                if frame is None:
+                    continue
+                try:
+                    credential = self._read(reader, frame)
+                finally:
+                    with self._cond:
+                        self._busy = False
+                self.reads += 1
+                self._on_read(credential)
+        finally:
+            reader.close()
+
+    def _read(self, reader: CardImageReader, frame: Any) -> Credential | None:
+        try:
+            return reader.read_frame(frame, today=self._today())
+        except OcrUnavailable as e:
+            self.unavailable = type(e).__name__
+            log.error("card image reading is off: %s (%s)", type(e).__name__, e.code)
+        except Exception as e:  # the loop goes on; the class name only (no card data)
+            log.error("card image read failed: %s", type(e).__name__)
+        return None

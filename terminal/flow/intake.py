@@ -1,6 +1,6 @@
-"""Credential in: turn QR text or typed numbers into a :class:`Credential` stamped with its
-keyed fingerprint; refused input is reported (log by fingerprint, metric, ``error`` event) and
-re-raised for the caller to answer."""
+"""Credential in: turn QR text, typed numbers or a card image's draft into a
+:class:`Credential` stamped with its keyed fingerprint; refused input is reported (log by
+fingerprint, metric, ``error`` event) and re-raised for the caller to answer."""
 
 from __future__ import annotations
 
@@ -70,6 +70,15 @@ class Intake:
             self.report(e, fp)
             raise
         return replace(credential, raw_fingerprint=fp)
+
+    def from_card_image(self, credential: Credential, reader: str) -> Credential:
+        """A draft read from a card's print, stamped with a keyed fingerprint of what it says
+        (there is no raw text to keep: the fields are the reading)."""
+        c = credential
+        raw = "|".join(("card_image", c.kind.value, c.id_number or "", c.old_id_number or "",
+                        c.card_code or "", c.document_number or "", c.full_name or "",
+                        c.date_of_birth.iso() if c.date_of_birth else ""))
+        return replace(credential, raw_fingerprint=self.fingerprint(raw), reader=reader)
 
     def report(self, error: StaffError, fp: str | None) -> None:
         log.warning("input rejected fp=%s error=%s", fp, error.code)

@@ -1,13 +1,15 @@
 """What the verification path hands on: a decided :class:`Verification`, who asked
-(:class:`Actor`), and how an error reaches staff (:func:`error_json`)."""
+(:class:`Actor`), how an error reaches staff (:func:`error_json`), and a card image's draft
+(:func:`card_text_json`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from verify.eligibility import Eligibility
+from verify.eligibility import Eligibility, notice_message
 from verify.model import Credential
+from verify.tables import Tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +54,25 @@ def error_json(error: StaffError, fp: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"code": error.code, "vi": error.vi, "en": error.en}
     if fp:
         out["raw_fingerprint"] = fp
+    return out
+
+
+# What a card image's draft shows the staff page: the fields of the manual-entry form and
+# what else helps staff compare. Never the chip's access key (it is offered to the reader,
+# not sent to browsers).
+CARD_TEXT_FIELDS = ("kind", "read_from", "reader", "raw_fingerprint", "id_number",
+                    "old_id_number", "card_code", "full_name", "date_of_birth", "sex",
+                    "expiry_date", "valid_from", "registered_facility")
+
+
+def card_text_json(credential: Credential, tables: Tables, *, key_offered: bool
+                   ) -> dict[str, Any]:
+    """The ``card_text`` event: the draft's fields under ``fields`` (each one read from the
+    card), whether the chip's key was offered, and what staff do next (messages.toml)."""
+    full = credential.to_json()
+    fields = {k: v for k, v in full.items() if k in CARD_TEXT_FIELDS[4:]}
+    notice = "card_mrz_key" if key_offered else "card_text_draft"
+    out = {k: full[k] for k in CARD_TEXT_FIELDS[:4] if k in full}
+    out.update({"fields": fields, "key_offered": key_offered,
+                "messages": [notice_message(tables, notice).to_json()]})
     return out

@@ -3,9 +3,10 @@ decision → record and publish (see ``terminal/flow/__init__.py``)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from terminal.audit import AuditLog
@@ -16,7 +17,14 @@ from terminal.flow.intake import Intake
 from terminal.flow.lookup import Lookup, Pending, RegistryPort
 from terminal.flow.offers import KeyOffers
 from terminal.flow.record import AuditWriter, LastResult, Recorder, Shift
-from terminal.flow.results import DESK, Actor, StaffError, Verification, error_json
+from terminal.flow.results import (
+    DESK,
+    Actor,
+    StaffError,
+    Verification,
+    card_text_json,
+    error_json,
+)
 from terminal.metrics import Metrics
 from terminal.offline import OfflineStore
 from verify.eligibility import DecisionContext, Source, chip_final
@@ -25,6 +33,7 @@ from verify.model import VN_TZ, Credential
 from verify.registry import CardQuery
 from verify.tables import Tables
 
+log = logging.getLogger(__name__)
 
 class Verifier:
     """The one entry the API, the chip flow and the scanners call. Holds the steps; each step
@@ -58,7 +67,7 @@ class Verifier:
         self.history = History(history, enabled=history is not None,
                                keep_seconds=keep_last_seconds,
                                timeout_seconds=history_timeout_seconds,
-                               today=lambda: self._now().astimezone(VN_TZ).date(),
+                               today=self.today,
                                publish=self._publish)
         self.recorder = Recorder(
             metrics=self.metrics, last=LastResult(keep_last_seconds), shift=self.shift,
@@ -82,6 +91,29 @@ class Verifier:
     def report(self, error: StaffError, fp: str | None) -> None:
         self.intake.report(error, fp)
         self.feeds.failed(error_json(error))
+
+    def card_image(self, credential: Credential, reader: str = "camera") -> dict[str, Any]:
+        """A card read from its print (issue 24, "Trust"): a draft, never a decision.
+
+        An MRZ whose check digits held is the chip's access key: it is offered to the next
+        card placed on the reader, which then reads with nothing typed. Every other reading
+        fills the staff page's manual-entry form, each field marked as read from the card,
+        and counts only when staff confirm it (``POST /api/v1/verify``). Either way the page
+        hears of it through the ``card_text`` event (returned too), never the HIS feeds."""
+        credential = self.intake.from_card_image(credential, reader)
+        key = credential.access_key
+        offered = key is not None and self.offers is not None
+        if offered and self.offers is not None and key is not None:
+            self.offers.offer([key])
+        log.info("card image read fp=%s kind=%s key_offered=%s", credential.raw_fingerprint,
+                 credential.kind.value, offered)
+        event = card_text_json(credential, self.tables, key_offered=offered)
+        self._publish("card_text", event)
+        return event
+
+    def today(self) -> date:
+        """The desk's day (Vietnam time)."""
+        return self._now().astimezone(VN_TZ).date()
 
     # -- decision ----------------------------------------------------------------------------
     def context(self) -> DecisionContext:

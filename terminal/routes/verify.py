@@ -29,7 +29,9 @@ class VerifyRequest(BaseModel):
     id_number: str | None = Field(default=None, max_length=64)
     full_name: str | None = Field(default=None, max_length=200)
     date_of_birth: str | None = Field(default=None, max_length=32)
-    reader: Literal["keyboard", "manual", "his"] | None = None
+    # Who typed it: the scan field, the manual form, the HIS, or staff confirming the form a
+    # card image filled (the page sends "card_image" while any field is still as read).
+    reader: Literal["keyboard", "manual", "his", "card_image"] | None = None
 
 
 def _refused(error: InputFormatError, fp: str | None) -> JSONResponse:
@@ -75,8 +77,9 @@ async def last(verifier: VerifierDep) -> JSONResponse:
 
 @router.get("/api/v1/events", response_model=None)
 async def events(bus: BusDep, request: Request, signed_in: SignedInDep) -> Response:
-    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``.
-    A staff member's stream ends with their session (logout, disable, password, expiry)."""
+    """Server-sent events: ``credential``, ``eligibility``, ``photo``, ``device``, ``error``,
+    ``chip``, ``history``, ``card_text`` (a card image's draft for staff to confirm). A staff
+    member's stream ends with their session (logout, disable, password, expiry)."""
     return event_stream(bus, request, lambda event: event.encode(), live=signed_in)
 
 

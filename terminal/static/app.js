@@ -32,6 +32,7 @@ const L = {
     pa_copy: "Chip có thể là BẢN SAO", pa_incomplete: "Đọc chip chưa xong",
     history: "Lịch sử khám gần đây", history_pending: "Đang lấy lịch sử khám…",
     history_none: "Không có lượt khám nào gần đây.",
+    from_card: "đọc từ thẻ", via_card_image: "đọc từ thẻ, đã xác nhận",
   },
   en: {
     registry: "Registry", live: "Live", logout: "Sign out", signed_in: "Signed in", scan_title: "Scan or type",
@@ -61,6 +62,7 @@ const L = {
     pa_copy: "Chip may be a COPY", pa_incomplete: "Chip read unfinished",
     history: "Recent visits", history_pending: "Fetching the visit history…",
     history_none: "No recent visits.",
+    from_card: "read from the card", via_card_image: "read from the card, confirmed",
   },
 };
 let lang = CONFIG.language === "en" ? "en" : "vi";
@@ -71,6 +73,12 @@ let lastCccdQr = null;     // the chip key comes from the CCCD QR just scanned (
 // it was read from, and goes the moment another patient's credential arrives.
 let shownFp = null;
 let photoFp = null;
+// A card image's draft (the card_text event): the manual-entry fields it filled stay marked
+// "read from the card" until staff change them; Enter confirms. Nothing read from print
+// counts until then. The draft is personal data: purged with the result.
+const DRAFT_FIELDS = ["m-code", "m-name", "m-dob"];
+let draftNotice = null;
+let draftTimer = null;
 const $ = (id) => document.getElementById(id);
 const t = (key) => L[lang][key] || key;
 
@@ -89,7 +97,51 @@ function applyLanguage() {
   });
   $("facility").textContent = [CONFIG.facility_name, CONFIG.facility_code].filter(Boolean).join(" · ");
   if (CONFIG.user) $("who").textContent = t("signed_in") + ": " + CONFIG.user;
+  showNotice(draftNotice);
   if (current) render(current);
+}
+
+// -- a card read through the camera (card_text) ------------------------------------------------
+function showNotice(m) {
+  draftNotice = m || null;
+  const box = $("card-notice");
+  box.hidden = !m;
+  box.textContent = m ? (m[lang] || m.vi) : "";
+  box.dataset.code = m ? m.code : "";
+}
+
+function markField(id, fromCard) {
+  $(id).dataset.fromCard = String(fromCard);
+  $(id + "-mark").hidden = !fromCard;
+}
+
+function isDraft() { return DRAFT_FIELDS.some((id) => $(id).dataset.fromCard === "true"); }
+
+function endDraft(clearValues) {
+  clearTimeout(draftTimer);
+  for (const id of DRAFT_FIELDS) {
+    if (clearValues && $(id).dataset.fromCard === "true") $(id).value = "";
+    markField(id, false);
+  }
+  showNotice(null);
+}
+
+function fillDraft(d) {
+  endDraft(true);
+  showNotice((d.messages || [])[0]);
+  if (d.key_offered) return;  // an MRZ: the chip reads by itself once the card is placed
+  const f = d.fields || {};
+  const values = { "m-code": f.id_number || f.card_code || "", "m-name": f.full_name || "",
+    "m-dob": f.date_of_birth ? dmy(f.date_of_birth) : "" };
+  for (const id of DRAFT_FIELDS) {
+    $(id).value = values[id];
+    markField(id, Boolean(values[id]));
+  }
+  // Enter confirms: on the button when every field came from the card, else in the first
+  // field the card did not give (typed, then Enter).
+  const missing = DRAFT_FIELDS.find((id) => !values[id]);
+  (missing ? $(missing) : $("manual-submit")).focus();
+  draftTimer = setTimeout(() => endDraft(true), CONFIG.keep_last_seconds * 1000);
 }
 
 function fact(dl, label, value, cls) {
@@ -330,7 +382,8 @@ function connect() {
     // stream for good. Open a new one, so the page comes back with the daemon.
     if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
   };
-  es.addEventListener("credential", (ev) => renderPending(JSON.parse(ev.data)));
+  es.addEventListener("credential", (ev) => { endDraft(false); renderPending(JSON.parse(ev.data)); });
+  es.addEventListener("card_text", (ev) => fillDraft(JSON.parse(ev.data)));
   es.addEventListener("eligibility", (ev) => {
     const data = JSON.parse(ev.data);
     if (data.recheck) { showRecheck(data); return; }  // a past patient: do not replace the card
@@ -400,10 +453,14 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("manual-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const code = $("m-code").value.replace(/\s/g, "");
-    const body = { full_name: $("m-name").value, date_of_birth: $("m-dob").value, reader: "manual" };
+    const body = { full_name: $("m-name").value, date_of_birth: $("m-dob").value,
+      reader: isDraft() ? "card_image" : "manual" };
     if (/^\d{12}$/.test(code)) body.id_number = code; else body.card_code = code;
     post(body);
   });
+  for (const id of DRAFT_FIELDS) {  // a value staff changed is theirs, no longer as read
+    $(id).addEventListener("input", () => markField(id, false));
+  }
   // A keyboard-wedge scanner types wherever the focus is: send stray keystrokes to the QR field.
   document.addEventListener("keydown", (ev) => {
     if (isTyping(document.activeElement) || ev.ctrlKey || ev.altKey || ev.metaKey) return;

@@ -12,10 +12,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from readers.doubles.vcard import Faults
-from terminal.server import BackgroundServer
+from readers.doubles.render import write_clip
+from readers.doubles.vcard import DEMO_PERSON, Faults
+from terminal.app import create_app
+from terminal.server import BackgroundServer, start_background
+from tests.helpers.cards import demo_back, demo_front, plain_desk
 from tests.helpers.chip import OTHER_PERSON, other_card, serve, serve_with_services
-from tests.helpers.daemon import sim_control
+from tests.helpers.daemon import daemon_services, sim_control, terminal_settings
 from tests.helpers.offline import offline_daemon
 from tests.helpers.samples import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
 
@@ -242,3 +245,52 @@ def test_offline_answers_are_labelled_and_rechecks_flagged(offline_page: Page,
     expect(banner).to_contain_text("KIỂM TRA LẠI", timeout=15000)
     expect(banner).to_contain_text("Đỗ Văn Lâm")
     expect(banner).to_contain_text("KHÔNG ĐỦ ĐIỀU KIỆN")
+
+
+# -- a card read through the camera (issue 24, "Trust"): a draft staff confirm with Enter -------
+@pytest.fixture
+def camera_page(browser: Browser, sim: BackgroundServer, tmp_path: Path) -> Iterator[Page]:
+    settings = terminal_settings(sim.url, tmp_path / "data",
+                                 camera__source=str(tmp_path / "cam.avi"), camera__fps=30)
+    yield from open_page(browser, start_background(create_app(settings,
+                                                              daemon_services(settings))))
+
+
+def test_a_card_read_by_the_camera_fills_the_form_and_enter_confirms(
+        camera_page: Page, tmp_path: Path) -> None:
+    page = camera_page
+    desk = plain_desk()
+    write_clip(tmp_path / "tmp.avi", [(desk, 10), (demo_back(), 60), (desk, 45),
+                                      (demo_front(), 60), (desk, 10)], fps=30)
+    (tmp_path / "tmp.avi").rename(tmp_path / "cam.avi")
+    notice = page.locator("#card-notice")
+    # The back first: its MRZ opens the chip; the form is not touched.
+    expect(notice).to_have_attribute("data-code", "card_mrz_key", timeout=20000)
+    expect(notice).to_contain_text("Đặt thẻ lên đầu đọc chip")
+    expect(page.locator("#m-code")).to_have_value("")
+    # Then the front: every field filled and marked as read from the card, nothing decided.
+    expect(notice).to_have_attribute("data-code", "card_text_draft", timeout=20000)
+    expect(notice).to_contain_text("nhấn Enter")
+    expect(page.locator("#m-code")).to_have_value(DEMO_PERSON.id_number)
+    expect(page.locator("#m-name")).to_have_value("NGUYỄN TIẾN ĐẠT")
+    expect(page.locator("#m-dob")).to_have_value("29/03/1988")
+    for field in ("m-code", "m-name", "m-dob"):
+        expect(page.locator(f"#{field}")).to_have_attribute("data-from-card", "true")
+        expect(page.locator(f"#{field}-mark")).to_have_text("đọc từ thẻ")
+    expect(page.locator("#result")).to_have_attribute("data-status", "empty")
+    expect(page.locator("#manual-submit")).to_be_focused()
+    switch = "document.getElementById('lang').click()"  # a click that leaves the focus be
+    page.evaluate(switch)
+    expect(page.locator("#m-name-mark")).to_have_text("read from the card")
+    expect(notice).to_contain_text("press Enter")
+    page.evaluate(switch)
+    expect(notice).to_contain_text("nhấn Enter")
+    with page.expect_request("**/api/v1/verify") as sent:
+        page.keyboard.press("Enter")  # one key
+    assert sent.value.post_data_json == {
+        "id_number": DEMO_PERSON.id_number, "full_name": "NGUYỄN TIẾN ĐẠT",
+        "date_of_birth": "29/03/1988", "reader": "card_image"}
+    expect(page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
+    expect(page.locator("#meta")).to_contain_text("đọc từ thẻ, đã xác nhận")
+    expect(page.locator("#m-code-mark")).to_be_hidden()
+    expect(notice).to_be_hidden()

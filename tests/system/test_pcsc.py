@@ -22,11 +22,13 @@ import httpx
 import pytest
 
 from readers.devices import pcsc
+from readers.doubles.render import write_clip
 from readers.doubles.vcard import (
     DEMO_PERSON,
     CardProcessPort,
     Faults,
     VirtualCccd,
+    compose_mrz,
     demo_card,
 )
 from readers.doubles.vpcd import VPCD_PORT, VpcdCard
@@ -38,6 +40,7 @@ from terminal.app import build_services, create_app
 from terminal.chip.source import PcscSource, read_from_source
 from terminal.server import BackgroundServer, start_background
 from tests.helpers.camera import clip
+from tests.helpers.cards import demo_back, plain_desk
 from tests.helpers.chip import pki, trust
 from tests.helpers.cli import TIEPDON
 from tests.helpers.daemon import Events, collect, terminal_settings
@@ -450,4 +453,43 @@ def test_a_qr_from_the_scanner_or_the_camera_opens_the_next_card(
     chip = next(d for n, d in after if n == "credential" and d.get("kind") == "chip")
     assert chip["passive_auth"]["status"] == "authentic"
     assert chip["id_number"] == "001088004321"
+    assert not any(n == "error" and d.get("code") == "chip_needs_key" for n, d in after)
+
+
+def test_an_mrz_through_the_camera_opens_the_next_card(
+        inserted: list[VpcdCard],
+        intake_daemon: tuple[BackgroundServer, int, Path]) -> None:
+    """Issue 24, "Trust": the back of the virtual card's holder in front of the camera — its
+    MRZ, check digits holding, is the chip's key; the card placed next reads with nothing
+    typed."""
+    server, _, folder = intake_daemon
+    assert len(compose_mrz(DEMO_PERSON)) == 90
+    events: Events = []
+    ready = threading.Event()
+
+    def offered(ev: Events) -> bool:
+        return any(n == "card_text" and d["key_offered"] for n, d in ev)
+
+    reader = threading.Thread(target=collect, args=(server.url, offered, ready, events))
+    reader.start()
+    assert ready.wait(10)
+    write_clip(folder / "tmp.avi", [(plain_desk(), 10), (demo_back(), 60), (plain_desk(), 10)],
+               fps=30)
+    (folder / "tmp.avi").rename(folder / "cam.avi")
+    reader.join(40)
+    assert offered(events), events
+    draft = next(d for n, d in events if n == "card_text")
+    assert (draft["kind"], draft["read_from"], draft["reader"]) == ("cccd_mrz", "mrz", "camera")
+    assert not any(n == "eligibility" for n, _ in events)  # a key, not a decision
+    after: Events = []
+    ready = threading.Event()
+    reader = threading.Thread(target=collect, args=(server.url, _chip_read, ready, after))
+    reader.start()
+    assert ready.wait(10)
+    insert(inserted, virtual()).close()
+    reader.join(40)
+    assert _chip_read(after), after
+    chip = next(d for n, d in after if n == "credential" and d.get("kind") == "chip")
+    assert chip["passive_auth"]["status"] == "authentic"
+    assert chip["id_number"] == DEMO_PERSON.id_number
     assert not any(n == "error" and d.get("code") == "chip_needs_key" for n, d in after)

@@ -153,23 +153,38 @@ class _Source:
         self.images = None
 
 
+CARD_EVERY = 3  # the printed-card check (find_card, ~2–3 ms at 720p) on one frame in this many
+
+
 class CameraReader:
     """Capture, decode, de-duplicate; callbacks for payloads, state changes and hints.
 
     One thread captures (pacing files at ``fps``) and keeps only the newest frame; one decodes
     the newest frame whenever it is free, so a slow decode drops frames instead of lagging.
+
+    ``on_card`` (issue 24): when no QR reads and a card-shaped quadrilateral rests in view
+    (``readers.scan.scanloop.CardPresence``), the frame is handed over once per presentation.
+    The callback must not block — it queues the frame for a reader in another thread and
+    answers whether it took it (False: busy, ask again on a later frame). What the card says
+    is the caller's business: this adapter only finds it.
     """
 
     def __init__(self, spec: str, *, on_payload: Callable[[str], None],
                  on_state: Callable[[str, str], None], on_hint: Callable[[], None],
                  fps: float = 15.0, decode: Callable[[Frame], list[str]] | None = None,
-                 dedup: Any = None, repeat_file: bool = False) -> None:
-        from readers.scan.scanloop import Deduper, SourceHealth, UnreadableHint
+                 dedup: Any = None, repeat_file: bool = False,
+                 on_card: Callable[[Frame], bool] | None = None, cards: Any = None) -> None:
+        from readers.scan.scanloop import CardPresence, Deduper, SourceHealth, UnreadableHint
 
         self.spec = spec
         self.fps = fps
         self.decode = decode
         self.on_payload, self.on_state, self.on_hint = on_payload, on_state, on_hint
+        self.on_card = on_card
+        self.cards = cards or CardPresence()
+        self.card_checks = 0  # frames looked at for a card (metrics, the CPU test)
+        self.cards_handed = 0
+        self._qr_since_check = False
         self.dedup = dedup or Deduper()
         self.health = SourceHealth()
         # The "code in view" check costs ~75 ms on a 720p frame without a code (OpenCV's
@@ -275,3 +290,29 @@ class CameraReader:
                 self.hint.feed(True, True, now)
             elif corners is not None and self.hint.feed(bool(corners), False, now):
                 self.on_hint()
+            if self.on_card is not None:
+                self._qr_since_check = self._qr_since_check or bool(found)
+                if self.frames_decoded % CARD_EVERY == 1:  # not on the hard passes' frame
+                    self._card_check(frame, now)
+
+    def _card_check(self, frame: Frame, now: float) -> None:
+        """Every ``CARD_EVERY`` frames: is a card resting in view with no QR read? Then hand
+        the frame over, once per presentation."""
+        from readers.devices.camera.card import find_card
+
+        qr, self._qr_since_check = self._qr_since_check, False
+        corners: list[tuple[float, float]] | None = None
+        if not qr:
+            self.card_checks += 1
+            try:
+                found = find_card(frame)
+            except Exception:
+                found = None
+            if found is not None:
+                width = float(frame.shape[1])
+                corners = [(float(x) / width, float(y) / width) for x, y in found]
+        if self.cards.feed(corners, qr, now) and self.on_card is not None:
+            if self.on_card(frame):
+                self.cards_handed += 1
+            else:
+                self.cards.declined()

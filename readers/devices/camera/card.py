@@ -20,6 +20,9 @@ RECT_W = 1000
 RECT_H = round(RECT_W / CARD_ASPECT)  # 631
 WORK_W = 640          # frames are searched at this width (cheap; the card is large in view)
 MIN_AREA = 0.06       # of the frame: a card held up to a desk camera fills more than this
+# …and less than this: an ID-1 card (1.585:1) fills at most 89 % of a 16:9 frame, and a
+# "quadrilateral" as large as the frame is the frame itself (a blank or washed-out view).
+MAX_AREA = 0.85
 ASPECT_SLACK = 0.28   # perspective and a finger on a corner bend the measured aspect
 FIELD_H = 48          # a field crop is scaled to this height (tesseract likes ~30 px capitals)
 
@@ -44,13 +47,16 @@ def _aspect(pts: Any) -> float:
     return float(w / h) if h else 0.0
 
 
-def _candidates(edges: Any, area_min: float) -> list[Any]:
+def _candidates(edges: Any, area_min: float, area_max: float) -> list[Any]:
     contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = []
     for c in sorted(contours, key=cv2.contourArea, reverse=True)[:5]:
         hull = cv2.convexHull(c)
-        if cv2.contourArea(hull) < area_min:
+        area = cv2.contourArea(hull)
+        if area < area_min:
             break
+        if area > area_max:
+            continue
         peri = cv2.arcLength(hull, True)
         approx = cv2.approxPolyDP(hull, 0.02 * peri, True)
         if len(approx) != 4:  # a finger or glare broke a corner: the rotated bounding box
@@ -68,12 +74,13 @@ def find_card(frame: Frame) -> Any | None:
     scale = WORK_W / g.shape[1]
     small = cv2.resize(g, (WORK_W, round(g.shape[0] * scale)), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (5, 5), 0)
-    area_min = MIN_AREA * small.shape[0] * small.shape[1]
+    area = small.shape[0] * small.shape[1]
+    area_min, area_max = MIN_AREA * area, MAX_AREA * area
     edges = cv2.dilate(cv2.Canny(small, 30, 90), np.ones((3, 3), np.uint8), iterations=2)
-    found = _candidates(edges, area_min)
+    found = _candidates(edges, area_min, area_max)
     if not found:
         _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        found = _candidates(bright, area_min)
+        found = _candidates(bright, area_min, area_max)
     return found[0] / scale if found else None
 
 

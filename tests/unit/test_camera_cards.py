@@ -1,0 +1,273 @@
+"""The camera reads a printed card (issue 24, "Where it runs"): when no QR reads and a card
+rests in view, one OCR per presentation, in a thread of its own; the draft reaches the staff
+page as a ``card_text`` event — an MRZ as the chip's key on offer — never the kiosk or a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from readers.devices.camera import CameraReader
+from readers.doubles.render import write_clip
+from readers.doubles.vcard import DEMO_PERSON
+from readers.scan.scanloop import CardPresence
+from terminal.app import create_app
+from terminal.flow.cardimage import CardImageReader, CardImageWorker
+from terminal.server import BackgroundServer, start_background
+from tests.helpers.cards import (
+    TODAY,
+    demo_back,
+    demo_front,
+    empty_desk,
+    plain_desk,
+    tables,
+)
+from tests.helpers.daemon import Events, collect, daemon_services, terminal_settings
+from verify.model import CredentialKind
+
+CARD = [(0.2, 0.2), (0.7, 0.2), (0.7, 0.5), (0.2, 0.5)]
+
+
+def moved(corners: list[tuple[float, float]], dx: float) -> list[tuple[float, float]]:
+    return [(x + dx, y) for x, y in corners]
+
+
+# -- when to read (pure) ------------------------------------------------------------------------
+def test_a_resting_card_is_read_once_per_presentation() -> None:
+    p = CardPresence(hold_seconds=0.5, gone_seconds=1.0)
+    fired = [p.feed(CARD, False, t / 10) for t in range(40)]   # 4 s on the desk
+    assert fired.count(True) == 1 and fired.index(True) == 5   # after half a second
+    assert not any(p.feed(None, False, 4 + t / 10) for t in range(5))  # lifted for 0.5 s…
+    assert not any(p.feed(CARD, False, 4.5 + t / 10) for t in range(10))  # …same presentation
+    for t in range(11):
+        p.feed(None, False, 5.5 + t / 10)                       # gone for over a second
+    fired = [p.feed(CARD, False, 7 + t / 10) for t in range(10)]
+    assert fired.count(True) == 1                               # a new presentation
+
+
+def test_a_moving_card_waits_until_it_rests() -> None:
+    p = CardPresence(hold_seconds=0.5)
+    assert not any(p.feed(moved(CARD, 0.05 * t), False, t / 10) for t in range(10))
+    fired = [p.feed(moved(CARD, 0.45), False, 1 + t / 10) for t in range(10)]
+    assert fired.index(True) == 5
+
+
+def test_a_qr_read_takes_the_presentation() -> None:
+    p = CardPresence(hold_seconds=0.5)
+    assert not any(p.feed(CARD, t == 2, t / 10) for t in range(30))
+    p = CardPresence(hold_seconds=0.5)  # a QR just read, then its card still in view
+    assert not p.feed(None, True, 0.0)
+    assert not any(p.feed(CARD, False, 0.2 + t / 10) for t in range(30))
+
+
+def test_a_busy_reader_is_asked_again() -> None:
+    p = CardPresence(hold_seconds=0.5)
+    fired = [p.feed(CARD, False, t / 10) for t in range(6)]
+    assert fired[-1]
+    p.declined()
+    assert p.feed(CARD, False, 0.7)
+    assert not p.feed(CARD, False, 0.8)
+
+
+def test_no_card_no_read() -> None:
+    p = CardPresence()
+    assert not any(p.feed(None, False, t / 10) for t in range(100))
+
+
+# -- the camera loop on clips -------------------------------------------------------------------
+class Cards:
+    def __init__(self, *, take: bool = True) -> None:
+        self.frames: list[Any] = []
+        self.states: list[tuple[str, str]] = []
+        self.take = take
+        self.changed = threading.Condition()
+
+    def card(self, frame: Any) -> bool:
+        self.frames.append(frame)
+        return self.take
+
+    def state(self, status: str, reason: str) -> None:
+        with self.changed:
+            self.states.append((status, reason))
+            self.changed.notify_all()
+
+    def played(self, timeout: float = 30) -> None:
+        with self.changed:
+            assert self.changed.wait_for(
+                lambda: ("ok", "clip played to its end") in self.states, timeout), self.states
+
+
+def play(path: Path, scenes: list[tuple[Any, int]], cards: Cards, *, fps: float = 30,
+         decode: Any = None) -> CameraReader:
+    write_clip(path, scenes, fps=int(fps))
+    stop = threading.Event()
+    reader = CameraReader(str(path), on_payload=lambda text: None, on_state=cards.state,
+                          on_hint=lambda: None, fps=fps, decode=decode, on_card=cards.card)
+    thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        cards.played()
+    finally:
+        stop.set()
+        thread.join(10)
+    return reader
+
+
+def test_camera_reads_each_card_presentation_once(tmp_path: Path) -> None:
+    desk, back, front = plain_desk(), demo_back(), demo_front()
+    cards = Cards()
+    # 30 fps: the back for 2 s, the desk for 1.5 s, the front for 2 s.
+    play(tmp_path / "cards.avi", [(desk, 15), (back, 60), (desk, 45), (front, 60), (desk, 10)],
+         cards)
+    assert len(cards.frames) == 2
+    reader = CardImageReader(tables())
+    try:
+        read = [reader.read_frame(f, today=TODAY) for f in cards.frames]
+    finally:
+        reader.close()
+    assert [c.kind if c else None for c in read] == [CredentialKind.CCCD_MRZ,
+                                                      CredentialKind.CCCD_TEXT]
+    assert read[0] is not None and read[0].access_key == DEMO_PERSON.access_key
+    assert read[1] is not None and read[1].id_number == DEMO_PERSON.id_number
+
+
+def test_camera_hands_over_nothing_on_an_empty_desk(tmp_path: Path) -> None:
+    cards = Cards()
+    reader = play(tmp_path / "desk.avi", [(empty_desk(), 90)], cards)
+    assert cards.frames == []
+    # the card check runs on one decoded frame in three, not on every frame
+    assert 0 < reader.card_checks <= reader.frames_decoded // 3 + 1
+
+
+def test_camera_hands_over_no_card_while_a_qr_reads(tmp_path: Path) -> None:
+    cards = Cards()
+    play(tmp_path / "qr.avi", [(demo_back(), 60)], cards, decode=lambda frame: ["a QR"])
+    assert cards.frames == []
+
+
+def test_a_card_the_reader_is_too_busy_for_is_offered_again(tmp_path: Path) -> None:
+    cards = Cards(take=False)
+    play(tmp_path / "busy.avi", [(demo_back(), 45)], cards)
+    assert len(cards.frames) >= 3  # asked again at every card check while it is busy
+
+
+# -- the worker: one read at a time, off the camera's thread ------------------------------------
+class SlowReader(CardImageReader):
+    def __init__(self) -> None:
+        super().__init__(tables())
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def read_frame(self, frame: Any, *, today: Any) -> Any:
+        self.started.set()
+        assert self.release.wait(10)
+        return None
+
+
+def test_worker_reads_one_frame_at_a_time() -> None:
+    slow = SlowReader()
+    results: list[object] = []
+    worker = CardImageWorker(lambda: slow, today=lambda: TODAY, on_read=results.append)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert worker.submit("frame 1")
+        assert slow.started.wait(5)
+        t0 = time.perf_counter()
+        assert not worker.submit("frame 2")  # busy: refused at once, never waits
+        assert time.perf_counter() - t0 < 0.05
+        slow.release.set()
+        deadline = time.monotonic() + 5
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert results == [None] and worker.reads == 1
+        assert worker.submit("frame 3")
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+# -- the daemon: camera → card_text event, key on offer, nothing on the kiosk or in the logs ----
+@pytest.fixture
+def camera_daemon(sim: BackgroundServer, tmp_path: Path) -> Iterator[tuple[BackgroundServer,
+                                                                            Any, Path]]:
+    settings = terminal_settings(sim.url, tmp_path / "data",
+                                 camera__source=str(tmp_path / "cam.avi"), camera__fps=30)
+    services = daemon_services(settings)
+    server = start_background(create_app(settings, services))
+    yield server, services, tmp_path
+    server.stop()
+
+
+def kiosk_lines(url: str, ready: threading.Event, out: list[str]) -> None:
+    with httpx.stream("GET", f"{url}/api/v1/kiosk/events", timeout=30) as r:
+        for line in r.iter_lines():
+            if line.startswith(": connected"):
+                ready.set()
+            out.append(line)
+            if line.startswith("event: result"):
+                return
+
+
+def test_daemon_publishes_a_card_draft_and_offers_the_mrz_key(
+        camera_daemon: tuple[BackgroundServer, Any, Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server, services, folder = camera_daemon
+    events: Events = []
+    kiosk: list[str] = []
+    ready, kiosk_ready = threading.Event(), threading.Event()
+
+    def drafts(ev: Events) -> bool:
+        return sum(n == "card_text" for n, _ in ev) >= 2
+
+    staff = threading.Thread(target=collect, args=(server.url, drafts, ready, events))
+    patient = threading.Thread(target=kiosk_lines, args=(server.url, kiosk_ready, kiosk))
+    staff.start()
+    patient.start()
+    assert ready.wait(10) and kiosk_ready.wait(10)
+    desk = plain_desk()
+    write_clip(folder / "tmp.avi", [(desk, 10), (demo_back(), 60), (desk, 45),
+                                    (demo_front(), 60), (desk, 10)], fps=30)
+    (folder / "tmp.avi").rename(folder / "cam.avi")
+    staff.join(40)
+    assert drafts(events), events
+    mrz, text = (d for n, d in events if n == "card_text")
+    # The back: its MRZ is the chip's key, offered to the next card placed — not shown.
+    assert (mrz["kind"], mrz["read_from"], mrz["reader"]) == ("cccd_mrz", "mrz", "camera")
+    assert mrz["key_offered"] is True and "access_key" not in str(mrz)
+    assert mrz["messages"][0]["code"] == "card_mrz_key"
+    # The front: a draft for the manual-entry form, every value as read; nothing decided.
+    assert (text["kind"], text["read_from"], text["key_offered"]) == ("cccd_text", "text", False)
+    assert text["fields"]["id_number"] == DEMO_PERSON.id_number
+    assert text["fields"]["full_name"] == DEMO_PERSON.full_name.upper()
+    assert text["fields"]["date_of_birth"] == "1988-03-29"
+    assert text["messages"][0]["code"] == "card_text_draft"
+    assert len(text["raw_fingerprint"]) == 12 and text["raw_fingerprint"] != mrz[
+        "raw_fingerprint"]
+    assert not any(n in ("credential", "eligibility") for n, _ in events)  # staff decide
+    keys = services.verifier.offers.take()
+    assert keys == [DEMO_PERSON.access_key]
+    # The kiosk never hears of a draft: the next thing it shows is a confirmed answer.
+    r = httpx.post(f"{server.url}/api/v1/verify", timeout=30, json={
+        "id_number": DEMO_PERSON.id_number, "full_name": text["fields"]["full_name"],
+        "date_of_birth": "29/03/1988", "reader": "card_image"})
+    assert r.status_code == 200 and r.json()["credential"]["reader"] == "card_image"
+    patient.join(30)
+    assert [line for line in kiosk if line.startswith("event:")] == ["event: reading",
+                                                                      "event: result"]
+    assert DEMO_PERSON.id_number not in "\n".join(kiosk)
+    # Logs name a card image by its fingerprint only.
+    logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    assert f"fp={text['raw_fingerprint']}" in logs
+    for secret in (DEMO_PERSON.id_number, "088004321", "NGUYỄN", "Nguyễn", "NGUYEN", "880329"):
+        assert secret not in logs
