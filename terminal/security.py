@@ -221,6 +221,24 @@ def _token_name(tokens: list[str], request: Request) -> str | None:
     return check_bearer(tokens, auth[7:].strip()) if auth.lower().startswith("bearer ") else None
 
 
+def _limited_token_name(tokens: list[str], request: Request,
+                        limiter: LoginLimiter) -> tuple[str | None, bool]:
+    """A presented bearer token's name, with guesses limited per address as logins are (5
+    wrong in 5 minutes, then that address is refused, the right token included): (name,
+    locked)."""
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        return None, False
+    key = f"bearer|{request.client.host if request.client else '?'}"
+    stamp = limiter.begin(key)
+    if stamp is None:
+        return None, True
+    name = check_bearer(tokens, auth[7:].strip())
+    if name is not None:
+        limiter.succeeded(stamp, key)
+    return name, False
+
+
 def _harden(path: str, response: Response) -> None:
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
@@ -238,7 +256,12 @@ async def _authenticate(request: Request, call_next: Callable[[Request], Awaitab
     request.state.token_name = None
     if is_public(path):
         return await call_next(request)
-    token_name = _token_name(tokens, request)
+    token_name, locked = _limited_token_name(tokens, request, login.limiter)
+    if locked:
+        return error_answer(429, "token_locked",
+                            "Quá nhiều mã truy cập sai từ máy này. Thử lại sau 5 phút.",
+                            "Too many wrong access tokens from this address. Try again in "
+                            "5 minutes.")
     if token_name is not None:
         if (request.method, path) not in HIS_ROUTES:
             return error_answer(403, "token_scope",

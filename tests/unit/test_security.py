@@ -104,6 +104,21 @@ def test_bearer_token_for_the_his(lan: BackgroundServer) -> None:
     assert httpx.get(f"{lan.url}/api/v1/last", headers=bad).status_code == 401
 
 
+def test_bearer_token_guesses_are_limited_as_logins_are(lan: BackgroundServer) -> None:
+    """Issue 23: five wrong tokens from one address lock it out, the right token included;
+    another address is not affected."""
+    bad = {"Authorization": "Bearer wrong-guess-0123456789abcdefXYZ"}
+    for _ in range(5):
+        assert httpx.get(f"{lan.url}/api/v1/last", headers=bad).status_code == 401
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    locked = httpx.get(f"{lan.url}/api/v1/last/checkin", headers=good)
+    assert locked.status_code == 429 and locked.json()["error"]["code"] == "token_locked"
+    other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"))
+    with other:
+        # Let in (404: nothing verified yet), neither 401 nor 429.
+        assert other.get(f"{lan.url}/api/v1/last/checkin", headers=good).status_code == 404
+
+
 def test_security_headers_everywhere(daemon: BackgroundServer) -> None:
     for path in ("/", "/api/v1/health", "/kiosk", "/static/app.js"):
         r = httpx.get(f"{daemon.url}{path}")
