@@ -375,6 +375,19 @@ class EngineHooks:
             socket.queue.put_nowait(None)
         await self._inner["disconnect"](eio_sid, *args)
 
+    def end_slow(self, limit: int) -> int:
+        """End every session with more than ``limit`` packets waiting for its client (a
+        websocket that answers pings but never reads would otherwise grow without bound);
+        how many were ended."""
+        slow = [sid for sid, socket in list(self.eio.sockets.items())
+                if socket.queue.qsize() > limit]
+        for eio_sid in slow:
+            self.guard.refused["slow"] += 1
+            task = asyncio.ensure_future(self._end(eio_sid))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(slow)
+
     def _expire(self, eio_sid: str) -> None:
         self._timers.pop(eio_sid, None)
         if self.guard.is_waiting(eio_sid):

@@ -50,6 +50,7 @@ from verify.tables import Notice
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 QUEUE_SIZE = 256  # messages waiting for the sender; the oldest go first when it is full
+CLIENT_BACKLOG = 64  # packets waiting for one client that does not read: then it is ended
 
 
 class Hn212Feed:
@@ -113,6 +114,7 @@ class Hn212Feed:
             try:
                 await self.sio.emit(hn212.EVENT, message)
                 self.sent[message["id"]] += 1
+                self.hooks.end_slow(CLIENT_BACKLOG)
             except Exception:  # a broken client must not stop the feed
                 log.exception("hn212 emit failed id=%s", message.get("id"))
 

@@ -214,3 +214,29 @@ def test_a_weak_token_opens_nothing_even_when_configured(sim: BackgroundServer,
         assert r.status_code == 401
     finally:
         f.daemon.stop()
+
+
+def test_a_client_that_never_reads_is_ended_not_queued_for(feed: Feed) -> None:
+    """Decided (issue 23): a client that connected and then never takes its packets (here a
+    polling client that stops polling) is ended once 64 wait for it — python-engineio's own
+    queue per client has no bound. A client that reads loses nothing meanwhile."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{feed.port}", timeout=10) as c:
+        opened = json.loads(c.get(POLLING).text[1:])
+        sid = opened["sid"]
+        assert c.post(f"{POLLING}&sid={sid}", content=b"40").status_code == 200
+        c.get(f"{POLLING}&sid={sid}")  # the connect answer (and /info); then never again
+    reader = connect(feed.url)
+    try:
+        for n in range(90):
+            r = httpx.post(f"{feed.daemon.url}/api/v1/verify",
+                           json={"card_code": "GD4010111077012", "full_name": "Nguyễn Văn A",
+                                 "date_of_birth": "01/01/1990", "reader": "manual"},
+                           timeout=30)
+            assert r.status_code == 200, (n, r.text)
+        assert len(reader.wait_for([2] * 90)) == 90  # the reading client got every one
+        assert (metric(feed.daemon, "tiepdon_his_feed_sessions_refused_total") or 0) >= 1
+        with httpx.Client(base_url=f"http://127.0.0.1:{feed.port}", timeout=10) as c:
+            gone = c.get(f"{POLLING}&sid={sid}")
+        assert gone.status_code == 400  # the session is no more
+    finally:
+        reader.client.disconnect()
