@@ -81,8 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         services = build_services(settings, now=clock(serving=True))
     except OSError as e:
         raise refused("data", "dir", str(e.strerror)) from None
-    log.info("serving on http://%s:%d/ as desk %s", host, socks[0].getsockname()[1],
-             settings.audit.desk)
+    log.info("serving on http://%s:%d/", host, socks[0].getsockname()[1])
+    log.info("desk %s", settings.audit.desk)  # its own line: scripts read the first one
     if feed_port:
         log.info("HN212-compatible HIS feed on http://%s:%d/socket.io/", host, feed_port)
     if address is not None:

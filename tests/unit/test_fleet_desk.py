@@ -302,4 +302,4 @@ def test_serve_runs_the_listener(sim: BackgroundServer, tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
-    assert "as desk demo-quay-1" in err and "metrics for Prometheus" in err, err
+    assert "desk demo-quay-1" in err and "metrics for Prometheus" in err, err
