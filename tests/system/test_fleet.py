@@ -159,6 +159,9 @@ def shortened_rules(text: str) -> str:
 
 def configure_central(box: ct.Container, token: str) -> None:
     r = box.root
+    # debootstrap writes no /etc/hosts: Prometheus would ask DNS for "localhost" (its
+    # Alertmanager) and fail, as no installed server would.
+    (r / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n")
     prom = (ROOT / "deploy/prometheus/prometheus.yml").read_text()
     prom = prom.replace("scrape_interval: 30s", "scrape_interval: 2s").replace(
         "evaluation_interval: 30s", "evaluation_interval: 2s").replace(
@@ -415,6 +418,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         ip("link", "del", BRIDGE, check=False)
         TIMES["total_s"] = time.monotonic() - started
         TIMES["cached_roots"] = float(cached)
+        (ct.CACHE / "fleet-times.json").write_text(json.dumps(TIMES))
         print("\nfleet times: " + "  ".join(f"{k}={v:.1f}" for k, v in TIMES.items()))
 
 
