@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -21,6 +22,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+from tests.helpers.paths import ROOT
 
 # What `scripts/install` would apt-get (already there, so a run takes minutes, not tens),
 # plus the test's own: curl, and the vpcd driver for the virtual card (never on a desk).
@@ -62,16 +66,16 @@ def mirror() -> str | None:
     return None
 
 
-def base_root() -> Path:
+def base_root(packages: tuple[str, ...] = PACKAGES) -> Path:
     """The cached Debian root for this package list, made when missing (about a minute)."""
-    key = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
+    key = hashlib.sha256(" ".join(packages).encode()).hexdigest()[:12]
     root = CACHE / f"bookworm-{key}"
     if (root / "etc" / "os-release").exists():
         return root
     CACHE.mkdir(parents=True, exist_ok=True)
     work = CACHE / f".making-{key}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
-    p = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+    p = subprocess.run(["debootstrap", "--variant=minbase", "--include=" + ",".join(packages),
                         "bookworm", str(work), str(mirror())],
                        capture_output=True, text=True, timeout=1800, check=False)
     if p.returncode != 0:
@@ -91,13 +95,40 @@ def free_port(port: int) -> bool:
     return True
 
 
+def toml(doc: dict[str, dict[str, Any]]) -> str:
+    """Settings as the hospital's IT person writes /etc/tiepdon/tiepdon.toml."""
+    out = ["# /etc/tiepdon/tiepdon.toml, as the hospital's IT person wrote it"]
+    for section, values in doc.items():
+        out.append(f"\n[{section}]")
+        for key, value in values.items():
+            out.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    return "\n".join(out) + "\n"
+
+
+def copy_checkout(dest: Path) -> None:
+    """The tracked files, as a clone would have them (what an operator copies to the PC)."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            target = dest / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
 class Container:
     """A copy of the cached root: run commands in it, boot it, look inside, power it off."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, base: Path | None = None,
+                 boot_args: tuple[str, ...] = ()) -> None:
+        """A copy of ``base`` (default: the boot test's root); ``boot_args`` go to the booting
+        nspawn (the fleet test's ``--machine=``, ``--network-bridge=``)."""
         self.root = workdir / "root"
-        subprocess.run(["cp", "-a", "--reflink=auto", str(base_root()), str(self.root)],
+        workdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", "--reflink=auto", str(base or base_root()), str(self.root)],
                        check=True, timeout=600)
+        self.boot_args = boot_args
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.leader = 0
         self.console = workdir / "console.log"
@@ -135,7 +166,8 @@ class Container:
         with self.console.open("wb") as log:
             self.nspawn = subprocess.Popen(
                 ["systemd-nspawn", "--register=no", "--keep-unit", "--console=passive",
-                 "--resolv-conf=copy-host", "-D", str(self.root), *self._binds(), "-b"],
+                 "--resolv-conf=copy-host", "-D", str(self.root), *self._binds(),
+                 *self.boot_args, "-b"],
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while not self.leader:

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,6 @@ from terminal.demo import demo_config, demo_snapshot
 from tests.helpers import container as ct
 from tests.helpers.daemon import sim_server
 from tests.helpers.hn212 import His, connect
-from tests.helpers.paths import ROOT
 from tests.helpers.webhook import SECRET as WEBHOOK_SECRET
 from tests.helpers.webhook import Receiver
 from verify.model import VN_TZ
@@ -45,27 +43,6 @@ QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
 REASON = ct.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 TIMES: dict[str, float] = {}
-
-
-def toml(doc: dict[str, dict[str, Any]]) -> str:
-    out = ["# /etc/tiepdon/tiepdon.toml, as the hospital's IT person wrote it"]
-    for section, values in doc.items():
-        out.append(f"\n[{section}]")
-        for key, value in values.items():
-            out.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-    return "\n".join(out) + "\n"
-
-
-def copy_checkout(dest: Path) -> None:
-    """The tracked files, as a clone would have them (what an operator copies to the PC)."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
-    for name in filter(None, files):
-        source = ROOT / name.decode()
-        if source.is_file():
-            target = dest / name.decode()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
 
 
 class Mirror:
@@ -103,7 +80,7 @@ def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     his = Receiver()  # the HIS's webhook endpoint, on the host
     his.start()
     try:
-        copy_checkout(box.root / "root" / "tiepdon")
+        ct.copy_checkout(box.root / "root" / "tiepdon")
         t0 = time.monotonic()
         p = box.run("/root/tiepdon/scripts/install", timeout=1800)
         TIMES["install_s"] = time.monotonic() - t0
@@ -117,7 +94,7 @@ def pc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         doc["cache"] = {"url": mirror.url, "trusted_keys": cache["trusted_keys"],
                         "reading_key_file": "/etc/tiepdon/reading.key"}
         doc["his"] = {"hn212_port": FEED_PORT, "webhook_url": his.url}
-        (etc / "tiepdon.toml").write_text(toml(doc), encoding="utf-8")  # the editor keeps modes
+        (etc / "tiepdon.toml").write_text(ct.toml(doc), encoding="utf-8")  # the editor keeps modes
         (etc / "credentials" / "his.webhook_secret").write_text(WEBHOOK_SECRET)
         (etc / "credentials" / "registry.password").write_text(DEMO_PASSWORD)
         (etc / "credentials" / "registry.password").chmod(0o600)

@@ -25,7 +25,7 @@ from terminal.settings import Settings, SettingsError, parse_settings
 from tests.helpers.cache import READING, Publisher
 from tests.helpers.chip import pki
 from tests.helpers.cli import online_env, run
-from tests.helpers.daemon import terminal_settings
+from tests.helpers.daemon import sim_control, terminal_settings
 from tests.helpers.offline import snapshot_rows
 from tests.helpers.samples import CCCD_EXAMPLE, NOW
 from tests.helpers.webhook import SECRET
@@ -209,6 +209,21 @@ def test_a_hanging_gateway_is_down_within_the_timeout(tmp_path: Path) -> None:
             d.server.stop()
     finally:
         silent.close()
+
+
+def test_the_simulators_hang_is_down_for_the_probe_too(sim: BackgroundServer,
+                                                      tmp_path: Path) -> None:
+    """The registry simulator's whole-server hang reaches the probe's GET (the fleet test's
+    RegistryDown), and the gateway is up again once it answers."""
+    d = start_desk(sim.url, tmp_path, registry__timeout_seconds=0.5)
+    try:
+        assert d.wait_for(lambda g: g.get("tiepdon_registry_up") == 1)["tiepdon_registry_up"] == 1
+        sim_control(sim, fault="hang")
+        assert d.wait_for(lambda g: g.get("tiepdon_registry_up") == 0)["tiepdon_registry_up"] == 0
+        sim_control(sim, fault="none")
+        assert d.wait_for(lambda g: g.get("tiepdon_registry_up") == 1)["tiepdon_registry_up"] == 1
+    finally:
+        d.server.stop()
 
 
 # -- start-up --------------------------------------------------------------------------------

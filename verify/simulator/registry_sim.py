@@ -341,6 +341,17 @@ def create_sim_app(
                   openapi_url=None)
     app.state.sim = state
 
+    @app.get(LOGIN_PATH)
+    async def probe(request: Request) -> Response:
+        """What a desk's reachability probe meets (a GET on the login path, no credentials):
+        the gateway's "wrong method", or the whole-server fault a test set (hang, HTTP 500)."""
+        state.count("probe")
+        if state.control.fault == "hang":
+            await asyncio.sleep(3600)
+        if state.control.fault == "http500":
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+
     @app.post(LOGIN_PATH)
     async def take_token(request: Request) -> Response:
         state.count("login")
