@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,85 +43,92 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with a per-address connection cap and a header deadline."""
-    per_client: Counter[str] = Counter()
+class GuardedH11(H11Protocol):
+    """uvicorn's h11 protocol with a per-address connection cap and a header deadline; its
+    settings and counts are those of the subclass :func:`guarded_protocol` makes."""
 
-    def _release(peer: str) -> None:
-        per_client[peer] -= 1
-        if per_client[peer] <= 0:
-            del per_client[peer]
+    http: ClassVar[HttpSettings]
+    per_client: ClassVar[Counter[str]]
+    _deadline: asyncio.TimerHandle | None = None
+    _counted: str | None = None
+    _upgraded = False  # the transport belongs to a websocket protocol now
 
-    class Guarded(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
-        _counted: str | None = None
-        _upgraded = False  # the transport belongs to a websocket protocol now
+    @classmethod
+    def _release(cls, peer: str) -> None:
+        cls.per_client[peer] -= 1
+        if cls.per_client[peer] <= 0:
+            del cls.per_client[peer]
 
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            peer = self.client[0] if self.client else "?"
-            if per_client[peer] >= http.max_connections_per_client:
-                transport.abort()  # refused before any request is read
-                return
-            per_client[peer] += 1
-            self._counted = peer
-            self._arm()
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        peer = self.client[0] if self.client else "?"
+        if self.per_client[peer] >= self.http.max_connections_per_client:
+            transport.abort()  # refused before any request is read
+            return
+        self.per_client[peer] += 1
+        self._counted = peer
+        self._arm()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            if self._counted is not None:
-                _release(self._counted)
-                self._counted = None
-            super().connection_lost(exc)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._counted is not None:
+            self._release(self._counted)
+            self._counted = None
+        super().connection_lost(exc)
 
-        def handle_websocket_upgrade(self, event: Any) -> None:
-            """The websocket protocol takes the transport over (the HIS feed): the connection
-            stays counted until that protocol loses it."""
-            self._disarm()
-            self._upgraded = True
-            counted, self._counted = self._counted, None
-            super().handle_websocket_upgrade(event)
-            if counted is None:
-                return
-            protocol = self.transport.get_protocol()
-            lost = protocol.connection_lost
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        """The websocket protocol takes the transport over (the HIS feed): the connection
+        stays counted until that protocol loses it."""
+        self._disarm()
+        self._upgraded = True
+        counted, self._counted = self._counted, None
+        super().handle_websocket_upgrade(event)
+        if counted is None:
+            return
+        protocol = self.transport.get_protocol()
+        lost = protocol.connection_lost
+        release = self._release
 
-            def release_then_lose(exc: Exception | None) -> None:
-                _release(counted)
-                lost(exc)
+        def release_then_lose(exc: Exception | None) -> None:
+            release(counted)
+            lost(exc)
 
-            protocol.connection_lost = release_then_lose  # type: ignore[method-assign]
+        protocol.connection_lost = release_then_lose  # type: ignore[method-assign]
 
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self._upgraded:
-                return  # no header deadline on a websocket (it would close the HIS feed)
-            if self.cycle is not None and not self.cycle.response_complete:
-                self._disarm()  # the request's headers are in
-            elif self._deadline is None:
-                self._arm()     # a next request on a kept-alive connection has begun
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._upgraded:
+            return  # no header deadline on a websocket (it would close the HIS feed)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()  # the request's headers are in
+        elif self._deadline is None:
+            self._arm()     # a next request on a kept-alive connection has begun
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._disarm()  # idle keep-alive is uvicorn's own timeout
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._disarm()  # idle keep-alive is uvicorn's own timeout
 
-        def _arm(self) -> None:
-            self._disarm()
-            self._deadline = self.loop.call_later(http.header_timeout_seconds, self._expire)
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.http.header_timeout_seconds, self._expire)
 
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _expire(self) -> None:
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
             self._deadline = None
-            if self._upgraded:
-                return
-            if self.cycle is None or self.cycle.response_complete:
-                self.transport.close()
 
-    return Guarded
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._upgraded:
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+
+
+def guarded_protocol(http: HttpSettings) -> type[H11Protocol]:
+    """One server's protocol class: its settings, and its own count of connections per
+    address."""
+    return type("Guarded", (GuardedH11,), {"http": http, "per_client": Counter()})
 
 
 def _config(app: ASGIApp) -> uvicorn.Config:
