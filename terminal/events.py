@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,7 +110,10 @@ class Subscription:
 class EventBus:
     def __init__(self, *, max_total: int = 128, max_per_client: int = 16,
                  kiosk_total: int = 4, kiosk_per_client: int = 2) -> None:
-        self._subscribers: set[Subscription] = set()
+        # Weak: a stream whose response never started (the client left first, so its body
+        # and its ``finally`` never ran) is dropped with the response and gives its place
+        # back in ``Subscription.__del__``; a strong set would keep it, and its place, forever.
+        self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self.desk = Pool("desk", max_total, max_per_client)
         self.kiosk = Pool("kiosk", kiosk_total, kiosk_per_client)
         self.ended: Counter[str] = Counter()  # streams the bus ended, by END_REASONS
