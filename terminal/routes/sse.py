@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from terminal.events import Event, EventBus, StreamsFull
+from terminal.events import Event, EventBus, StreamsFull, Subscription
 
 HEARTBEAT_SECONDS = 15.0
 STREAMS_FULL = {"code": "too_many_streams", "vi": "Quá nhiều kết nối theo dõi. Đóng bớt tab.",
@@ -54,5 +56,21 @@ def event_stream(bus: EventBus, request: Request, encode: Callable[[Event], byte
         finally:
             sub.release()
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _Stream(stream(), sub, media_type="text/event-stream",
+                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+class _Stream(StreamingResponse):
+    """Gives the stream's place back when the response ends, however it ends: a client that
+    leaves before the body starts cancels it before the generator's ``finally`` can run."""
+
+    def __init__(self, content: AsyncIterator[bytes], sub: Subscription,
+                 **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._sub = sub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._sub.release()
