@@ -9,6 +9,7 @@ where a real card disagrees, correct the table here — nothing else holds a coo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -55,6 +56,15 @@ class CardLayout:
     needs: tuple[str, ...]
     refuses: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
+    # Other sets of title words that identify the model as well (glare or a finger often hides
+    # one line of a three-line title); ``refuses`` holds for them too.
+    or_needs: tuple[tuple[str, ...], ...] = ()
+
+    def titled(self, present: Callable[[str], bool]) -> bool:
+        """Whether a title, through ``present`` (is this word in it?), names this model."""
+        if any(present(w) for w in self.refuses):
+            return False
+        return any(all(present(w) for w in words) for words in (self.needs, *self.or_needs))
 
     def field(self, name: str) -> FieldSpec:
         return next(f for f in self.fields if f.name == name)
@@ -89,12 +99,12 @@ LAYOUTS: tuple[CardLayout, ...] = (
         FieldSpec("sex", (0.44, 0.655, 0.60, 0.725)),
         _date("expiry_date", (0.01, 0.90, 0.24, 0.97)),
     )),
-    CardLayout(CardModel.CAN_CUOC_2024, ("CAN CUOC", "IDENTITY CARD"), ("CONG DAN",), (
+    CardLayout(CardModel.CAN_CUOC_2024, ("CAN CUOC", "IDENTITY CARD"), ("CONG DAN", "CITIZEN"), (
         _id((0.55, 0.34, 0.95, 0.44)),
         FieldSpec("full_name", (0.26, 0.52, 0.99, 0.60)),
         _date("date_of_birth", (0.64, 0.615, 0.93, 0.685)),
         FieldSpec("sex", (0.44, 0.70, 0.60, 0.77)),
-    )),
+    ), or_needs=(("CAN CUOC", "SOCIALIST"), ("IDENTITY CARD", "SOCIALIST"))),
     CardLayout(CardModel.CCCD_2016, ("CAN CUOC CONG DAN",), ("IDENTITY",), (
         _id((0.36, 0.34, 0.76, 0.44)),
         FieldSpec("full_name", (0.26, 0.50, 0.99, 0.58)),

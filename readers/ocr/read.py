@@ -27,9 +27,13 @@ class TextEngine(Protocol):
 
 class FieldReader(Protocol):
     """The text printed inside ``spec.box`` of the card in view (``""`` when none) and the
-    engine's lowest word confidence for it (0–100)."""
+    engine's lowest word confidence for it (0–100). ``opinion`` 1, 2, …: the same box
+    prepared other ways (opinions whose misreads differ from the first's); ``opinions``: how
+    many there are."""
 
-    def __call__(self, spec: FieldSpec) -> tuple[str, int]: ...
+    opinions: int
+
+    def __call__(self, spec: FieldSpec, *, opinion: int = 0) -> tuple[str, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +84,10 @@ def has_words(folded: str, words: str) -> bool:
 
 
 def match_title(title: str) -> CardLayout | None:
-    """The one layout whose title words are all present (and none it refuses)."""
+    """The one layout the title names (all of one set of its words present, none it
+    refuses)."""
     folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
-    hits = [lay for lay in LAYOUTS
-            if all(has_words(folded, w) for w in lay.needs)
-            and not any(has_words(folded, w) for w in lay.refuses)]
+    hits = [lay for lay in LAYOUTS if lay.titled(lambda w: has_words(folded, w))]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -105,10 +108,26 @@ def read_card(reader: FieldReader) -> CardText | None:
         return CardText(CardModel.CCCD_BACK, {"mrz_name": name} if name else {}, td1)
     out: dict[str, str] = {}
     for spec in layout.fields:
-        raw, confidence = reader(spec)
-        if confidence < spec.min_confidence:
-            continue
-        value = _parse(layout, spec, raw)
+        value = read_field(reader, layout, spec)
         if value is not None:
             out[spec.name] = value
     return CardText(layout.model, out)
+
+
+def read_field(reader: FieldReader, layout: CardLayout, spec: FieldSpec) -> str | None:
+    """One field's value. A key field (one with ``min_confidence``) read with doubt is kept
+    only when another, differently prepared read of the box gives the same value: an engine's
+    confidence alone lets through too few right reads, and two reads that agree rarely share
+    a misread."""
+    raw, confidence = reader(spec)
+    value = _parse(layout, spec, raw)
+    if confidence >= spec.min_confidence:
+        return value
+    seen = [value] if value is not None else []
+    for opinion in range(1, reader.opinions):
+        again = _parse(layout, spec, reader(spec, opinion=opinion)[0])
+        if again is not None and again in seen:
+            return again
+        if again is not None:
+            seen.append(again)
+    return None

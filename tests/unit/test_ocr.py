@@ -5,17 +5,20 @@ read``."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
+from readers.devices.camera.card import find_card
 from readers.devices.ocr import Tesseract
-from readers.doubles.cards import NEGATIVES
+from readers.doubles.cards import NEGATIVES, draw_card, person, place_on_desk
 from readers.ocr import text as t
-from readers.ocr.layouts import CardModel
+from readers.ocr.layouts import LAYOUTS, CardModel, FieldSpec
 from readers.ocr.mrz import mrz_name, read_td1
-from readers.ocr.read import CardText, match_title
+from readers.ocr.read import CardText, match_title, read_field
 from terminal.flow.cardimage import CardImageReader
 from tests.helpers.cards import TODAY, clean, degraded, tables
 from tests.helpers.cli import run
@@ -130,6 +133,12 @@ def test_card_code_text(raw: str, want: str | None) -> None:
     ("CĂN CƯỚC CÔNG DÂN\nCitizen Identity Card", CardModel.CCCD_2021),
     ("CĂN CƯỚC CÔNG DÂN\nCitizen 1dentity Card", CardModel.CCCD_2021),
     ("CĂN CƯỚC\nIDENTITY CARD", CardModel.CAN_CUOC_2024),
+    # one line of the title lost to glare or a finger: the other lines still name the model
+    ("SOCIALIST REPUBLIC OF VIET NAM\nIDENTITY CARD", CardModel.CAN_CUOC_2024),
+    ("SOCIALIST REPUBLIC OF VIET NAM\nCĂN CƯỚC\n1DENTTT", CardModel.CAN_CUOC_2024),
+    ("SOCIALIST REPUBLIC OF VIET NAM\nCĂN CƯỚC CÔNG DÂN\nCitizen Identity Card",
+     CardModel.CCCD_2021),
+    ("SOCIALIST REPUBLIC OF VIET NAM\nCitizen Identity Card", None),
     ("Độc lập - Tự do - Hạnh phúc\nCĂN CƯỚC CÔNG DÂN", CardModel.CCCD_2016),
     ("GIẤY CHỨNG MINH NHÂN DÂN", CardModel.CMND),
     ("THẺ BẢO HIỂM Y TẾ", CardModel.BHYT),
@@ -137,6 +146,54 @@ def test_card_code_text(raw: str, want: str | None) -> None:
 def test_title_words_choose_the_model(title: str, model: CardModel | None) -> None:
     layout = match_title(title)
     assert (layout.model if layout else None) == model
+
+
+class Opinions:
+    """A FieldReader whose reads of one box are scripted: (text, confidence) per opinion."""
+
+    def __init__(self, *reads: tuple[str, int]) -> None:
+        self.reads, self.asked = reads, 0
+        self.opinions = len(reads)
+
+    def __call__(self, spec: FieldSpec, *, opinion: int = 0) -> tuple[str, int]:
+        self.asked += 1
+        return self.reads[opinion]
+
+
+ID = "001096717367"
+
+
+@pytest.mark.parametrize(("reads", "want", "asked"), [
+    (((ID, 96), ("", 0), ("", 0)), ID, 1),                  # sure: one read
+    (((ID, 40), (ID, 12), ("", 0)), ID, 2),                 # doubtful, a second read agrees
+    (((ID, 40), ("001096717361", 90), (ID, 5)), ID, 3),     # the third settles it
+    (((ID, 40), ("001096717361", 90), ("", 0)), None, 3),   # two reads, two values: nothing
+    ((("", 40), (ID, 90), (ID, 30)), ID, 3),                # the first saw nothing
+    ((("00109671736", 90), (ID, 90), (ID, 90)), None, 1),   # sure but malformed: not guessed
+])
+def test_a_doubtful_key_field_needs_two_reads_that_agree(
+        reads: tuple[tuple[str, int], ...], want: str | None, asked: int) -> None:
+    layout = next(lay for lay in LAYOUTS if lay.model is CardModel.CCCD_2021)
+    reader = Opinions(*reads)
+    assert read_field(reader, layout, layout.field("id_number")) == want
+    assert reader.asked == asked
+
+
+def test_a_finger_over_a_corner_does_not_tilt_the_card() -> None:
+    """The convex hull wraps a finger hanging over a corner; each side is fitted to the
+    card's own straight edge instead, so the field boxes land on the fields."""
+    rnd = random.Random("unit:finger")
+    face = draw_card(CardModel.CCCD_2021, person(rnd), rnd)
+    for corner in range(4):
+        frame, truth = place_on_desk(face, rnd, tilt=8)
+        cx, cy = truth[corner]
+        cv2.ellipse(frame, (int(cx), int(cy)), (50, 95), 35.0 + 40 * corner, 0, 360,
+                    (130, 155, 205), -1)
+        found = find_card(frame)
+        assert found is not None
+        width = float(np.linalg.norm(truth[1] - truth[0]))
+        # corners are matched in order (TL TR BR BL, the card upright)
+        assert float(np.abs(found - truth).max()) < 0.02 * width
 
 
 # -- what verify keeps ------------------------------------------------------------------------

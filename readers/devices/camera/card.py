@@ -25,6 +25,8 @@ MIN_AREA = 0.06       # of the frame: a card held up to a desk camera fills more
 MAX_AREA = 0.85
 ASPECT_SLACK = 0.28   # perspective and a finger on a corner bend the measured aspect
 FIELD_H = 48          # a field crop is scaled to this height (tesseract likes ~30 px capitals)
+# How a field is prepared for each opinion: its line height, and whether it is binarised (Otsu).
+OPINIONS = ((FIELD_H, False), (64, True), (40, True))
 
 
 def _order(quad: Any) -> Any:
@@ -48,7 +50,7 @@ def _aspect(pts: Any) -> float:
 
 
 def _candidates(edges: Any, area_min: float, area_max: float) -> list[Any]:
-    contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     out = []
     for c in sorted(contours, key=cv2.contourArea, reverse=True)[:5]:
         hull = cv2.convexHull(c)
@@ -61,10 +63,73 @@ def _candidates(edges: Any, area_min: float, area_max: float) -> list[Any]:
         approx = cv2.approxPolyDP(hull, 0.02 * peri, True)
         if len(approx) != 4:  # a finger or glare broke a corner: the rotated bounding box
             approx = cv2.boxPoints(cv2.minAreaRect(hull))
-        pts = _order(approx)
+        pts = _refine(_order(approx), c.reshape(-1, 2).astype(np.float32))
         if abs(_aspect(pts) - CARD_ASPECT) <= ASPECT_SLACK * CARD_ASPECT:
             out.append(pts)
     return out
+
+
+# Corner refinement: each side is re-fitted to the outline's own straight run, so that a
+# finger or glare over a corner (which the convex hull wraps) does not tilt the card.
+SIDE_BAND = 0.3      # outline points this far from a hull side (of the short side) may be its
+INLIER_PX = 1.5      # a point this close to a candidate line supports it (work pixels)
+MAX_SHIFT = 0.45     # a refined corner moves at most this much of the short side
+
+
+def _fit_side(points: Any, a: Any, b: Any, band: float) -> tuple[Any, Any] | None:
+    """The line (a point, a unit direction) best supported by the outline points near the
+    side a→b: the pair of points with most inliers, then a least-squares fit to those."""
+    d = b - a
+    length = float(np.linalg.norm(d))
+    if length < 1:
+        return None
+    normal = np.array([-d[1], d[0]]) / length
+    rel = points - a
+    along = rel @ d / length**2
+    near = points[(np.abs(rel @ normal) < band) & (along > -0.05) & (along < 1.05)]
+    if len(near) < 12:
+        return None
+    picks = near[np.linspace(0, len(near) - 1, 14).astype(int)]
+    best, best_count = None, 0
+    for i, p in enumerate(picks):
+        for q in picks[i + 1:]:
+            v = q - p
+            span = float(np.linalg.norm(v))
+            if span < 0.3 * length:
+                continue
+            n = np.array([-v[1], v[0]]) / span
+            inliers = np.abs((near - p) @ n) < INLIER_PX
+            count = int(inliers.sum())
+            if count > best_count:
+                best, best_count = inliers, count
+    if best is None or best_count < 12:
+        return None
+    vx, vy, x0, y0 = cv2.fitLine(near[best], cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+    return np.array([x0, y0]), np.array([vx, vy])
+
+
+def _meet(l1: tuple[Any, Any], l2: tuple[Any, Any]) -> Any | None:
+    (p, u), (q, v) = l1, l2
+    m = np.array([u, -v]).T
+    if abs(np.linalg.det(m)) < 1e-6:
+        return None
+    s = np.linalg.solve(m, q - p)
+    return p + s[0] * u
+
+
+def _refine(pts: Any, outline: Any) -> Any:
+    """``pts`` (ordered corners) with each side re-fitted to the outline; unchanged when a side
+    has no straight run or a corner would move implausibly far."""
+    short = float(min(np.linalg.norm(pts[1] - pts[0]), np.linalg.norm(pts[3] - pts[0])))
+    lines = [_fit_side(outline, pts[i], pts[(i + 1) % 4], SIDE_BAND * short) for i in range(4)]
+    out = []
+    for i in range(4):
+        before, after = lines[i - 1], lines[i]
+        corner = _meet(before, after) if before is not None and after is not None else None
+        if corner is None or np.linalg.norm(corner - pts[i]) > MAX_SHIFT * short:
+            return pts
+        out.append(corner)
+    return np.array(out, dtype=np.float32)
 
 
 def find_card(frame: Frame) -> Any | None:
@@ -92,20 +157,24 @@ def rectify(frame: Frame, corners: Any) -> Frame:
     return cv2.warpPerspective(grey(frame), m, (RECT_W, RECT_H), flags=cv2.INTER_LINEAR)
 
 
-def crop(card: Frame, spec: FieldSpec) -> Frame:
+def crop(card: Frame, spec: FieldSpec, *, opinion: int = 0) -> Frame:
     """The field's box, scaled to ``FIELD_H`` per text line, contrast stretched, with a white
-    margin (tesseract reads text touching the border badly)."""
+    margin (tesseract reads text touching the border badly). ``opinion`` > 0: prepared as
+    ``OPINIONS`` says, for another opinion on a doubtful key field."""
+    height, binarise = OPINIONS[opinion]
     h, w = card.shape[:2]
     x0, y0, x1, y1 = spec.box
     part = card[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
     if part.size == 0:
         return part
     lines = 3 if spec.name == "mrz" else 1
-    target_h = FIELD_H * lines if spec.name != "title" else part.shape[0]
+    target_h = height * lines if spec.name != "title" else part.shape[0]
     f = target_h / part.shape[0]
     if abs(f - 1) > 0.05:
         part = cv2.resize(part, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
     part = cv2.normalize(part, part.copy(), 0, 255, cv2.NORM_MINMAX)
+    if binarise:
+        _, part = cv2.threshold(part, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return cv2.copyMakeBorder(part, 12, 12, 12, 12, cv2.BORDER_REPLICATE)
 
 
@@ -115,8 +184,10 @@ class _Fields:
     def __init__(self, card: Frame, engine: TextEngine) -> None:
         self.card, self.engine = card, engine
 
-    def __call__(self, spec: FieldSpec) -> tuple[str, int]:
-        return self.engine.text(crop(self.card, spec), lang=spec.lang,
+    opinions = len(OPINIONS)
+
+    def __call__(self, spec: FieldSpec, *, opinion: int = 0) -> tuple[str, int]:
+        return self.engine.text(crop(self.card, spec, opinion=opinion), lang=spec.lang,
                                 whitelist=spec.whitelist, psm=spec.psm)
 
 
