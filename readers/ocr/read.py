@@ -92,8 +92,37 @@ def match_title(title: str) -> CardLayout | None:
 
 
 def identify(reader: FieldReader) -> CardLayout | None:
-    """A front's layout, by the words of its title; None for anything else (a back too)."""
-    return match_title(reader(TITLE)[0])
+    """A front's layout, by the words of its title (read a second way when the first names
+    none); None for anything else (a back too)."""
+    title = reader(TITLE)[0]
+    layout = match_title(title)
+    if layout is None and reader.opinions > 1 and _a_front_upright(title):
+        layout = match_title(reader(TITLE, opinion=1)[0])
+    return layout
+
+
+# Words every front's header carries; seeing one means the card is a front, upright, and only
+# the line naming the model was lost — worth a second read (a back or a card upside down is not).
+_HEADER_WORDS = ("CONG HOA", "VIET NAM", "BAO HIEM", "SOCIALIST")
+
+
+def _a_front_upright(title: str) -> bool:
+    folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
+    return any(has_words(folded, w) for w in _HEADER_WORDS)
+
+
+def read_mrz(reader: FieldReader) -> Td1 | None:
+    """The back's MRZ: each opinion in turn until one holds three lines whose check digits
+    all hold (those make a misread visible, so every way of reading may be tried) — while
+    what is read still looks like an MRZ."""
+    for opinion in range(reader.opinions):
+        text = reader(MRZ, opinion=opinion)[0]
+        td1 = read_td1(text)
+        if td1 is not None:
+            return td1
+        if sum("<<" in line for line in text.splitlines()) < 2:
+            return None  # no MRZ there (a front, or the back upside down): no other reading
+    return None
 
 
 def read_card(reader: FieldReader) -> CardText | None:
@@ -101,7 +130,7 @@ def read_card(reader: FieldReader) -> CardText | None:
     a card this module knows (a bank card, a page, a desk) or an MRZ whose digits fail."""
     layout = identify(reader)
     if layout is None:
-        td1 = read_td1(reader(MRZ)[0])
+        td1 = read_mrz(reader)
         if td1 is None:
             return None
         name = mrz_name(td1)

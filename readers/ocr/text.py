@@ -16,6 +16,7 @@ _AS_DIGIT = str.maketrans({"O": "0", "o": "0", "Q": "0", "D": "0", "U": "0", "I"
                            "S": "5", "s": "5", "B": "8", "G": "6", "b": "6", "T": "7",
                            "g": "9", "q": "9"})
 _DATE = re.compile(r"([0-9]{2})[/.-]?([0-9]{2})[/.-]?([0-9]{4})")
+_SLASH_AS = "/17"  # a thin slash is read as these
 _NAME_CHARS = re.compile(r"[^\w\s]|[\d_]")
 _CODE15 = re.compile(r"[A-Z]{2}[1-5][0-9]{12}")
 
@@ -40,6 +41,8 @@ def digit_run(text: str, length: int) -> str | None:
 def date_text(text: str) -> str | None:
     """``dd/mm/yyyy`` as printed (the day need not exist yet: verify checks), else None."""
     s = re.sub(r"\s+", "", as_digits(text))
+    if len(s) == 10 and s[2] in _SLASH_AS and s[5] in _SLASH_AS:
+        s = f"{s[:2]}/{s[3:5]}/{s[6:]}"  # dd/mm/yyyy: a slash read as 1 or 7 where one must be
     found = _DATE.findall(s)
     if len(found) != 1:
         return None

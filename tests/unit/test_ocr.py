@@ -104,7 +104,8 @@ def test_digit_run(raw: str, want: str | None) -> None:
 
 @pytest.mark.parametrize(("raw", "want"), [
     ("01/O1/2000", "01/01/2000"), ("31/02/1990", "31/02/1990"), ("1/1/2000", None),
-    ("01/01/2000 02/02/2001", None)])
+    ("01/01/2000 02/02/2001", None), ("31708/1985", "31/08/1985"), ("03/0411960", "03/04/1960"),
+    ("3170811985", "31/08/1985")])
 def test_date_text(raw: str, want: str | None) -> None:
     assert t.date_text(raw) == want  # existence is verify's question
 
