@@ -50,6 +50,10 @@ def truth(kind: str, p: Person) -> dict[str, str]:
         return {"number": p.bhxh, "date_of_birth": dob}
     if kind == "bhyt_old":
         return {"number": p.card_code15, "date_of_birth": dob}
+    if kind == "vssid":  # the phone screens (readers/doubles/screens.py); vneid as an ID front
+        from readers.doubles.screens import vssid_number
+
+        return {"number": vssid_number(p), "date_of_birth": dob}
     return {"number": p.id_number, "date_of_birth": dob}
 
 

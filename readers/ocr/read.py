@@ -112,3 +112,14 @@ def read_card(reader: FieldReader) -> CardText | None:
         if value is not None:
             out[spec.name] = value
     return CardText(layout.model, out)
+
+
+def read_fields(layout: CardLayout, reader: FieldReader) -> CardText:
+    """Every field of a layout already chosen (the phone screens: ``readers/ocr/screen.py``),
+    each kept when it is confident enough and well shaped — as :func:`read_card` does."""
+    out: dict[str, str] = {}
+    for spec in layout.fields:
+        raw, confidence = reader(spec)
+        if confidence >= spec.min_confidence and (value := _parse(layout, spec, raw)):
+            out[spec.name] = value
+    return CardText(layout.model, out)

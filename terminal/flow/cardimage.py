@@ -28,6 +28,11 @@ VIDEO_OCR_EVERY = 15  # in a video, the printed card is read on one frame in thi
 VIDEO_OCR_FRAMES = 20  # and on at most this many
 
 
+def has_key_number(c: Credential) -> bool:
+    """A draft that names its holder by a number (ID, card code, old ID, the MRZ's key)."""
+    return bool(c.id_number or c.card_code or c.old_id_number or c.access_key)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageResult:
     file: str
@@ -68,9 +73,23 @@ class CardImageReader:
         from verify.ocr import credential_from_text
 
         card = read_card_frame(frame, self.engine)
+        found = None
+        if card is not None:
+            log.debug("card image: model %s, %d fields", card.model, len(card.fields))
+            found = credential_from_text(card, self.tables, today=today)
+        if found is None or not has_key_number(found):
+            return self._read_screen(frame, today=today) or found
+        return found
+
+    def _read_screen(self, frame: Any, *, today: date) -> Credential | None:
+        """An e-card on a phone (VssID, VNeID): tried when no printed card gave a number."""
+        from readers.devices.camera.screen import read_screen_frame
+        from verify.ocr import credential_from_text
+
+        card = read_screen_frame(frame, self.engine)
         if card is None:
             return None
-        log.debug("card image: model %s, %d fields", card.model, len(card.fields))
+        log.debug("screen image: model %s, %d fields", card.model, len(card.fields))
         return credential_from_text(card, self.tables, today=today)
 
     def read_file(self, path: Path, *, today: date) -> ImageResult:

@@ -1,0 +1,29 @@
+"""Reading an e-card on a phone screen (VssID's BHYT card, VNeID's e-ID) when its QR does not
+read — pure, like ``read.py``.
+
+The camera adapter (``readers/devices/camera/screen.py``) finds the card panel inside the
+screen and binds a :class:`~readers.ocr.read.FieldReader` to it; this module chooses the
+screen layout by the panel's title words and reads its fields. The layouts and what is
+assumed about the apps are in ``layouts.py`` (SCREEN_LAYOUTS).
+"""
+
+from __future__ import annotations
+
+from readers.ocr import text as t
+from readers.ocr.layouts import SCREEN_LAYOUTS, SCREEN_TITLE, CardLayout
+from readers.ocr.read import _TITLE_LOOKALIKES, CardText, FieldReader, has_words, read_fields
+
+
+def match_screen_title(title: str) -> CardLayout | None:
+    """The one screen layout whose title words are all present (and none it refuses)."""
+    folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
+    hits = [lay for lay in SCREEN_LAYOUTS
+            if all(has_words(folded, w) for w in lay.needs)
+            and not any(has_words(folded, w) for w in lay.refuses)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def read_screen(reader: FieldReader) -> CardText | None:
+    """The fields of the e-card panel in view, or None when its title is not one we know."""
+    layout = match_screen_title(reader(SCREEN_TITLE)[0])
+    return None if layout is None else read_fields(layout, reader)
