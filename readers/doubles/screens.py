@@ -108,7 +108,7 @@ def draw_vneid_panel(p: Person, rnd: random.Random) -> Any:
     c.text(0.66, 0.69, "Giới tính:", 20, fill=(70, 80, 95))
     _value(c, model, "sex", p.sex_text)
     c.text(0.30, 0.89, f"Quốc tịch: Việt Nam   Quê quán: {p.place}", 19, fill=(70, 80, 95))
-    c.fake_qr((0.84, 0.36, 0.98, 0.58), rnd)
+    c.fake_qr((0.82, 0.31, 0.97, 0.53), rnd)
     return c.array()
 
 
@@ -261,7 +261,8 @@ def screen_effects(frame: Any, corners: Any, rnd: random.Random, *, hard: bool =
     out[inside] = screen[inside]
     if rnd.random() < 0.5:  # a thumb over the phone's lower or side edge
         pts = np.asarray(corners, dtype=np.float64)
-        i = rnd.choice((1, 2, 2, 3))  # place_on_desk's corners: TL TR BR BL
+        wide = np.linalg.norm(pts[1] - pts[0]) > np.linalg.norm(pts[3] - pts[0])
+        i = rnd.choice((1, 3)) if wide else 2  # a turned phone's side, an upright one's foot
         edge = (pts[i] + pts[(i + 1) % 4]) / 2
         ex, ey = edge + (pts.mean(axis=0) - edge) * 0.08
         skin = (rnd.uniform(110, 150), rnd.uniform(140, 170), rnd.uniform(190, 225))
@@ -270,21 +271,28 @@ def screen_effects(frame: Any, corners: Any, rnd: random.Random, *, hard: bool =
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def screen_sample(kind: str, rnd: random.Random, *, hard: bool = False, clean: bool = False
-                  ) -> Sample:
-    """One webcam frame of a phone: ``vssid``, ``vneid`` or ``phone_screen`` (no card)."""
-    landscape = kind != "phone_screen" and rnd.random() < 0.5
-    p: Person | None = None
-    if kind == "phone_screen":
+def screen_frame(kind: str, p: Person | None, rnd: random.Random, *, landscape: bool,
+                 tilt: float = 4) -> tuple[Any, Any]:
+    """A steady desk-camera frame of a phone showing ``kind``'s screen for ``p`` (the unit
+    tests' case; ``p`` None for ``phone_screen``), and the phone's corners."""
+    if p is None:
         phone = draw_phone_other(rnd)
     else:
-        p = person(rnd)
         panel = (draw_vssid_panel if kind == "vssid" else draw_vneid_panel)(p, rnd)
         phone = draw_phone(panel, kind, rnd, landscape=landscape)
     if not landscape:  # held close to the camera: the phone's lower part out of view
         phone = phone[:round(phone.shape[0] * SHOWN)]
     width = (820, 1000) if landscape else (480, 540)
-    frame, pts = place_on_desk(phone, rnd, width=width, tilt=4 if clean else 10)
+    frame, pts = place_on_desk(phone, rnd, width=width, tilt=tilt)
+    return frame, pts
+
+
+def screen_sample(kind: str, rnd: random.Random, *, hard: bool = False, clean: bool = False
+                  ) -> Sample:
+    """One webcam frame of a phone: ``vssid``, ``vneid`` or ``phone_screen`` (no card)."""
+    landscape = kind != "phone_screen" and rnd.random() < 0.5
+    p = None if kind == "phone_screen" else person(rnd)
+    frame, pts = screen_frame(kind, p, rnd, landscape=landscape, tilt=4 if clean else 10)
     if not clean:
         frame = webcam(screen_effects(frame, pts, rnd, hard=hard), pts, rnd, hard=hard)
     return Sample(kind, frame, p)

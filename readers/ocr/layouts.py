@@ -146,7 +146,8 @@ SCREEN_TITLE = TITLE
 
 SCREEN_LAYOUTS: tuple[CardLayout, ...] = (
     CardLayout(CardModel.VSSID_BHYT, ("BAO HIEM Y TE",), (), (
-        FieldSpec("card_code", (0.36, 0.36, 0.78, 0.46), "eng", CODE_CHARS,
+        # No whitelist: with one, tesseract forces its "$" of an "SV" code to "S" and says 0.
+        FieldSpec("card_code", (0.36, 0.36, 0.78, 0.46), "eng", "",
                   min_confidence=CODE_CONFIDENCE),
         FieldSpec("full_name", (0.36, 0.47, 0.99, 0.57)),
         _date("date_of_birth", (0.36, 0.58, 0.66, 0.67)),

@@ -28,9 +28,11 @@ VIDEO_OCR_EVERY = 15  # in a video, the printed card is read on one frame in thi
 VIDEO_OCR_FRAMES = 20  # and on at most this many
 
 
-def has_key_number(c: Credential) -> bool:
-    """A draft that names its holder by a number (ID, card code, old ID, the MRZ's key)."""
-    return bool(c.id_number or c.card_code or c.old_id_number or c.access_key)
+def key_fields(c: Credential) -> int:
+    """How many of the two key fields a draft holds: a number (ID, card code, old ID, the
+    MRZ's access key) and the birth date."""
+    return bool(c.id_number or c.card_code or c.old_id_number or c.access_key) + bool(
+        c.date_of_birth or c.access_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +79,13 @@ class CardImageReader:
         if card is not None:
             log.debug("card image: model %s, %d fields", card.model, len(card.fields))
             found = credential_from_text(card, self.tables, today=today)
-        if found is None or not has_key_number(found):
-            return self._read_screen(frame, today=today) or found
+        if found is not None and key_fields(found) == 2:
+            return found
+        # An e-card panel on a phone can pass for its printed model (the same title words) and
+        # be read through the wrong boxes: the screen's read wins unless it found less.
+        screen = self._read_screen(frame, today=today)
+        if screen is not None and (found is None or key_fields(screen) >= key_fields(found)):
+            return screen
         return found
 
     def _read_screen(self, frame: Any, *, today: date) -> Credential | None:

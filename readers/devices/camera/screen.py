@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from readers.devices.camera.card import ASPECT_SLACK, WORK_W, _aspect, _order, crop, rectify
+from readers.devices.camera.card import WORK_W, _aspect, _order, crop, rectify
 from readers.devices.camera.decode import Frame, grey
 from readers.ocr.layouts import CARD_ASPECT, FieldSpec
 from readers.ocr.read import CardText, TextEngine
@@ -26,6 +26,9 @@ MIN_AREA = 0.03
 MAX_AREA = 0.85
 FILL = 0.85        # the outline fills this much of its quadrilateral (a panel, not a blob)
 MAX_PANELS = 2     # candidates read, largest first (each costs a title read)
+# A panel drawn flat on a screen held up to the camera keeps its shape better than a card on a
+# desk; an upright phone's whole screen (≈ 1.3 when its lower part is out of view) must fail.
+ASPECT_SLACK = 0.15
 
 
 def _quads(binary: Any, area_min: float, area_max: float) -> list[tuple[float, Any]]:
