@@ -4,8 +4,10 @@ the camera loop use (issue 24).
 The QR comes first (the camera's decoder chain): a QR that parses is better than any print.
 Only when no QR reads is the printed card read: the camera adapter finds and rectifies it,
 the OCR core reads its fields through the tesseract adapter, and ``verify/ocr.py`` keeps what
-its checks allow. Blocking (tesseract takes 50–500 ms): run it in a worker thread, and give
-each thread its own :class:`CardImageReader` (the engine is not thread-safe).
+its checks allow. When that gives no number and birth date, a phone's e-card panel (VssID,
+VNeID; ``readers/devices/camera/screen.py``) is read the same way. Blocking (tesseract takes
+50–500 ms): run it in a worker thread, and give each thread its own
+:class:`CardImageReader` (the engine is not thread-safe).
 """
 
 from __future__ import annotations
