@@ -1,14 +1,14 @@
 """The printed-card benchmark (issue 24): ``python -m bench.ocr [--per-kind N] [--baseline]
 [--engines]``.
 
-On the rendered set (``readers/doubles/cards.py``; a tuning seed and a held-out seed): per card
-model the exact rate of the key fields (ID / card code + birth date; MRZ document number +
-birth + expiry), name accuracy, wrong key fields (a value shown that differs from the card:
-must be 0), false reads on frames with no card, and time per frame on one core (tesseract's
-OpenMP limited to one thread). Against the baseline of tesseract on the whole frame with
-regexes; ``--engines`` compares tesserocr and pytesseract on the same pipeline; ``--camera``
-measures the camera loop's CPU with the printed-card check on (the daemon's wiring: the check
-every few frames, a worker thread reading what it hands over) against the QR chain alone.
+On the rendered set (``readers/doubles/cards.py``, the phone screens of ``screens.py`` among them;
+a tuning seed and a held-out seed): per card model the exact rate of the key fields (ID / card code
++ birth date; MRZ document number + birth + expiry), name accuracy, wrong key fields (a value shown
+that differs from the card: must be 0), false reads on frames with no card, and time per frame on
+one core (tesseract's OpenMP limited to one thread). Against the baseline of tesseract on the whole
+frame with regexes; ``--engines`` compares tesserocr and pytesseract on the same pipeline;
+``--camera`` measures the camera loop's CPU with the printed-card check on (the daemon's wiring:
+the check every few frames, a worker thread reading what it hands over) against the QR chain alone.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ def truth(kind: str, p: Person) -> dict[str, str]:
         return {"number": p.bhxh, "date_of_birth": dob}
     if kind == "bhyt_old":
         return {"number": p.card_code15, "date_of_birth": dob}
+    if kind == "vssid":  # the phone screens (readers/doubles/screens.py); vneid as an ID front
+        from readers.doubles.screens import vssid_number
+
+        return {"number": vssid_number(p), "date_of_birth": dob}
     return {"number": p.id_number, "date_of_birth": dob}
 
 

@@ -28,7 +28,7 @@ from verify.tables import Tables
 
 _FACILITY = re.compile(r"([0-9]{2})\s*-?\s*([A-Z0-9]{3})\s*-?\s*$")
 MIN_BIRTH_YEAR = 1900
-_BHYT_MODELS = {CardModel.BHYT}
+_BHYT_MODELS = {CardModel.BHYT, CardModel.VSSID_BHYT}
 
 
 def _date(text: str | None) -> date | None:

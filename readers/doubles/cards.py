@@ -455,14 +455,19 @@ class Sample:
     person: Person | None
 
 
-FAMILIES = ("cccd_back", "cccd_2021", "bhyt", "bhyt_old", "can_cuoc_2024", "cccd_2016", "cmnd")
-NEGATIVES = ("desk", "bank_card", "page")
+FAMILIES = ("cccd_back", "cccd_2021", "bhyt", "bhyt_old", "can_cuoc_2024", "cccd_2016", "cmnd",
+            "vssid", "vneid")  # the last two: phone screens (screens.py)
+NEGATIVES = ("desk", "bank_card", "page", "phone_screen")
 
 
 def sample(kind: str, rnd: random.Random, *, hard: bool = False, clean: bool = False
            ) -> Sample:
     """One webcam frame of ``kind`` (a family or a negative); ``clean``: a steady, sharp,
     evenly lit view (the unit tests' case), else the webcam's degradations."""
+    if kind in ("vssid", "vneid", "phone_screen"):
+        from readers.doubles.screens import screen_sample
+
+        return screen_sample(kind, rnd, hard=hard, clean=clean)
     flip = rnd.random() < 0.1
     if clean and kind not in NEGATIVES:
         p = person(rnd)

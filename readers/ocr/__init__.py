@@ -6,6 +6,7 @@
     text.py     OCR text → raw field strings (digit confusions repaired, nothing guessed)
     mrz.py      the TD1 MRZ from OCR text: tolerant cleanup, then every check digit
     read.py     identify the model and read its fields through a :class:`FieldReader` port
+    screen.py   the same for an e-card panel on a phone screen (VssID, VNeID) whose QR failed
 
 No image library here: the camera adapter finds and rectifies the card and crops each box
 (``readers/devices/camera/card.py``), the OCR adapter turns a crop into text

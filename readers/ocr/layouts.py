@@ -33,6 +33,8 @@ class CardModel(StrEnum):
     CCCD_2016 = "cccd_2016"          # CCCD without chip (2016–2021), front
     CMND = "cmnd"                    # chứng minh nhân dân, 9 digits, front
     BHYT = "bhyt"                    # paper BHYT card (2021 model: 10 digits; older: 15 chars)
+    VSSID_BHYT = "vssid_bhyt"        # VssID's e-card screen (thẻ BHYT điện tử): SCREEN_LAYOUTS
+    VNEID_CCCD = "vneid_cccd"        # VNeID's e-ID screen (căn cước điện tử): SCREEN_LAYOUTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,5 +128,47 @@ LAYOUTS: tuple[CardLayout, ...] = (
         FieldSpec("sex", (0.78, 0.545, 0.95, 0.615)),
         FieldSpec("registered_facility", (0.04, 0.70, 0.99, 0.775)),
         _date("valid_from", (0.42, 0.785, 0.70, 0.855)),
+    )),
+)
+
+
+# -- phone screens: the e-card a patient shows when its QR does not read ----------------------
+# ASSUMED, NOT CHECKED AGAINST A REAL PHONE. What is known (DOMAIN.md §1; public articles: the
+# BHXH answers of 2023 in plo.vn and soha.vn, CV 168/BHXH-QLT of 2025-03-26 as kenh14.vn and
+# cafef.vn report it): VssID shows the BHYT card under "Quản lý cá nhân" → "Thẻ BHYT" →
+# "Sử dụng thẻ" / "Hình ảnh thẻ"; VNeID (level-2 account) under "Ví giấy tờ" shows the
+# electronic ID (căn cước điện tử, Luật Căn cước 2024) and a verified BHYT card; since
+# 2025-06-01 paper BHYT cards are no longer issued to most people, so these screens are what
+# reaches the desk. No screenshot or layout specification was found, so everything below is
+# an assumption the renderer (``readers/doubles/screens.py``) shares:
+# - each app draws the card as a card-shaped panel (ID-1 aspect) on a darker app background,
+#   under the app's header bar (phone upright) or filling the screen (phone turned, the card
+#   view); the finder (``readers/devices/camera/screen.py``) rectifies that panel;
+# - the panel's title carries the printed card's words ("THẺ BẢO HIỂM Y TẾ", "CĂN CƯỚC …"), so
+#   the model is chosen by where it was found (a panel inside a screen, tried only after the
+#   printed cards gave no key number) and by those words, never by app names;
+# - VssID lists "Mã số" (the 10-digit BHXH number, on some cards the 15-character code; since
+#   2025-08-01 the 12-digit ID may stand in for it — not read here), name, birth date, sex,
+#   registered facility, "Giá trị sử dụng", "Thời điểm đủ 5 năm liên tục"; VNeID lists "Số
+#   định danh cá nhân" (12 digits), name, birth date, sex. Labels on the left, values right.
+# When a real screen disagrees, move the boxes here; the finder and the checks stay.
+SCREEN_TITLE = TITLE
+
+SCREEN_LAYOUTS: tuple[CardLayout, ...] = (
+    CardLayout(CardModel.VSSID_BHYT, ("BAO HIEM Y TE",), (), (
+        # No whitelist: with one, tesseract forces its "$" of an "SV" code to "S" and says 0.
+        FieldSpec("card_code", (0.36, 0.36, 0.78, 0.46), "eng", "",
+                  min_confidence=CODE_CONFIDENCE),
+        FieldSpec("full_name", (0.36, 0.47, 0.99, 0.57)),
+        _date("date_of_birth", (0.36, 0.58, 0.66, 0.67)),
+        FieldSpec("sex", (0.36, 0.68, 0.60, 0.76)),
+        FieldSpec("registered_facility", (0.36, 0.77, 0.99, 0.85)),
+        _date("valid_from", (0.36, 0.86, 0.66, 0.94)),
+    )),
+    CardLayout(CardModel.VNEID_CCCD, ("CAN CUOC",), (), (
+        _id((0.30, 0.40, 0.72, 0.50)),
+        FieldSpec("full_name", (0.30, 0.56, 0.99, 0.65)),
+        _date("date_of_birth", (0.30, 0.72, 0.60, 0.81)),
+        FieldSpec("sex", (0.66, 0.72, 0.86, 0.81)),
     )),
 )

@@ -83,11 +83,16 @@ def has_words(folded: str, words: str) -> bool:
     return False
 
 
-def match_title(title: str) -> CardLayout | None:
-    """The one layout the title names (all of one set of its words present, none it
-    refuses)."""
-    folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
-    hits = [lay for lay in LAYOUTS if lay.titled(lambda w: has_words(folded, w))]
+def fold_title(title: str) -> str:
+    """A title as its words are compared: folded, look-alike digits as letters, one space."""
+    return " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
+
+
+def match_title(title: str, layouts: tuple[CardLayout, ...] = LAYOUTS) -> CardLayout | None:
+    """The one layout of ``layouts`` the title names (all of one set of its words present,
+    none it refuses)."""
+    folded = fold_title(title)
+    hits = [lay for lay in layouts if lay.titled(lambda w: has_words(folded, w))]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -107,7 +112,7 @@ _HEADER_WORDS = ("CONG HOA", "VIET NAM", "BAO HIEM", "SOCIALIST")
 
 
 def _a_front_upright(title: str) -> bool:
-    folded = " ".join(t.fold(title).translate(_TITLE_LOOKALIKES).split())
+    folded = fold_title(title)
     return any(has_words(folded, w) for w in _HEADER_WORDS)
 
 
@@ -135,12 +140,7 @@ def read_card(reader: FieldReader) -> CardText | None:
             return None
         name = mrz_name(td1)
         return CardText(CardModel.CCCD_BACK, {"mrz_name": name} if name else {}, td1)
-    out: dict[str, str] = {}
-    for spec in layout.fields:
-        value = read_field(reader, layout, spec)
-        if value is not None:
-            out[spec.name] = value
-    return CardText(layout.model, out)
+    return read_fields(layout, reader)
 
 
 def read_field(reader: FieldReader, layout: CardLayout, spec: FieldSpec) -> str | None:
@@ -160,3 +160,14 @@ def read_field(reader: FieldReader, layout: CardLayout, spec: FieldSpec) -> str 
         if again is not None:
             seen.append(again)
     return None
+
+
+def read_fields(layout: CardLayout, reader: FieldReader) -> CardText:
+    """Every field of a layout already chosen (a front's, or a phone screen's:
+    ``readers/ocr/screen.py``), each through :func:`read_field`."""
+    out: dict[str, str] = {}
+    for spec in layout.fields:
+        value = read_field(reader, layout, spec)
+        if value is not None:
+            out[spec.name] = value
+    return CardText(layout.model, out)

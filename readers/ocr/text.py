@@ -77,6 +77,7 @@ def sex_text(text: str) -> str | None:
 def card_code_text(text: str) -> str | None:
     """A BHYT card code: the 10-digit BHXH number (2021 model) or the 15-character code."""
     s = re.sub(r"[\s-]", "", text.upper())
+    s = "S" + s[1:] if s.startswith("$") else s  # read with no whitelist (a screen's code)
     if len(s) == 15 and _CODE15.fullmatch(s[:2] + as_digits(s[2:])):
         return s[:2] + as_digits(s[2:])
     return digit_run(text, 10)

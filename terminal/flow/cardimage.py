@@ -4,8 +4,10 @@ the camera loop use (issue 24).
 The QR comes first (the camera's decoder chain): a QR that parses is better than any print.
 Only when no QR reads is the printed card read: the camera adapter finds and rectifies it,
 the OCR core reads its fields through the tesseract adapter, and ``verify/ocr.py`` keeps what
-its checks allow. Blocking (tesseract takes 50–500 ms): run it in a worker thread, and give
-each thread its own :class:`CardImageReader` (the engine is not thread-safe).
+its checks allow. When that gives no number and birth date, a phone's e-card panel (VssID,
+VNeID; ``readers/devices/camera/screen.py``) is read the same way. Blocking (tesseract takes
+50–500 ms): run it in a worker thread, and give each thread its own
+:class:`CardImageReader` (the engine is not thread-safe).
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from verify.tables import Tables
 log = logging.getLogger(__name__)
 VIDEO_OCR_EVERY = 15  # in a video, the printed card is read on one frame in this many
 VIDEO_OCR_FRAMES = 20  # and on at most this many
+
+
+def key_fields(c: Credential) -> int:
+    """How many of the two key fields a draft holds: a number (ID, card code, old ID, the
+    MRZ's access key) and the birth date."""
+    return bool(c.id_number or c.card_code or c.old_id_number or c.access_key) + bool(
+        c.date_of_birth or c.access_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +77,28 @@ class CardImageReader:
         from verify.ocr import credential_from_text
 
         card = read_card_frame(frame, self.engine)
+        found = None
+        if card is not None:
+            log.debug("card image: model %s, %d fields", card.model, len(card.fields))
+            found = credential_from_text(card, self.tables, today=today)
+        if found is not None and key_fields(found) == 2:
+            return found
+        # An e-card panel on a phone can pass for its printed model (the same title words) and
+        # be read through the wrong boxes: the screen's read wins unless it found less.
+        screen = self._read_screen(frame, today=today)
+        if screen is not None and (found is None or key_fields(screen) >= key_fields(found)):
+            return screen
+        return found
+
+    def _read_screen(self, frame: Any, *, today: date) -> Credential | None:
+        """An e-card on a phone (VssID, VNeID): tried when no printed card gave a number."""
+        from readers.devices.camera.screen import read_screen_frame
+        from verify.ocr import credential_from_text
+
+        card = read_screen_frame(frame, self.engine)
         if card is None:
             return None
-        log.debug("card image: model %s, %d fields", card.model, len(card.fields))
+        log.debug("screen image: model %s, %d fields", card.model, len(card.fields))
         return credential_from_text(card, self.tables, today=today)
 
     def read_file(self, path: Path, *, today: date) -> ImageResult:

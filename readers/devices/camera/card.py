@@ -33,7 +33,7 @@ TITLE_SCALE = 0.6
 OPINIONS = ((FIELD_H, False, 2.0), (64, True, 2.0), (FIELD_H, False, 0.0))
 
 
-def _order(quad: Any) -> Any:
+def order_corners(quad: Any) -> Any:
     """Corners as top-left, top-right, bottom-right, bottom-left, the long side on top."""
     pts = np.asarray(quad, dtype=np.float32).reshape(4, 2)
     centre = pts.mean(axis=0)
@@ -47,7 +47,7 @@ def _order(quad: Any) -> Any:
     return pts
 
 
-def _aspect(pts: Any) -> float:
+def aspect(pts: Any) -> float:
     w = (np.linalg.norm(pts[1] - pts[0]) + np.linalg.norm(pts[2] - pts[3])) / 2
     h = (np.linalg.norm(pts[3] - pts[0]) + np.linalg.norm(pts[2] - pts[1])) / 2
     return float(w / h) if h else 0.0
@@ -67,8 +67,8 @@ def _candidates(edges: Any, area_min: float, area_max: float) -> list[Any]:
         approx = cv2.approxPolyDP(hull, 0.02 * peri, True)
         if len(approx) != 4:  # a finger or glare broke a corner: the rotated bounding box
             approx = cv2.boxPoints(cv2.minAreaRect(hull))
-        pts = _refine(_order(approx), c.reshape(-1, 2).astype(np.float32))
-        if abs(_aspect(pts) - CARD_ASPECT) <= ASPECT_SLACK * CARD_ASPECT:
+        pts = _refine(order_corners(approx), c.reshape(-1, 2).astype(np.float32))
+        if abs(aspect(pts) - CARD_ASPECT) <= ASPECT_SLACK * CARD_ASPECT:
             out.append(pts)
     return out
 
@@ -185,7 +185,7 @@ def crop(card: Frame, spec: FieldSpec, *, opinion: int = 0) -> Frame:
     return cv2.copyMakeBorder(part, 12, 12, 12, 12, cv2.BORDER_REPLICATE)
 
 
-class _Fields:
+class Fields:
     """The core's FieldReader port bound to one rectified card and one engine."""
 
     def __init__(self, card: Frame, engine: TextEngine) -> None:
@@ -217,7 +217,7 @@ def read_card_frame(frame: Frame, engine: TextEngine) -> CardText | None:
     card model we know, or an MRZ whose check digits fail. Blocking: run it off the event
     loop."""
     for view in card_views(frame):
-        found = read_card(_Fields(view, engine))
+        found = read_card(Fields(view, engine))
         if found is not None:
             return found
     return None
