@@ -49,6 +49,8 @@ class FieldSpec:
     # Below this lowest word confidence (0–100) the field is not used: a number with no check
     # digit (ID, BHXH number, a date) can pass every shape check and still be misread.
     min_confidence: int = 0
+    # Text lines the box holds (a block of several is only read when the image shows as many).
+    lines: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ def _date(name: str, box: Box) -> FieldSpec:
 # The header of every front: read once to tell the models apart (read.py: identify).
 TITLE = FieldSpec("title", (0.18, 0.0, 1.0, 0.34), "vie", "", PSM_BLOCK)
 # The back's MRZ, three lines of 30 (ICAO 9303-5 TD1): read as one block.
-MRZ = FieldSpec("mrz", (0.02, 0.58, 0.98, 0.98), "eng", MRZ_CHARS, PSM_BLOCK)
+MRZ = FieldSpec("mrz", (0.02, 0.58, 0.98, 0.98), "eng", MRZ_CHARS, PSM_BLOCK, lines=3)
 
 LAYOUTS: tuple[CardLayout, ...] = (
     CardLayout(CardModel.CCCD_2021, ("CAN CUOC CONG DAN", "IDENTITY"), (), (

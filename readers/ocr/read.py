@@ -78,7 +78,10 @@ def has_words(folded: str, words: str) -> bool:
     matcher.set_seq2(words)
     for i in range(max(1, len(folded) - n + 1)):
         matcher.set_seq1(folded[i:i + n])
-        if matcher.real_quick_ratio() >= TITLE_SIMILARITY and matcher.ratio() >= TITLE_SIMILARITY:
+        # cheap upper bounds first: most windows of a long text share too few letters
+        if (matcher.real_quick_ratio() >= TITLE_SIMILARITY
+                and matcher.quick_ratio() >= TITLE_SIMILARITY
+                and matcher.ratio() >= TITLE_SIMILARITY):
             return True
     return False
 

@@ -197,6 +197,20 @@ def test_a_finger_over_a_corner_does_not_tilt_the_card() -> None:
         assert float(np.abs(found - truth).max()) < 0.02 * width
 
 
+def test_the_mrz_box_is_read_only_where_three_lines_run_across() -> None:
+    """The cheap look before the MRZ's OCR: the back shows three lines there, upright; turned
+    over, a front or a printed page does not — and is not read as an MRZ."""
+    from readers.devices.camera.card import box_of, card_views, text_lines
+    from readers.ocr.layouts import MRZ
+
+    def lines(kind: str) -> list[int]:
+        return [text_lines(box_of(v, MRZ)) for v in card_views(clean(kind).frame)]
+
+    back = lines("cccd_back")
+    assert back[0] == 3 and 3 not in back[1:]
+    assert 3 not in lines("cccd_2021")
+
+
 # -- what verify keeps ------------------------------------------------------------------------
 def _front(**fields: str) -> CardText:
     return CardText(CardModel.CCCD_2021, fields)

@@ -136,13 +136,19 @@ def _refine(pts: Any, outline: Any) -> Any:
     return np.array(out, dtype=np.float32)
 
 
-def find_card(frame: Frame) -> Any | None:
-    """The corners (4×2 float32, frame pixels, TL TR BR BL with the long side on top) of the
-    largest card-shaped quadrilateral in view, or None."""
+def work_image(frame: Frame) -> tuple[Frame, float]:
+    """The frame grey, ``WORK_W`` wide and softened, where outlines are searched; and the
+    scale from the frame to it."""
     g = grey(frame)
     scale = WORK_W / g.shape[1]
     small = cv2.resize(g, (WORK_W, round(g.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (5, 5), 0)
+    return cv2.GaussianBlur(small, (5, 5), 0), scale
+
+
+def find_card(frame: Frame) -> Any | None:
+    """The corners (4×2 float32, frame pixels, TL TR BR BL with the long side on top) of the
+    largest card-shaped quadrilateral in view, or None."""
+    small, scale = work_image(frame)
     area = small.shape[0] * small.shape[1]
     area_min, area_max = MIN_AREA * area, MAX_AREA * area
     edges = cv2.dilate(cv2.Canny(small, 30, 90), np.ones((3, 3), np.uint8), iterations=2)
@@ -166,13 +172,10 @@ def crop(card: Frame, spec: FieldSpec, *, opinion: int = 0) -> Frame:
     margin (tesseract reads text touching the border badly). ``opinion`` > 0: prepared as
     ``OPINIONS`` says, for another opinion on a doubtful key field."""
     height, binarise, sharpen = OPINIONS[opinion]
-    h, w = card.shape[:2]
-    x0, y0, x1, y1 = spec.box
-    part = card[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
+    part = box_of(card, spec)
     if part.size == 0:
         return part
-    lines = 3 if spec.name == "mrz" else 1
-    target_h = height * lines if spec.name != "title" else part.shape[0] * TITLE_SCALE
+    target_h = height * spec.lines if spec.name != "title" else part.shape[0] * TITLE_SCALE
     f = target_h / part.shape[0]
     if abs(f - 1) > 0.05:
         part = cv2.resize(part, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
@@ -185,8 +188,35 @@ def crop(card: Frame, spec: FieldSpec, *, opinion: int = 0) -> Frame:
     return cv2.copyMakeBorder(part, 12, 12, 12, 12, cv2.BORDER_REPLICATE)
 
 
+# A text line, to ``text_lines``: a band of rows where this share of the pixels is ink (after
+# joining letters along the line), at least this share of the box high.
+LINE_INK = 0.25
+LINE_MIN_H = 0.05
+
+
+def box_of(card: Frame, spec: FieldSpec) -> Frame:
+    h, w = card.shape[:2]
+    x0, y0, x1, y1 = spec.box
+    return card[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)]
+
+
+def text_lines(part: Frame) -> int:
+    """How many lines of text run across a grey box (a cheap look before OCR: the MRZ is three
+    lines across the card, a page or a front shows another count there)."""
+    if part.size == 0:
+        return 0
+    ink = cv2.adaptiveThreshold(part, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV,
+                                31, 12)
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((1, 15), np.uint8))
+    rows = np.append((ink > 0).mean(axis=1) > LINE_INK, False)
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], rows)).astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    return int(np.sum(ends - starts >= LINE_MIN_H * part.shape[0]))
+
+
 class Fields:
-    """The core's FieldReader port bound to one rectified card and one engine."""
+    """The core's FieldReader port bound to one rectified card and one engine. A box meant to
+    hold several lines of text that does not show as many is not read (nothing is there)."""
 
     def __init__(self, card: Frame, engine: TextEngine) -> None:
         self.card, self.engine = card, engine
@@ -194,6 +224,8 @@ class Fields:
     opinions = len(OPINIONS)
 
     def __call__(self, spec: FieldSpec, *, opinion: int = 0) -> tuple[str, int]:
+        if spec.lines > 1 and text_lines(box_of(self.card, spec)) != spec.lines:
+            return "", 0
         return self.engine.text(crop(self.card, spec, opinion=opinion), lang=spec.lang,
                                 whitelist=spec.whitelist, psm=spec.psm)
 

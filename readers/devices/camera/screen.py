@@ -14,8 +14,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from readers.devices.camera.card import WORK_W, Fields, aspect, order_corners, rectify
-from readers.devices.camera.decode import Frame, grey
+from readers.devices.camera.card import (
+    WORK_W,
+    Fields,
+    aspect,
+    order_corners,
+    rectify,
+    work_image,
+)
+from readers.devices.camera.decode import Frame
 from readers.ocr.layouts import CARD_ASPECT
 from readers.ocr.read import CardText, TextEngine
 from readers.ocr.screen import read_screen
@@ -58,10 +65,7 @@ def find_panels(frame: Frame) -> list[Any]:
     """The corners (4×2 float32, frame pixels, TL TR BR BL with the long side on top) of the
     card-shaped panels in view, inner outlines included, largest first, at most
     ``MAX_PANELS``."""
-    g = grey(frame)
-    scale = WORK_W / g.shape[1]
-    small = cv2.resize(g, (WORK_W, round(g.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (5, 5), 0)
+    small, scale = work_image(frame)
     area = small.shape[0] * small.shape[1]
     lo, hi = MIN_AREA * area, MAX_AREA * area
     _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
