@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ from readers.devices.camera import (
     decode_hard,
     decode_shipped,
     finder_corners,
+    grey,
     scan_file,
 )
+from readers.devices.camera.decode import textured_boxes
 from readers.devices.serialport import SerialScanner
+from readers.doubles.cards import desk
 from readers.doubles.decoders import DECODERS
 from readers.doubles.render import compose, render_qr, screen_code
 from readers.scan.framing import LineFramer
@@ -90,6 +94,36 @@ def test_hard_passes_flatten_a_bent_tilted_card(amplitude: float) -> None:
 def test_hard_passes_read_nothing_on_a_desk_without_a_code() -> None:
     frame = compose(render_qr("x")[:1, :1])
     assert decode_hard(frame, finder_corners(frame)) == []
+
+
+@pytest.mark.parametrize("length", [17, 19])
+def test_hard_passes_undo_a_long_smear(length: int) -> None:
+    """A hand moving fast: a smear longer than the 15 px the first passes tried."""
+    frame = motion_blurred(compose(render_qr(CCCD_EXAMPLE, module_px=6)), length, 60)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame) == [CCCD_EXAMPLE]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_wood_grain_desk_offers_no_patch_to_deblur(seed: int) -> None:
+    """The whole frame is edge-dense on a textured desk: no patch a code could make, so the
+    motion-blur pass (a Wiener filter for every length) has nothing to work on."""
+    frame = desk(random.Random(seed))
+    assert textured_boxes(grey(frame)) == []
+    assert decode_hard(frame, finder_corners(frame)) == []
+
+
+def test_a_blurred_code_on_a_wood_grain_desk_is_still_a_patch() -> None:
+    frame = desk(random.Random(4))
+    code = cv2.cvtColor(render_qr(CCCD_EXAMPLE, module_px=6), cv2.COLOR_GRAY2BGR)
+    frame[100:100 + code.shape[0], 300:300 + code.shape[1]] = code
+    frame = motion_blurred(frame, 13, 30)
+    assert decode_shipped(frame) == []
+    (box,) = textured_boxes(grey(frame))
+    x, y, w, h = box
+    assert abs(x - 300) < 40 and abs(y - 100) < 40 and abs(w - code.shape[1]) < 60
+    assert abs(h - code.shape[0]) < 60
+    assert decode_hard(frame) == [CCCD_EXAMPLE]
 
 
 def test_scan_file_images_and_videos(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def decode_shipped(frame: Frame, *, turn: int | None = None) -> list[str]:
 
 
 # -- the hard passes: only where a code is probably in view ----------------------------------
-HARD_LENGTHS = (5, 6, 7, 8, 9, 10, 11, 13, 15)  # motion blur lengths tried, px at 720p
+HARD_LENGTHS = (5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19)  # motion blur lengths tried, px at 720p
 BEND_AMPLITUDES = (0.015, -0.015, 0.03, -0.03, 0.045, -0.045, 0.06, -0.06)  # of the code side
 _RECT_SIDE = 400  # a rectified code's side, px (modules of 6-10 px for versions 7-15)
 _RECT_MARGIN = 60  # quiet zone kept around it, px
@@ -159,9 +159,18 @@ def decode_bent(g: Frame, quads: Sequence[Any]) -> list[str]:
     return []
 
 
+PATCH_MAX_SIDE = 600  # px at 720p: a larger edge-dense patch is a textured surface, not a code
+PATCH_MAX_ASPECT = 1.6  # a code smeared by up to ~20 px stays about square
+PATCH_MIN_CONTRAST = 48  # grey levels between a patch's dark and light (2nd/98th percentiles)
+
+
 def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
     """Where a code may be although no finder pattern was seen (motion blur smears them):
-    squarish, dense patches of edges on a quarter-size frame, largest first (~1 ms)."""
+    squarish, dense patches of edges on a quarter-size frame, largest first (~1 ms).
+
+    Only patches a code could make: at most ``PATCH_MAX_SIDE`` a side and about square, with
+    a code's contrast — a wood-grain desk makes one patch the size of the frame, or faint
+    ones, and the Wiener filter over it cost ~0.6 s a frame (bench/RESULTS.md, issue 24)."""
     small = cv2.resize(g, (g.shape[1] // 4, g.shape[0] // 4), interpolation=cv2.INTER_AREA)
     small = small.astype(np.float32)
     edges = cv2.boxFilter(np.abs(cv2.Sobel(small, cv2.CV_32F, 1, 0))
@@ -171,8 +180,13 @@ def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
     boxes = []
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
-        if w >= 8 and h >= 8 and area >= 0.4 * w * h and max(w, h) <= 3 * min(w, h):
-            boxes.append((area, (4 * x, 4 * y, 4 * w, 4 * h)))
+        if (w >= 8 and h >= 8 and area >= 0.4 * w * h
+                and max(w, h) <= PATCH_MAX_ASPECT * min(w, h)
+                and 4 * max(w, h) <= PATCH_MAX_SIDE):
+            patch = g[4 * y:4 * (y + h):2, 4 * x:4 * (x + w):2]
+            lo, hi = np.percentile(patch, (2, 98))
+            if hi - lo >= PATCH_MIN_CONTRAST:
+                boxes.append((area, (4 * x, 4 * y, 4 * w, 4 * h)))
     boxes.sort(reverse=True)
     return [b for _, b in boxes[:limit]]
 
