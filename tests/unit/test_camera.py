@@ -104,6 +104,16 @@ def test_hard_passes_undo_a_long_smear(length: int) -> None:
     assert decode_hard(frame) == [CCCD_EXAMPLE]
 
 
+@pytest.mark.parametrize(("payload", "module", "sigma"),
+                         [(CCCD_EXAMPLE, 4, 2.6), (BHYT_NEW_EXAMPLE, 4, 2.6),
+                          (BHYT_NEW_EXAMPLE, 5, 3.0)])
+def test_hard_passes_undo_defocus(payload: str, module: int, sigma: float) -> None:
+    """An out-of-focus code: neither the cheap chain nor the motion passes read it."""
+    frame = cv2.GaussianBlur(compose(render_qr(payload, module_px=module)), (0, 0), sigma)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame) == [payload]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_wood_grain_desk_offers_no_patch_to_deblur(seed: int) -> None:
     """The whole frame is edge-dense on a textured desk: no patch a code could make, so the

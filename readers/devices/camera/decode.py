@@ -82,6 +82,7 @@ def decode_shipped(frame: Frame, *, turn: int | None = None) -> list[str]:
 
 # -- the hard passes: only where a code is probably in view ----------------------------------
 HARD_LENGTHS = (5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19)  # motion blur lengths tried, px at 720p
+DEFOCUS_SIGMAS = (1.5, 2.0, 2.5, 3.0)  # defocus blurs tried, px at 720p
 BEND_AMPLITUDES = (0.015, -0.015, 0.03, -0.03, 0.045, -0.045, 0.06, -0.06)  # of the code side
 _RECT_SIDE = 400  # a rectified code's side, px (modules of 6-10 px for versions 7-15)
 _RECT_MARGIN = 60  # quiet zone kept around it, px
@@ -217,35 +218,53 @@ def blur_angle(crop: Frame) -> float:
     return float(np.arctan2(vectors[1, 0], vectors[0, 0]))
 
 
+def gaussian_psf(sigma: float) -> Any:
+    """A defocused lens's blur: a Gaussian of ``sigma`` px."""
+    r = int(np.ceil(3 * sigma))
+    k = cv2.getGaussianKernel(2 * r + 1, sigma)
+    return (k @ k.T).astype(np.float32)
+
+
+def wiener_reads(crop: Frame, kernels: Sequence[Any]) -> list[str]:
+    """The crop deconvolved by each kernel in turn (a Wiener filter, NSR 0.01), stretched to
+    full contrast and read at twice the size; the first read."""
+    pad = 24
+    padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    spectrum = np.fft.rfft2(padded)
+    ch, cw = padded.shape
+    for k in kernels:
+        kernel = np.zeros((ch, cw), np.float32)
+        kernel[:k.shape[0], :k.shape[1]] = k
+        fk = np.fft.rfft2(np.roll(kernel, (-(k.shape[0] // 2), -(k.shape[1] // 2)), (0, 1)))
+        wiener = np.conj(fk) / (np.abs(fk) ** 2 + 0.01)
+        sharp = np.fft.irfft2(spectrum * wiener, s=(ch, cw))[pad:-pad, pad:-pad]
+        lo, hi = np.percentile(sharp, (2, 98))
+        sharp = np.clip((sharp - lo) * (255 / max(hi - lo, 1.0)), 0, 255)
+        found = decode_zxing(cv2.resize(sharp.astype(np.uint8), None, fx=2, fy=2,
+                                        interpolation=cv2.INTER_CUBIC))
+        if found:
+            return found
+    return []
+
+
 def decode_deblurred(g: Frame) -> list[str]:
-    """Motion blur undone: on each textured patch, the blur direction from the structure
+    """Blur undone on each textured patch. Motion: the blur direction from the structure
     tensor, then a Wiener filter for a few path lengths on a lightly smoothed copy (low light
     adds noise the filter would amplify), stretched to full contrast and read at twice the
     size (zxing-cpp's binarizer lost the small, noisy modules at 1×: held-out seeds
-    motion_lowlight_jpeg 87–95 → 97–100 %; bench/RESULTS.md)."""
-    pad = 24
+    motion_lowlight_jpeg 87–95 → 97–100 %; bench/RESULTS.md). Then defocus: Gaussian blurs
+    of a few widths, on the patch itself (issue 24: the blur family, 87–93 % on held-out
+    seeds, was the one the hard passes did nothing for)."""
     for x, y, w, h in textured_boxes(g):
         m = int(0.15 * max(w, h))
         x0, y0 = max(0, x - m), max(0, y - m)
         crop = g[y0:min(g.shape[0], y + h + m), x0:min(g.shape[1], x + w + m)].astype(np.float32)
-        angle = blur_angle(cv2.GaussianBlur(crop, (0, 0), 1.0))
-        smooth = cv2.copyMakeBorder(cv2.GaussianBlur(crop, (0, 0), 1.0), pad, pad, pad, pad,
-                                    cv2.BORDER_REFLECT)
-        spectrum = np.fft.rfft2(smooth)
-        ch, cw = crop.shape[0] + 2 * pad, crop.shape[1] + 2 * pad
-        for length in HARD_LENGTHS:
-            k = motion_psf(length, angle)
-            kernel = np.zeros((ch, cw), np.float32)
-            kernel[:k.shape[0], :k.shape[1]] = k
-            fk = np.fft.rfft2(np.roll(kernel, (-(k.shape[0] // 2), -(k.shape[1] // 2)), (0, 1)))
-            wiener = np.conj(fk) / (np.abs(fk) ** 2 + 0.01)
-            sharp = np.fft.irfft2(spectrum * wiener, s=(ch, cw))[pad:-pad, pad:-pad]
-            lo, hi = np.percentile(sharp, (2, 98))
-            sharp = np.clip((sharp - lo) * (255 / max(hi - lo, 1.0)), 0, 255)
-            found = decode_zxing(cv2.resize(sharp.astype(np.uint8), None, fx=2, fy=2,
-                                            interpolation=cv2.INTER_CUBIC))
-            if found:
-                return found
+        smooth = cv2.GaussianBlur(crop, (0, 0), 1.0)
+        angle = blur_angle(smooth)
+        found = (wiener_reads(smooth, [motion_psf(n, angle) for n in HARD_LENGTHS])
+                 or wiener_reads(crop, [gaussian_psf(s) for s in DEFOCUS_SIGMAS]))
+        if found:
+            return found
     return []
 
 
@@ -254,9 +273,10 @@ def decode_hard(frame: Frame, corners: Sequence[Any] = ()) -> list[str]:
     loop once a second while nothing is read: the frame at twice the size (small dark-mode
     phone codes), the bent card's rectification (on the codes zxing-cpp saw but could not read
     at 1× and at 2×, and ``corners`` — OpenCV's detection, which the loop's "code in view"
-    check computes anyway — largest first, at most three), then motion-blur deconvolution on
-    textured patches. bench: 35 / 90 ms median / p95 on the frames it runs on; no false
-    positive on the negative frames."""
+    check computes anyway — largest first, at most three), then motion-blur and defocus
+    deconvolution on the textured patches a code could make. On a frame without a code it
+    costs the 2× read and little more (bench/RESULTS.md, issue 24: tens of ms, a wood-grain
+    desk included); no false positive on the negative frames."""
     g = grey(frame)
     # a white border: a code at the frame's edge gets back a quiet zone (see decode_bent)
     pad = 24
