@@ -3,7 +3,8 @@ hex-UTF-8) rendered into 1280×720 frames, one family per degradation, and frame
 code (desks, barcodes, print, cards without a QR) for false positives.
 
 ``TUNING_SEED`` is the set the chain's passes were tuned on (issue 15), ``EXTRA_TUNING_SEED``
-more frames to tune on (issue 24); ``HELD_OUT_SEEDS`` are only ever judged on
+more frames to tune on (issue 24), and ``MORE_TUNING_SEEDS``' tilt_curve and mixed_mid
+frames too (the bent-outline pass); ``HELD_OUT_SEEDS`` are only ever judged on
 (bench/RESULTS.md). Each seed's negatives come from ``seed + 9``."""
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ NEGATIVES = ["empty_desk", "product_barcode", "printed_text",
              "textured_desk", "textured_desk_webcam", "bank_card", "printed_page", "cccd_front"]
 TUNING_SEED = 20261121
 EXTRA_TUNING_SEED = 20261125
+MORE_TUNING_SEEDS = (20261126, 20261127, 20261128)
 HELD_OUT_SEEDS = (20261204, 20261218)
 NEGATIVE_SEED_OFFSET = 9  # the tuning seed's negatives were 20261130
 

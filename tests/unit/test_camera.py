@@ -60,8 +60,13 @@ def motion_blurred(frame: Any, length: int, degrees: float) -> Any:
     return cv2.filter2D(frame, -1, k / k.sum())
 
 
-def bent_and_tilted(frame: Any, amplitude: float) -> Any:
-    """A card bent in the hand (a half sine across it) and held at an angle."""
+TILT = ((30, -20), (-25, 10), (20, 25), (-30, -15))
+
+
+def bent_and_tilted(frame: Any, amplitude: float,
+                    tilt: tuple[tuple[int, int], ...] = TILT) -> Any:
+    """A card bent in the hand (a half sine across it) and held at an angle (``tilt``: how far
+    each corner, TL, TR, BR, BL, moves)."""
     g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     ys, xs = np.where(g < 128)
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
@@ -72,7 +77,7 @@ def bent_and_tilted(frame: Any, amplitude: float) -> Any:
                      0).astype(np.float32)
     bent = cv2.remap(g, xx, yy + shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     src = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
-    dst = src + np.array([[30, -20], [-25, 10], [20, 25], [-30, -15]], np.float32)
+    dst = src + np.array(tilt, np.float32)
     return cv2.warpPerspective(bent, cv2.getPerspectiveTransform(src, dst),
                                (g.shape[1], g.shape[0]), borderMode=cv2.BORDER_REPLICATE)
 
@@ -87,6 +92,18 @@ def test_hard_passes_undo_motion_blur_the_cheap_chain_cannot_read(length: int) -
 @pytest.mark.parametrize("amplitude", [0.03, 0.045])
 def test_hard_passes_flatten_a_bent_tilted_card(amplitude: float) -> None:
     frame = bent_and_tilted(compose(render_qr(CCCD_EXAMPLE, module_px=6)), amplitude)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame, finder_corners(frame)) == [CCCD_EXAMPLE]
+
+
+@pytest.mark.parametrize(("module", "tilt"), [
+    (5, ((-10, 12), (-63, 23), (55, 43), (51, 21))),
+    (4, ((20, -36), (-50, -46), (49, 15), (47, -16)))])
+def test_hard_passes_flatten_a_card_by_its_outline(module: int,
+                                                   tilt: tuple[tuple[int, int], ...]) -> None:
+    """Tilted hard: zxing-cpp sees the code but its corners are those of a part of it; the
+    outline of the code's patch is the whole code."""
+    frame = bent_and_tilted(compose(render_qr(CCCD_EXAMPLE, module_px=module)), 0.045, tilt)
     assert decode_shipped(frame) == []
     assert decode_hard(frame, finder_corners(frame)) == [CCCD_EXAMPLE]
 

@@ -165,19 +165,23 @@ PATCH_MAX_ASPECT = 1.6  # a code smeared by up to ~20 px stays about square
 PATCH_MIN_CONTRAST = 48  # grey levels between a patch's dark and light (2nd/98th percentiles)
 
 
-def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
-    """Where a code may be although no finder pattern was seen (motion blur smears them):
-    squarish, dense patches of edges on a quarter-size frame, largest first (~1 ms).
-
-    Only patches a code could make: at most ``PATCH_MAX_SIDE`` a side and about square, with
-    a code's contrast — a wood-grain desk makes one patch the size of the frame, or faint
-    ones, and the Wiener filter over it cost ~0.6 s a frame (bench/RESULTS.md, issue 24)."""
+def edge_mask(g: Frame) -> Frame:
+    """Where edges are dense, on a quarter-size frame (1 there, else 0; ~1 ms)."""
     small = cv2.resize(g, (g.shape[1] // 4, g.shape[0] // 4), interpolation=cv2.INTER_AREA)
     small = small.astype(np.float32)
     edges = cv2.boxFilter(np.abs(cv2.Sobel(small, cv2.CV_32F, 1, 0))
                           + np.abs(cv2.Sobel(small, cv2.CV_32F, 0, 1)), -1, (7, 7))
-    mask = (edges > max(0.35 * float(edges.max()), 12.0)).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    return (edges > max(0.35 * float(edges.max()), 12.0)).astype(np.uint8)
+
+
+def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
+    """Where a code may be although no finder pattern was seen (motion blur smears them):
+    squarish, dense patches of edges on a quarter-size frame, largest first.
+
+    Only patches a code could make: at most ``PATCH_MAX_SIDE`` a side and about square, with
+    a code's contrast — a wood-grain desk makes one patch the size of the frame, or faint
+    ones, and the Wiener filter over it cost ~0.6 s a frame (bench/RESULTS.md, issue 24)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(edge_mask(g))
     boxes = []
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
@@ -190,6 +194,33 @@ def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
                 boxes.append((area, (4 * x, 4 * y, 4 * w, 4 * h)))
     boxes.sort(reverse=True)
     return [b for _, b in boxes[:limit]]
+
+
+def patch_outlines(g: Frame, near: Sequence[Any]) -> list[Any]:
+    """The corners (TL, TR, BR, BL) of the code-like patches (``textured_boxes``) that hold
+    the centre of one of the ``near`` quads: the patch's outline, its convex hull reduced to
+    four corners (else its smallest rotated rectangle). zxing-cpp's corners of a code it
+    could not read are often those of a finder paired with alignment patterns — a part of a
+    bent, tilted code; the outline is all of it (issue 24: tilt_curve, tuning seeds)."""
+    mask = edge_mask(g)
+    centres = [q.mean(axis=0) for q in near]
+    out = []
+    for x, y, w, h in textured_boxes(g):
+        if not any(x <= cx < x + w and y <= cy < y + h for cx, cy in centres):
+            continue
+        sub = np.ascontiguousarray(mask[y // 4:(y + h) // 4, x // 4:(x + w) // 4])
+        contours, _ = cv2.findContours(sub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            continue
+        hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+        approx = cv2.approxPolyDP(hull, 0.04 * cv2.arcLength(hull, True), True)
+        pts = approx.reshape(-1, 2) if len(approx) == 4 else cv2.boxPoints(
+            cv2.minAreaRect(hull))
+        q = (pts.astype(np.float32) + np.array([x // 4, y // 4], np.float32)) * 4 + 1.5
+        centre = q.mean(axis=0)
+        q = q[np.argsort(np.arctan2(q[:, 1] - centre[1], q[:, 0] - centre[0]))]  # clockwise
+        out.append(np.roll(q, -int(np.argmin(q.sum(axis=1))), axis=0))
+    return out
 
 
 def motion_psf(length: int, angle: float) -> Any:
@@ -274,9 +305,10 @@ def decode_hard(frame: Frame, corners: Sequence[Any] = ()) -> list[str]:
     phone codes), the bent card's rectification (on the codes zxing-cpp saw but could not read
     at 1× and at 2×, and ``corners`` — OpenCV's detection, which the loop's "code in view"
     check computes anyway — largest first, at most three), then motion-blur and defocus
-    deconvolution on the textured patches a code could make. On a frame without a code it
-    costs the 2× read and little more (bench/RESULTS.md, issue 24: tens of ms, a wood-grain
-    desk included); no false positive on the negative frames."""
+    deconvolution on the textured patches a code could make, then — where a code was seen —
+    the bent card's rectification on the outline of the patch it lies in. On a frame without
+    a code it costs the 2× read and little more (bench/RESULTS.md, issue 24: tens of ms, a
+    wood-grain desk included); no false positive on the negative frames."""
     g = grey(frame)
     # a white border: a code at the frame's edge gets back a quiet zone (see decode_bent)
     pad = 24
@@ -284,11 +316,14 @@ def decode_hard(frame: Frame, corners: Sequence[Any] = ()) -> list[str]:
                                 value=float(np.percentile(g[::4, ::4], 99)))
     found, quads2 = read_with_quads(cv2.resize(padded, None, fx=2, fy=2,
                                                interpolation=cv2.INTER_CUBIC), 2.0)
+    quads: list[Any] = []
     if not found:
         quads = [*error_quads(g), *(q - np.float32(pad) for q in quads2), *corners]
         found = decode_bent(g, distinct_quads(quads))
     if not found:
         found = decode_deblurred(g)
+    if not found and quads:  # a code is there: its whole outline, bent back
+        found = decode_bent(g, patch_outlines(g, quads))
     return found
 
 
