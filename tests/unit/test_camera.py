@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ from readers.devices.camera import (
     decode_hard,
     decode_shipped,
     finder_corners,
+    grey,
     scan_file,
 )
+from readers.devices.camera.decode import textured_boxes
 from readers.devices.serialport import SerialScanner
+from readers.doubles.cards import desk
 from readers.doubles.decoders import DECODERS
 from readers.doubles.render import compose, render_qr, screen_code
 from readers.scan.framing import LineFramer
@@ -56,8 +60,13 @@ def motion_blurred(frame: Any, length: int, degrees: float) -> Any:
     return cv2.filter2D(frame, -1, k / k.sum())
 
 
-def bent_and_tilted(frame: Any, amplitude: float) -> Any:
-    """A card bent in the hand (a half sine across it) and held at an angle."""
+TILT = ((30, -20), (-25, 10), (20, 25), (-30, -15))
+
+
+def bent_and_tilted(frame: Any, amplitude: float,
+                    tilt: tuple[tuple[int, int], ...] = TILT) -> Any:
+    """A card bent in the hand (a half sine across it) and held at an angle (``tilt``: how far
+    each corner, TL, TR, BR, BL, moves)."""
     g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
     ys, xs = np.where(g < 128)
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
@@ -68,7 +77,7 @@ def bent_and_tilted(frame: Any, amplitude: float) -> Any:
                      0).astype(np.float32)
     bent = cv2.remap(g, xx, yy + shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     src = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
-    dst = src + np.array([[30, -20], [-25, 10], [20, 25], [-30, -15]], np.float32)
+    dst = src + np.array(tilt, np.float32)
     return cv2.warpPerspective(bent, cv2.getPerspectiveTransform(src, dst),
                                (g.shape[1], g.shape[0]), borderMode=cv2.BORDER_REPLICATE)
 
@@ -87,9 +96,61 @@ def test_hard_passes_flatten_a_bent_tilted_card(amplitude: float) -> None:
     assert decode_hard(frame, finder_corners(frame)) == [CCCD_EXAMPLE]
 
 
+@pytest.mark.parametrize(("module", "tilt"), [
+    (5, ((-10, 12), (-63, 23), (55, 43), (51, 21))),
+    (4, ((20, -36), (-50, -46), (49, 15), (47, -16)))])
+def test_hard_passes_flatten_a_card_by_its_outline(module: int,
+                                                   tilt: tuple[tuple[int, int], ...]) -> None:
+    """Tilted hard: zxing-cpp sees the code but its corners are those of a part of it; the
+    outline of the code's patch is the whole code."""
+    frame = bent_and_tilted(compose(render_qr(CCCD_EXAMPLE, module_px=module)), 0.045, tilt)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame, finder_corners(frame)) == [CCCD_EXAMPLE]
+
+
 def test_hard_passes_read_nothing_on_a_desk_without_a_code() -> None:
     frame = compose(render_qr("x")[:1, :1])
     assert decode_hard(frame, finder_corners(frame)) == []
+
+
+@pytest.mark.parametrize("length", [17, 19])
+def test_hard_passes_undo_a_long_smear(length: int) -> None:
+    """A hand moving fast: a smear longer than the 15 px the first passes tried."""
+    frame = motion_blurred(compose(render_qr(CCCD_EXAMPLE, module_px=6)), length, 60)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame) == [CCCD_EXAMPLE]
+
+
+@pytest.mark.parametrize(("payload", "module", "sigma"),
+                         [(CCCD_EXAMPLE, 4, 2.6), (BHYT_NEW_EXAMPLE, 4, 2.6),
+                          (BHYT_NEW_EXAMPLE, 5, 3.0)])
+def test_hard_passes_undo_defocus(payload: str, module: int, sigma: float) -> None:
+    """An out-of-focus code: neither the cheap chain nor the motion passes read it."""
+    frame = cv2.GaussianBlur(compose(render_qr(payload, module_px=module)), (0, 0), sigma)
+    assert decode_shipped(frame) == []
+    assert decode_hard(frame) == [payload]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_wood_grain_desk_offers_no_patch_to_deblur(seed: int) -> None:
+    """The whole frame is edge-dense on a textured desk: no patch a code could make, so the
+    motion-blur pass (a Wiener filter for every length) has nothing to work on."""
+    frame = desk(random.Random(seed))
+    assert textured_boxes(grey(frame)) == []
+    assert decode_hard(frame, finder_corners(frame)) == []
+
+
+def test_a_blurred_code_on_a_wood_grain_desk_is_still_a_patch() -> None:
+    frame = desk(random.Random(4))
+    code = cv2.cvtColor(render_qr(CCCD_EXAMPLE, module_px=6), cv2.COLOR_GRAY2BGR)
+    frame[100:100 + code.shape[0], 300:300 + code.shape[1]] = code
+    frame = motion_blurred(frame, 13, 30)
+    assert decode_shipped(frame) == []
+    (box,) = textured_boxes(grey(frame))
+    x, y, w, h = box
+    assert abs(x - 300) < 40 and abs(y - 100) < 40 and abs(w - code.shape[1]) < 60
+    assert abs(h - code.shape[0]) < 60
+    assert decode_hard(frame) == [CCCD_EXAMPLE]
 
 
 def test_scan_file_images_and_videos(tmp_path: Path) -> None:

@@ -81,7 +81,8 @@ def decode_shipped(frame: Frame, *, turn: int | None = None) -> list[str]:
 
 
 # -- the hard passes: only where a code is probably in view ----------------------------------
-HARD_LENGTHS = (5, 6, 7, 8, 9, 10, 11, 13, 15)  # motion blur lengths tried, px at 720p
+HARD_LENGTHS = (5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19)  # motion blur lengths tried, px at 720p
+DEFOCUS_SIGMAS = (1.5, 2.0, 2.5, 3.0)  # defocus blurs tried, px at 720p
 BEND_AMPLITUDES = (0.015, -0.015, 0.03, -0.03, 0.045, -0.045, 0.06, -0.06)  # of the code side
 _RECT_SIDE = 400  # a rectified code's side, px (modules of 6-10 px for versions 7-15)
 _RECT_MARGIN = 60  # quiet zone kept around it, px
@@ -159,22 +160,67 @@ def decode_bent(g: Frame, quads: Sequence[Any]) -> list[str]:
     return []
 
 
-def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
-    """Where a code may be although no finder pattern was seen (motion blur smears them):
-    squarish, dense patches of edges on a quarter-size frame, largest first (~1 ms)."""
+PATCH_MAX_SIDE = 600  # px at 720p: a larger edge-dense patch is a textured surface, not a code
+PATCH_MAX_ASPECT = 1.6  # a code smeared by up to ~20 px stays about square
+PATCH_MIN_CONTRAST = 48  # grey levels between a patch's dark and light (2nd/98th percentiles)
+
+
+def edge_mask(g: Frame) -> Frame:
+    """Where edges are dense, on a quarter-size frame (1 there, else 0; ~1 ms)."""
     small = cv2.resize(g, (g.shape[1] // 4, g.shape[0] // 4), interpolation=cv2.INTER_AREA)
     small = small.astype(np.float32)
     edges = cv2.boxFilter(np.abs(cv2.Sobel(small, cv2.CV_32F, 1, 0))
                           + np.abs(cv2.Sobel(small, cv2.CV_32F, 0, 1)), -1, (7, 7))
-    mask = (edges > max(0.35 * float(edges.max()), 12.0)).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    return (edges > max(0.35 * float(edges.max()), 12.0)).astype(np.uint8)
+
+
+def textured_boxes(g: Frame, limit: int = 2) -> list[tuple[int, int, int, int]]:
+    """Where a code may be although no finder pattern was seen (motion blur smears them):
+    squarish, dense patches of edges on a quarter-size frame, largest first.
+
+    Only patches a code could make: at most ``PATCH_MAX_SIDE`` a side and about square, with
+    a code's contrast — a wood-grain desk makes one patch the size of the frame, or faint
+    ones, and the Wiener filter over it cost ~0.6 s a frame (bench/RESULTS.md, issue 24)."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(edge_mask(g))
     boxes = []
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
-        if w >= 8 and h >= 8 and area >= 0.4 * w * h and max(w, h) <= 3 * min(w, h):
-            boxes.append((area, (4 * x, 4 * y, 4 * w, 4 * h)))
+        if (w >= 8 and h >= 8 and area >= 0.4 * w * h
+                and max(w, h) <= PATCH_MAX_ASPECT * min(w, h)
+                and 4 * max(w, h) <= PATCH_MAX_SIDE):
+            patch = g[4 * y:4 * (y + h):2, 4 * x:4 * (x + w):2]
+            lo, hi = np.percentile(patch, (2, 98))
+            if hi - lo >= PATCH_MIN_CONTRAST:
+                boxes.append((area, (4 * x, 4 * y, 4 * w, 4 * h)))
     boxes.sort(reverse=True)
     return [b for _, b in boxes[:limit]]
+
+
+def patch_outlines(g: Frame, near: Sequence[Any]) -> list[Any]:
+    """The corners (TL, TR, BR, BL) of the code-like patches (``textured_boxes``) that hold
+    the centre of one of the ``near`` quads: the patch's outline, its convex hull reduced to
+    four corners (else its smallest rotated rectangle). zxing-cpp's corners of a code it
+    could not read are often those of a finder paired with alignment patterns — a part of a
+    bent, tilted code; the outline is all of it (issue 24: tilt_curve, tuning seeds)."""
+    mask = edge_mask(g)
+    centres = [q.mean(axis=0) for q in near]
+    out = []
+    for x, y, w, h in textured_boxes(g):
+        if not any(x <= cx < x + w and y <= cy < y + h for cx, cy in centres):
+            continue
+        sub = np.ascontiguousarray(mask[y // 4:(y + h) // 4, x // 4:(x + w) // 4])
+        contours, _ = cv2.findContours(sub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
+            continue
+        hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+        approx = cv2.approxPolyDP(hull, 0.04 * cv2.arcLength(hull, True), True)
+        pts = approx.reshape(-1, 2) if len(approx) == 4 else cv2.boxPoints(
+            cv2.minAreaRect(hull))
+        q = (pts.astype(np.float32) + np.array([x // 4, y // 4], np.float32)) * 4 + 1.5
+        centre = q.mean(axis=0)
+        q = q[np.argsort(np.arctan2(q[:, 1] - centre[1], q[:, 0] - centre[0]))]  # clockwise
+        out.append(np.roll(q, -int(np.argmin(q.sum(axis=1))), axis=0))
+    return out
 
 
 def motion_psf(length: int, angle: float) -> Any:
@@ -203,35 +249,53 @@ def blur_angle(crop: Frame) -> float:
     return float(np.arctan2(vectors[1, 0], vectors[0, 0]))
 
 
+def gaussian_psf(sigma: float) -> Any:
+    """A defocused lens's blur: a Gaussian of ``sigma`` px."""
+    r = int(np.ceil(3 * sigma))
+    k = cv2.getGaussianKernel(2 * r + 1, sigma)
+    return (k @ k.T).astype(np.float32)
+
+
+def wiener_reads(crop: Frame, kernels: Sequence[Any]) -> list[str]:
+    """The crop deconvolved by each kernel in turn (a Wiener filter, NSR 0.01), stretched to
+    full contrast and read at twice the size; the first read."""
+    pad = 24
+    padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    spectrum = np.fft.rfft2(padded)
+    ch, cw = padded.shape
+    for k in kernels:
+        kernel = np.zeros((ch, cw), np.float32)
+        kernel[:k.shape[0], :k.shape[1]] = k
+        fk = np.fft.rfft2(np.roll(kernel, (-(k.shape[0] // 2), -(k.shape[1] // 2)), (0, 1)))
+        wiener = np.conj(fk) / (np.abs(fk) ** 2 + 0.01)
+        sharp = np.fft.irfft2(spectrum * wiener, s=(ch, cw))[pad:-pad, pad:-pad]
+        lo, hi = np.percentile(sharp, (2, 98))
+        sharp = np.clip((sharp - lo) * (255 / max(hi - lo, 1.0)), 0, 255)
+        found = decode_zxing(cv2.resize(sharp.astype(np.uint8), None, fx=2, fy=2,
+                                        interpolation=cv2.INTER_CUBIC))
+        if found:
+            return found
+    return []
+
+
 def decode_deblurred(g: Frame) -> list[str]:
-    """Motion blur undone: on each textured patch, the blur direction from the structure
+    """Blur undone on each textured patch. Motion: the blur direction from the structure
     tensor, then a Wiener filter for a few path lengths on a lightly smoothed copy (low light
     adds noise the filter would amplify), stretched to full contrast and read at twice the
     size (zxing-cpp's binarizer lost the small, noisy modules at 1×: held-out seeds
-    motion_lowlight_jpeg 87–95 → 97–100 %; bench/RESULTS.md)."""
-    pad = 24
+    motion_lowlight_jpeg 87–95 → 97–100 %; bench/RESULTS.md). Then defocus: Gaussian blurs
+    of a few widths, on the patch itself (issue 24: the blur family, 87–93 % on held-out
+    seeds, was the one the hard passes did nothing for)."""
     for x, y, w, h in textured_boxes(g):
         m = int(0.15 * max(w, h))
         x0, y0 = max(0, x - m), max(0, y - m)
         crop = g[y0:min(g.shape[0], y + h + m), x0:min(g.shape[1], x + w + m)].astype(np.float32)
-        angle = blur_angle(cv2.GaussianBlur(crop, (0, 0), 1.0))
-        smooth = cv2.copyMakeBorder(cv2.GaussianBlur(crop, (0, 0), 1.0), pad, pad, pad, pad,
-                                    cv2.BORDER_REFLECT)
-        spectrum = np.fft.rfft2(smooth)
-        ch, cw = crop.shape[0] + 2 * pad, crop.shape[1] + 2 * pad
-        for length in HARD_LENGTHS:
-            k = motion_psf(length, angle)
-            kernel = np.zeros((ch, cw), np.float32)
-            kernel[:k.shape[0], :k.shape[1]] = k
-            fk = np.fft.rfft2(np.roll(kernel, (-(k.shape[0] // 2), -(k.shape[1] // 2)), (0, 1)))
-            wiener = np.conj(fk) / (np.abs(fk) ** 2 + 0.01)
-            sharp = np.fft.irfft2(spectrum * wiener, s=(ch, cw))[pad:-pad, pad:-pad]
-            lo, hi = np.percentile(sharp, (2, 98))
-            sharp = np.clip((sharp - lo) * (255 / max(hi - lo, 1.0)), 0, 255)
-            found = decode_zxing(cv2.resize(sharp.astype(np.uint8), None, fx=2, fy=2,
-                                            interpolation=cv2.INTER_CUBIC))
-            if found:
-                return found
+        smooth = cv2.GaussianBlur(crop, (0, 0), 1.0)
+        angle = blur_angle(smooth)
+        found = (wiener_reads(smooth, [motion_psf(n, angle) for n in HARD_LENGTHS])
+                 or wiener_reads(crop, [gaussian_psf(s) for s in DEFOCUS_SIGMAS]))
+        if found:
+            return found
     return []
 
 
@@ -240,9 +304,11 @@ def decode_hard(frame: Frame, corners: Sequence[Any] = ()) -> list[str]:
     loop once a second while nothing is read: the frame at twice the size (small dark-mode
     phone codes), the bent card's rectification (on the codes zxing-cpp saw but could not read
     at 1× and at 2×, and ``corners`` — OpenCV's detection, which the loop's "code in view"
-    check computes anyway — largest first, at most three), then motion-blur deconvolution on
-    textured patches. bench: 35 / 90 ms median / p95 on the frames it runs on; no false
-    positive on the negative frames."""
+    check computes anyway — largest first, at most three), then motion-blur and defocus
+    deconvolution on the textured patches a code could make, then — where a code was seen —
+    the bent card's rectification on the outline of the patch it lies in. On a frame without
+    a code it costs the 2× read and little more (bench/RESULTS.md, issue 24: tens of ms, a
+    wood-grain desk included); no false positive on the negative frames."""
     g = grey(frame)
     # a white border: a code at the frame's edge gets back a quiet zone (see decode_bent)
     pad = 24
@@ -250,11 +316,14 @@ def decode_hard(frame: Frame, corners: Sequence[Any] = ()) -> list[str]:
                                 value=float(np.percentile(g[::4, ::4], 99)))
     found, quads2 = read_with_quads(cv2.resize(padded, None, fx=2, fy=2,
                                                interpolation=cv2.INTER_CUBIC), 2.0)
+    quads: list[Any] = []
     if not found:
         quads = [*error_quads(g), *(q - np.float32(pad) for q in quads2), *corners]
         found = decode_bent(g, distinct_quads(quads))
     if not found:
         found = decode_deblurred(g)
+    if not found and quads:  # a code is there: its whole outline, bent back
+        found = decode_bent(g, patch_outlines(g, quads))
     return found
 
 
