@@ -117,9 +117,12 @@ class DeviceHub:
         self._spawn("camera", reader)
 
     def _card_read(self, credential: Credential | None) -> None:
-        """The card image worker's draft (its thread): to the flow, on the event loop."""
+        """The card image worker's draft (its thread): to the flow, on the event loop; nothing
+        found: the camera offers the card again while it stays in view."""
         if credential is not None:
             self._call(lambda: self._card_image(credential))
+        elif (camera := self.readers.get("camera")) is not None:
+            camera.card_missed()
 
     def _card_image(self, credential: Credential) -> None:
         try:

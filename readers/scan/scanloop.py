@@ -100,22 +100,29 @@ class CardPresence:
     the same card lying still is read once, like the :class:`Deduper`'s one event per
     presentation. A QR read during a presentation takes its turn: a QR is better than any
     print. A card that moves more than ``still`` (of the frame's width, at any corner) starts
-    its rest again, so the frame read is a steady one.
+    its rest again, so the frame read is a steady one. A read that found nothing (glare, a
+    finger over the number) is :meth:`missed`: the card still in view is read again after
+    ``again_seconds``, at most ``max_reads`` times a presentation.
     """
 
     hold_seconds: float = 0.5
     gone_seconds: float = 1.0
     still: float = 0.02
+    again_seconds: float = 1.5
+    max_reads: int = 3
     resting_since: float | None = None
     last_seen: float | None = None
     corners: tuple[tuple[float, float], ...] | None = None
     done: bool = False  # this presentation was read, or had a QR
+    reads: int = 0      # reads of this presentation
+    again_at: float | None = None
 
     def feed(self, corners: Corners | None, qr: bool, now: float) -> bool:
         if corners is None and not qr:
             if self.last_seen is not None and now - self.last_seen >= self.gone_seconds:
                 self.resting_since, self.last_seen, self.corners, self.done = (
                     None, None, None, False)
+                self.reads, self.again_at = 0, None
             self.resting_since = None  # out of view this time: the rest starts again
             return False
         self.last_seen = now
@@ -127,14 +134,24 @@ class CardPresence:
         if self.resting_since is None or not self._near(here):
             self.resting_since = now
         self.corners = here
-        if now - self.resting_since >= self.hold_seconds:
+        if now - self.resting_since >= self.hold_seconds and (
+                self.again_at is None or now >= self.again_at):
             self.done = True
+            self.reads += 1
             return True
         return False
 
     def declined(self) -> None:
         """The reader could not take the frame (one read at a time): ask again next feed."""
         self.done = False
+        self.reads = max(0, self.reads - 1)
+
+    def missed(self, now: float) -> None:
+        """The read of this presentation found nothing: read the card again in a while, while
+        it stays (a read of a presentation already over changes nothing)."""
+        if 0 < self.reads < self.max_reads and self.last_seen is not None:
+            self.done = False
+            self.again_at = now + self.again_seconds
 
     def _near(self, corners: tuple[tuple[float, float], ...]) -> bool:
         if self.corners is None or len(self.corners) != len(corners):

@@ -5,6 +5,7 @@ page as a ``card_text`` event — an MRZ as the chip's key on offer — never th
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -51,6 +52,25 @@ def test_a_resting_card_is_read_once_per_presentation() -> None:
         p.feed(None, False, 5.5 + t / 10)                       # gone for over a second
     fired = [p.feed(CARD, False, 7 + t / 10) for t in range(10)]
     assert fired.count(True) == 1                               # a new presentation
+
+
+def test_a_read_that_found_nothing_is_tried_again_while_the_card_stays() -> None:
+    p = CardPresence(hold_seconds=0.5, again_seconds=1.5, max_reads=3)
+    fired = [t for t in range(100) if p.feed(CARD, False, t / 10)]  # 10 s on the desk
+    assert fired == [5]                                  # a read that found something: once
+    p = CardPresence(hold_seconds=0.5, again_seconds=1.5, max_reads=3)
+    fired = []
+    for t in range(100):
+        if p.feed(CARD, False, t / 10):
+            fired.append(t)
+            p.missed(t / 10 + 0.2)                       # the reader found nothing, 0.2 s on
+    # again 1.5 s after each miss (0.2 s after its read), three reads in all
+    assert fired[0] == 5 and len(fired) == 3
+    assert all(b - a in (17, 18) for a, b in itertools.pairwise(fired))
+    for t in range(11):
+        p.feed(None, False, 10 + t / 10)                 # lifted
+    p.missed(11.1)                                       # a late answer changes nothing
+    assert [t for t in range(10) if p.feed(CARD, False, 12 + t / 10)] == [5]
 
 
 def test_a_moving_card_waits_until_it_rests() -> None:

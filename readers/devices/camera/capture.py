@@ -185,6 +185,7 @@ class CameraReader:
         self.card_checks = 0  # frames looked at for a card (metrics, the CPU test)
         self.cards_handed = 0
         self._qr_since_check = False
+        self._card_missed = False  # set by the card reader's thread, taken by this one
         self.dedup = dedup or Deduper()
         self.health = SourceHealth()
         # The "code in view" check costs ~75 ms on a 720p frame without a code (OpenCV's
@@ -295,12 +296,20 @@ class CameraReader:
                 if self.frames_decoded % CARD_EVERY == 1:  # not on the hard passes' frame
                     self._card_check(frame, now)
 
+    def card_missed(self) -> None:
+        """The card reader found nothing on the frame handed over (any thread): the card, if
+        still in view, is offered again a little later (``CardPresence.missed``)."""
+        self._card_missed = True
+
     def _card_check(self, frame: Frame, now: float) -> None:
         """Every ``CARD_EVERY`` frames: is a card resting in view with no QR read? Then hand
         the frame over, once per presentation."""
         from readers.devices.camera.card import find_card
 
         qr, self._qr_since_check = self._qr_since_check, False
+        if self._card_missed:
+            self._card_missed = False
+            self.cards.missed(now)
         corners: list[tuple[float, float]] | None = None
         if not qr:
             self.card_checks += 1
