@@ -1,8 +1,8 @@
 """Rendered card images for the OCR tests and ``bench/ocr.py``: fictional people on the card
 models of ``readers/ocr/layouts.py``, drawn with Vietnamese-capable fonts (Pillow, Noto Sans;
-the MRZ in DejaVu Sans Mono — no OCR-B font is installed), then put on a desk the way a
-webcam sees it: tilt and perspective, glare, blur, noise, JPEG, a finger on a corner. Also
-frames that must read nothing: an empty desk, a bank card, a printed page.
+the MRZ in OCR-B from Debian's fonts-ocr-b, DejaVu Sans Mono where it is missing), then put on
+a desk the way a webcam sees it: tilt and perspective, glare, blur, noise, JPEG, a finger on a
+corner. Also frames that must read nothing: an empty desk, a bank card, a printed page.
 
 Values are placed in the layouts' own boxes: these images test the reading chain, not the
 layouts' match with real cards.
@@ -27,7 +27,10 @@ W, H = 1000, 631
 FONT_DIR = Path("/usr/share/fonts/truetype")
 SANS = FONT_DIR / "noto/NotoSans-Regular.ttf"
 SANS_BOLD = FONT_DIR / "noto/NotoSans-Bold.ttf"
-MONO = FONT_DIR / "dejavu/DejaVuSansMono.ttf"  # stands in for OCR-B
+# The MRZ's own font (ICAO 9303-3: OCR-B, Debian's fonts-ocr-b); DejaVu Sans Mono stands in
+# where it is not installed.
+OCR_B = Path("/usr/share/fonts/opentype/ocr-b/OCRB.otf")
+MONO = OCR_B if OCR_B.is_file() else FONT_DIR / "dejavu/DejaVuSansMono.ttf"
 PROVINCES = ("001", "008", "022", "026", "031", "036", "038", "040", "046", "048", "052",
              "056", "066", "068", "074", "075", "079", "083", "087", "092", "096")
 SURNAMES = ("NGUYỄN", "TRẦN", "LÊ", "PHẠM", "HOÀNG", "HUỲNH", "PHAN", "VŨ", "VÕ", "ĐẶNG",
@@ -328,8 +331,11 @@ def draw_mrz_back(mrz: str, rnd: random.Random) -> Any:
         c.rect((0.62 + i * 0.18, 0.06, 0.78 + i * 0.18, 0.50), (215, 218, 222),
                outline=(120, 120, 120))
     c.rect((0.0, 0.56, 1.0, 1.0), (245, 245, 245))
+    size = 47  # the largest that fits 30 characters in the MRZ's 93 % of the card's width
+    while _font(MONO, size).getlength("<" * 30) > 0.93 * W:
+        size -= 1
     for i, line in enumerate((mrz[0:30], mrz[30:60], mrz[60:90])):
-        c.text(0.035, 0.655 + i * 0.12, line, 47, font=MONO, fill=(10, 10, 10))
+        c.text(0.035, 0.655 + i * 0.12, line, size, font=MONO, fill=(10, 10, 10))
     return c.array()
 
 

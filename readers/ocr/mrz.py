@@ -1,6 +1,7 @@
 """The TD1 MRZ from OCR text (ICAO 9303-3 §4, 9303-5 §4.2): tolerant cleanup, strict checks.
 
-OCR confuses O/0, I/1, S/5, B/8, Z/2 and drops or adds a filler here and there. The cleanup
+OCR confuses O/0, I/1, S/5, B/8, Z/2 and drops or adds a filler here and there (in OCR-B it
+reads many a filler ``<`` as K). The cleanup
 knows which positions of TD1 hold digits and which hold letters and repairs only those
 confusions; then ``readers.emrtd.mrz.parse_td1`` checks every check digit. A read whose check
 digits fail is not used — there is no "closest valid" search.
@@ -72,6 +73,16 @@ def _variants(line: str) -> list[tuple[str, bool]]:
     return out
 
 
+def _vn_filled(line: str) -> str | None:
+    """Line 2 of a Vietnamese card rebuilt: its optional data (positions 18–28) is all fillers,
+    which OCR-B makes OCR read as K or C, or lose and add; kept are the 18 characters before
+    and the composite check digit after (which covers the fillers too). None when the middle
+    holds a digit (data, not fillers) or the line is far from 30."""
+    if not LINE - 4 <= len(line) <= LINE + 4 or any(ch.isdigit() for ch in line[18:-1]):
+        return None
+    return line[:18] + "<" * 11 + line[-1]
+
+
 def _checked(l1: str, l2: str, l3: str) -> Td1 | None:
     """The lines as read, else with the Vietnamese card's digit/letter positions repaired."""
     for text in (l1 + l2 + l3, _repair(l1, _L1_DIGITS, _L1_LETTERS)
@@ -102,8 +113,12 @@ def read_td1(text: str) -> Td1 | None:
             continue
         l3 = l3.translate(_TO_LETTER)
         found: list[Td1] = []
+        second = _variants(lines[i + 1])
+        filled = _vn_filled(lines[i + 1])
+        if filled is not None and all(filled != v for v, _ in second):
+            second.append((filled, True))  # rebuilt: must pass the ID cross-check too
         for l1, cut1 in _variants(lines[i]):
-            for l2, cut2 in _variants(lines[i + 1]):
+            for l2, cut2 in second:
                 td1 = _checked(l1, l2, l3)
                 if td1 is not None and (not (cut1 or cut2) or _vn_id_agrees(td1)):
                     found.append(td1)

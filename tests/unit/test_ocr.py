@@ -83,6 +83,22 @@ def test_a_line_one_character_long_needs_its_id_to_agree() -> None:
     assert td1 is not None and td1.document_number == "093047064"
 
 
+@pytest.mark.parametrize("line2", ["9301054M3301052VNM<KKKK<KKKK<K8",   # OCR-B fillers as K
+                                   "9301054M3301052VNMCK<<KK<KKKKKK8",  # and one too many
+                                   "9301054M3301052VNM<<K<<<<<K8"])     # and two lost
+def test_fillers_read_as_letters_on_a_vietnamese_line_2(line2: str) -> None:
+    l1, _, l3 = VN_TD1.splitlines()
+    td1 = read_td1(f"{l1}\n{line2}\n{l3}")
+    assert td1 is not None and td1.document_number == "093047064"
+    assert (td1.date_of_birth, td1.date_of_expiry) == ("930105", "330105")
+
+
+def test_a_rebuilt_line_2_still_needs_its_check_digits() -> None:
+    l1, _, l3 = VN_TD1.splitlines()
+    assert read_td1(f"{l1}\n9301054M3301052VNM<KKKK<KKKK<K9\n{l3}") is None  # composite
+    assert read_td1(f"{l1}\n9301054M3301053VNM<KKKK<KKKK<K8\n{l3}") is None  # expiry
+
+
 def test_mrz_with_wrong_id_structure_keeps_the_key_but_not_the_id() -> None:
     from readers.doubles.cards import Person
 
