@@ -9,7 +9,8 @@ can be checked for and left empty when it fails — never guessed or repaired:
   printed birth year and sex (DOMAIN.md §8: a number that contradicts them is wrong — and as
   either side may be the misread one, both are dropped);
 - the BHYT card code: its shape, the object code in the benefit table, the province code;
-- dates: they exist, a birth date is not in the future, an expiry is after the birth.
+- dates: they exist, a birth date is not in the future nor over 115 years ago, an expiry is
+  after the birth.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from verify.tables import Tables
 
 _FACILITY = re.compile(r"([0-9]{2})\s*-?\s*([A-Z0-9]{3})\s*-?\s*$")
 MIN_BIRTH_YEAR = 1900
+# Older than this a birth date read from print is taken for a misread (1962 read as 1902): the
+# field is left for staff to type, which costs one patient in millions a few keys.
+MAX_AGE_YEARS = 115
 _BHYT_MODELS = {CardModel.BHYT, CardModel.VSSID_BHYT}
 
 
@@ -42,7 +46,8 @@ def _date(text: str | None) -> date | None:
 
 def _birth(text: str | None, today: date) -> date | None:
     d = _date(text)
-    return d if d is not None and d.year >= MIN_BIRTH_YEAR and d <= today else None
+    oldest = max(MIN_BIRTH_YEAR, today.year - MAX_AGE_YEARS)
+    return d if d is not None and d.year >= oldest and d <= today else None
 
 
 def is_plausible_id(number: str, provinces: dict[str, str], *, today: date) -> bool:

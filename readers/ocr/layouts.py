@@ -51,6 +51,10 @@ class FieldSpec:
     min_confidence: int = 0
     # Text lines the box holds (a block of several is only read when the image shows as many).
     lines: int = 1
+    # Always read a second way, however sure the first read: a number nothing else checks (the
+    # 10-digit BHXH number has no check digit and no structure) misread with confidence would
+    # otherwise stand alone.
+    confirm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,7 @@ LAYOUTS: tuple[CardLayout, ...] = (
     )),
     CardLayout(CardModel.BHYT, ("BAO HIEM Y TE",), (), (
         FieldSpec("card_code", (0.30, 0.34, 0.80, 0.44), "eng", CODE_CHARS,
-                  min_confidence=CODE_CONFIDENCE),
+                  min_confidence=CODE_CONFIDENCE, confirm=True),
         FieldSpec("full_name", (0.30, 0.455, 0.99, 0.535)),
         _date("date_of_birth", (0.30, 0.545, 0.58, 0.615)),
         FieldSpec("sex", (0.78, 0.545, 0.95, 0.615)),
@@ -160,7 +164,7 @@ SCREEN_LAYOUTS: tuple[CardLayout, ...] = (
     CardLayout(CardModel.VSSID_BHYT, ("BAO HIEM Y TE",), (), (
         # No whitelist: with one, tesseract forces its "$" of an "SV" code to "S" and says 0.
         FieldSpec("card_code", (0.36, 0.36, 0.78, 0.46), "eng", "",
-                  min_confidence=CODE_CONFIDENCE),
+                  min_confidence=CODE_CONFIDENCE, confirm=True),
         FieldSpec("full_name", (0.36, 0.47, 0.99, 0.57)),
         _date("date_of_birth", (0.36, 0.58, 0.66, 0.67)),
         FieldSpec("sex", (0.36, 0.68, 0.60, 0.76)),

@@ -150,10 +150,10 @@ def read_field(reader: FieldReader, layout: CardLayout, spec: FieldSpec) -> str 
     """One field's value. A key field (one with ``min_confidence``) read with doubt is kept
     only when another, differently prepared read of the box gives the same value: an engine's
     confidence alone lets through too few right reads, and two reads that agree rarely share
-    a misread."""
+    a misread. A field marked ``confirm`` always needs that second read."""
     raw, confidence = reader(spec)
     value = _parse(layout, spec, raw)
-    if confidence >= spec.min_confidence:
+    if confidence >= spec.min_confidence and not (spec.confirm and value is not None):
         return value
     seen = [value] if value is not None else []
     for opinion in range(1, reader.opinions):

@@ -196,6 +196,17 @@ def test_a_doubtful_key_field_needs_two_reads_that_agree(
     assert reader.asked == asked
 
 
+def test_a_number_nothing_else_checks_is_always_read_twice() -> None:
+    """The 10-digit BHXH number has no check digit and no structure: a confident misread
+    (2241675717 read as 2241678717, 88 %) must meet a second read that agrees."""
+    layout = next(lay for lay in LAYOUTS if lay.model is CardModel.BHYT)
+    spec = layout.field("card_code")
+    sure_but_alone = Opinions(("2241678717", 96), ("2241675717", 90), ("", 0))
+    assert read_field(sure_but_alone, layout, spec) is None
+    confirmed = Opinions(("2241675717", 96), ("2241675717", 60), ("", 0))
+    assert read_field(confirmed, layout, spec) == "2241675717" and confirmed.asked == 2
+
+
 def test_a_finger_over_a_corner_does_not_tilt_the_card() -> None:
     """The convex hull wraps a finger hanging over a corner; each side is fitted to the
     card's own straight edge instead, so the field boxes land on the fields."""
