@@ -70,7 +70,7 @@ class CardImageReader:
     def card_in_view(frame: Any) -> bool:
         from readers.devices.camera.card import find_card
 
-        return find_card(frame) is not None
+        return find_card(frame, precise=False) is not None
 
     def read_frame(self, frame: Any, *, today: date) -> Credential | None:
         from readers.devices.camera.card import read_card_frame

@@ -314,7 +314,7 @@ class CameraReader:
         if not qr:
             self.card_checks += 1
             try:
-                found = find_card(frame)
+                found = find_card(frame, precise=False)
             except Exception:
                 found = None
             if found is not None:

@@ -55,7 +55,8 @@ def aspect(pts: Any) -> float:
     return float(w / h) if h else 0.0
 
 
-def _candidates(edges: Any, area_min: float, area_max: float) -> list[Any]:
+def _candidates(edges: Any, area_min: float, area_max: float, *, precise: bool = True
+                ) -> list[Any]:
     contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     out = []
     for c in sorted(contours, key=cv2.contourArea, reverse=True)[:5]:
@@ -69,7 +70,9 @@ def _candidates(edges: Any, area_min: float, area_max: float) -> list[Any]:
         approx = cv2.approxPolyDP(hull, 0.02 * peri, True)
         if len(approx) != 4:  # a finger or glare broke a corner: the rotated bounding box
             approx = cv2.boxPoints(cv2.minAreaRect(hull))
-        pts = _refine(order_corners(approx), c.reshape(-1, 2).astype(np.float32))
+        pts = order_corners(approx)
+        if precise:
+            pts = _refine(pts, c.reshape(-1, 2).astype(np.float32))
         if abs(aspect(pts) - CARD_ASPECT) <= ASPECT_SLACK * CARD_ASPECT:
             out.append(pts)
     return out
@@ -147,17 +150,19 @@ def work_image(frame: Frame) -> tuple[Frame, float]:
     return cv2.GaussianBlur(small, (5, 5), 0), scale
 
 
-def find_card(frame: Frame) -> Any | None:
+def find_card(frame: Frame, *, precise: bool = True) -> Any | None:
     """The corners (4×2 float32, frame pixels, TL TR BR BL with the long side on top) of the
-    largest card-shaped quadrilateral in view, or None."""
+    largest card-shaped quadrilateral in view, or None. ``precise=False``: the corners as the
+    hull gives them, without fitting each side to the card's edge — enough to see whether a
+    card rests in view (the camera loop asks five times a second), not to read it."""
     small, scale = work_image(frame)
     area = small.shape[0] * small.shape[1]
     area_min, area_max = MIN_AREA * area, MAX_AREA * area
     edges = cv2.dilate(cv2.Canny(small, 30, 90), np.ones((3, 3), np.uint8), iterations=2)
-    found = _candidates(edges, area_min, area_max)
+    found = _candidates(edges, area_min, area_max, precise=precise)
     if not found:
         _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        found = _candidates(bright, area_min, area_max)
+        found = _candidates(bright, area_min, area_max, precise=precise)
     return found[0] / scale if found else None
 
 
