@@ -4,7 +4,9 @@ mirror) and three desks with the installed unit, each a container booted by
 ``systemd-nspawn -b`` on a bridge this test makes (10.250.0.0/24), the registry simulator on the
 host's end of the bridge. The shipped configuration in ``deploy/`` is what runs; the test only
 shortens intervals (scrape, rule ``for:``, probes, the audit self-check), replaces the opening
-hours with "always", and uses plain HTTP for the journal where the facility uses its CA.
+hours with "always", uses plain HTTP for the journal where the facility uses its CA, and gives
+the journals room of their own (the log server's files on a tmpfs, the desks' journald told how
+much of the shared disk to keep free), so a host disk filled by the containers drops nothing.
 
 Checked: verifications at every desk reach the central journal, one contiguous chain a desk,
 the same patient with the same fingerprint at every desk; the central link cut and a desk
@@ -246,6 +248,12 @@ def configure_desk(desk: Desk, doc: dict[str, dict[str, Any]]) -> None:
     doc["audit"]["desk"] = desk.name
     doc["metrics"] = {"listen": f"{desk.ip}:{METRICS_PORT}"}
     (r / "etc/tiepdon/tiepdon.toml").write_text(ct.toml(doc), encoding="utf-8")
+    # journald keeps 15 % of the disk (at most 4 GiB) free by default, measured on the host's
+    # disk here, which four container roots fill: below it, entries are dropped. A desk's own
+    # disk is its own.
+    (r / "etc/systemd/journald.conf.d").mkdir(parents=True, exist_ok=True)
+    (r / "etc/systemd/journald.conf.d/test-disk.conf").write_text(
+        "[Journal]\nSystemKeepFree=32M\nSystemMaxUse=256M\n")
     (r / "etc/systemd/network/50-host0.network").write_text(
         f"[Match]\nName=host0\n\n[Network]\nAddress={desk.ip}/24\nLinkLocalAddressing=no\n"
         "IPv6AcceptRA=no\n")
@@ -278,6 +286,34 @@ def arrived(fleet: Fleet, desk: Desk) -> dict[str, Any] | None:
     return None
 
 
+def shipping(fleet: Fleet, desk: Desk) -> str:
+    """What a failed wait for the central copy reports: the chain as the auditor sees it, the
+    desk's newest record, its uploader, and the central files."""
+    chain = central_chain(fleet, desk)
+    upload = desk.box.run("systemctl", "status", "--no-pager", "-n", "15",
+                          "systemd-journal-upload.service", timeout=30)
+    host = subprocess.run(["df", "-h", str(fleet.work)], capture_output=True, text=True,
+                          timeout=30, check=False)
+    remote = fleet.central.run("sh", "-c", "ls -la /var/log/journal/remote; "
+                               "df -h /var/log/journal/remote; "
+                               "systemctl status --no-pager -n 15 "
+                               "systemd-journal-remote.service", timeout=30)
+    return (f"chain {chain}; desk's newest record {desk.last_seq()}\n"
+            f"-- the desk's uploader:\n{upload.stdout}{upload.stderr}\n"
+            f"-- the log server:\n{remote.stdout}{remote.stderr}\n"
+            f"-- the host's disk:\n{host.stdout}")
+
+
+def wait_shipped(fleet: Fleet, desk: Desk, what: str, timeout: float) -> dict[str, Any]:
+    """The desk's whole chain in the central journal, or a failure that says why not."""
+    try:
+        chain: dict[str, Any] = wait_until(what, functools.partial(arrived, fleet, desk),
+                                           timeout=timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{shipping(fleet, desk)}") from None
+    return chain
+
+
 def prometheus(query: str) -> list[dict[str, Any]]:
     r = httpx.get(f"http://{CENTRAL_IP}:9090/api/v1/query", params={"query": query}, timeout=10)
     r.raise_for_status()
@@ -308,6 +344,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     work = tmp_path_factory.mktemp("fleet", numbered=True)
     cached = any(ct.CACHE.glob("bookworm-*/etc/os-release"))
     boxes: list[ct.Container] = []
+    mounted: list[Path] = []
     sim: BackgroundServer | None = None
     ip("link", "del", BRIDGE, check=False)  # a previous run's, killed before its teardown
     try:
@@ -398,6 +435,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         installed.remove()
         TIMES["desks_s"] = time.monotonic() - t0
 
+        # The log server's files on a disk of their own, as on the facility's server: its
+        # journal-remote (systemd 252) keeps 15 % of its disk free, at most 4 GiB, and has no
+        # setting for it; the host's disk, shared with the containers, may have less.
+        logs = central.root / "var/log/journal/remote"
+        logs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m,mode=0755", "tdfleet-logs",
+                        str(logs)], check=True, timeout=30)
+        mounted.append(logs)
         t0 = time.monotonic()
         central.boot(timeout=180)
         ip("link", "set", "vb-tdf-central", "up")
@@ -410,6 +455,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         TIMES["boot_s"] = time.monotonic() - t0
         yield Fleet(central, desks, sim, publish, work)
     finally:
+        for box in reversed(boxes):
+            with contextlib.suppress(Exception):
+                box.poweroff()
+        for path in mounted:
+            subprocess.run(["umount", "--lazy", str(path)], check=False, timeout=30)
         for box in reversed(boxes):
             with contextlib.suppress(Exception):
                 box.remove()
@@ -444,8 +494,8 @@ def test_verifications_reach_the_central_journal(fleet: Fleet) -> None:
             assert answer["status"] == "eligible", answer
     t0 = time.monotonic()
     for desk in fleet.desks:
-        chain = wait_until(f"{desk.name}'s chain whole in the central journal",
-                           functools.partial(arrived, fleet, desk), timeout=120)
+        chain = wait_shipped(fleet, desk, f"{desk.name}'s chain whole in the central journal",
+                             timeout=120)
         assert chain["macs_checked"] and chain["last_seq"] >= 2, chain
     TIMES["shipped_s"] = time.monotonic() - t0
     # "Who looked at this person": the same fingerprint at every desk (the facility's key).
@@ -477,8 +527,8 @@ def test_records_made_while_the_central_link_is_cut_arrive_after_it_returns(
         ip("link", "set", "vb-tdf-central", "up")
     t0 = time.monotonic()
     for desk in fleet.desks:
-        wait_until(f"{desk.name}'s records after the link returned",
-                   functools.partial(arrived, fleet, desk), timeout=180)
+        wait_shipped(fleet, desk, f"{desk.name}'s records after the link returned",
+                     timeout=180)
     TIMES["caught_up_s"] = time.monotonic() - t0
 
 

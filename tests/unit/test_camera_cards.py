@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import httpx
 import pytest
 
@@ -291,3 +292,38 @@ def test_daemon_publishes_a_card_draft_and_offers_the_mrz_key(
     assert f"fp={text['raw_fingerprint']}" in logs
     for secret in (DEMO_PERSON.id_number, "088004321", "NGUYỄN", "Nguyễn", "NGUYEN", "880329"):
         assert secret not in logs
+
+
+def test_daemon_reads_a_card_again_when_the_first_read_found_nothing(
+        camera_daemon: tuple[BackgroundServer, Any, Path]) -> None:
+    """A card that rested out of focus, then came sharp where it lay: the first read finds
+    nothing, the worker says so, the camera offers the same presentation again a moment later,
+    and the second read reaches the page — one draft, no typing."""
+    server, services, folder = camera_daemon
+    events: Events = []
+    ready = threading.Event()
+
+    def drafted(ev: Events) -> bool:
+        return any(n == "card_text" for n, _ in ev)
+
+    staff = threading.Thread(target=collect, args=(server.url, drafted, ready, events))
+    staff.start()
+    assert ready.wait(10)
+    back = demo_back()
+    blurred = cv2.GaussianBlur(back, (9, 9), 0)
+    reader = CardImageReader(tables())
+    try:
+        assert reader.read_frame(blurred, today=TODAY) is None  # out of focus: nothing read
+    finally:
+        reader.close()
+    # 30 fps: 1.5 s out of focus (the first read falls there), then 4 s sharp, same place.
+    write_clip(folder / "tmp.avi", [(plain_desk(), 10), (blurred, 45), (back, 120)], fps=30)
+    (folder / "tmp.avi").rename(folder / "cam.avi")
+    staff.join(40)
+    assert drafted(events), events
+    assert services.devices is not None
+    worker = services.devices.card_images
+    assert worker is not None and worker.reads >= 2  # the miss, then the read
+    (draft,) = (d for n, d in events if n == "card_text")
+    assert (draft["kind"], draft["read_from"]) == ("cccd_mrz", "mrz")
+    assert services.verifier.offers.take() == [DEMO_PERSON.access_key]
