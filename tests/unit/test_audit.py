@@ -118,7 +118,8 @@ def test_daemon_audits_every_verification(daemon: BackgroundServer, tmp_path: Pa
     for private in ("001098012345", "Nguyễn", "NGUYỄN", "GD4010111077012", "0111077012"):
         assert private not in raw
     # tamper: the command says so and exits 1
-    audit_file = next((tmp_path / "data" / "audit").iterdir())
+    # the day's records, not the sealed head beside them (a folder's order is the filesystem's)
+    audit_file = next((tmp_path / "data" / "audit").glob("audit-*.jsonl"))
     rows = audit_file.read_text().splitlines()
     audit_file.write_text("\n".join(rows[:1] + rows[2:]) + "\n")
     bad = run("audit", "verify", env=env)
