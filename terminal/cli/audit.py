@@ -89,15 +89,29 @@ def _journal_lines(args: argparse.Namespace) -> Iterator[str]:
                        f"(exit {proc.returncode})")
 
 
-def _key_file(path: str) -> bytes:
-    """A key file named on the command line: at least 32 bytes once trimmed."""
+def _terminal_key_file(path: str) -> bytes:
+    """A desk's terminal key named on the command line, byte for byte as its daemon reads it
+    (``head -c 32 /dev/urandom``: raw bytes, so a newline or a space at either end is key)."""
+    from terminal.settings import SettingsError, check_terminal_key
+
     try:
-        key = Path(path).read_bytes().strip()
+        return check_terminal_key(Path(path).read_bytes(), path)
     except OSError as e:
         raise CliError(f"cannot read {path}: {e.strerror}") from None
-    if len(key) < 32:
-        raise CliError(f"{path}: not a key (at least 32 bytes)")
-    return key
+    except SettingsError as e:
+        raise CliError(str(e)) from None
+
+
+def _subject_key_file(path: str) -> bytes:
+    """The facility's subject key named on the command line, as the daemon reads it."""
+    from terminal.settings import read_subject_key
+
+    try:
+        return read_subject_key(Path(path))
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise CliError(f"{path}: not a subject key ({e})") from None
 
 
 def _audit_log(args: argparse.Namespace) -> tuple[AuditLog, bytes]:
@@ -133,7 +147,7 @@ def _verify_central(args: argparse.Namespace) -> int:
     if not args.desk:
         raise CliError("--desk is required with --journal-dir / --journal-file (one chain a "
                        "desk)")
-    key = derive_key(_key_file(args.key), "audit") if args.key else None
+    key = derive_key(_terminal_key_file(args.key), "audit") if args.key else None
     records = records_from_journal(_journal_lines(args), args.desk)
     report = verify_records(key, records)
     print_json({"desk": args.desk, "records": report.records, "first_seq": report.first_seq,
@@ -164,7 +178,7 @@ def _subject_fingerprints(args: argparse.Namespace, terminal_key: bytes | None) 
     from verify.fingerprint import fingerprint
 
     text = "subject:" + (args.id or args.card)
-    subject = (_key_file(args.subject_key) if args.subject_key
+    subject = (_subject_key_file(args.subject_key) if args.subject_key
                else settings_of(args).subject_key())
     keys = [derive_key(subject, "subject")] if subject else []
     if terminal_key is not None:
@@ -180,7 +194,7 @@ def cmd_audit_find(args: argparse.Namespace) -> int:
     if args.journal_dir or args.journal_file:
         from verify.audit import records_from_journal
 
-        targets = _subject_fingerprints(args, _key_file(args.key) if args.key else None)
+        targets = _subject_fingerprints(args, _terminal_key_file(args.key) if args.key else None)
         hits = [r for r in records_from_journal(_journal_lines(args), args.desk)
                 if r.get("subject") in targets]
         hits.sort(key=lambda r: (str(r.get("at")), str(r.get("desk")), int(r["seq"])))

@@ -144,14 +144,12 @@ class Settings(_Section):
                 return None
             path = Path(self.audit.subject_key_file)
         try:
-            key = path.read_bytes()
+            return read_subject_key(path)
         except OSError as e:
             raise refused("audit", "subject_key_file", f"unreadable: {type(e).__name__}"
                           ) from None
-        if len(key.strip()) < MIN_KEY_BYTES:
-            raise refused("audit", "subject_key_file", f"{len(key.strip())} bytes, at least "
-                                                       f"{MIN_KEY_BYTES} needed")
-        return key.strip()
+        except ValueError as e:
+            raise refused("audit", "subject_key_file", str(e)) from None
 
     def check_listeners(self) -> None:
         """The metrics listener shares no port with the page or the HIS feed (one server
@@ -313,6 +311,16 @@ MIN_TOKEN_CHARS = 32
 # systemd credential names (the names, not the secrets)
 METRICS_TOKEN = "metrics.token"  # noqa: S105
 SUBJECT_KEY = "audit.subject_key"
+
+
+def read_subject_key(path: Path) -> bytes:
+    """The facility's subject key as the daemon and ``tiepdon audit find --subject-key`` both
+    read it: the file's bytes without surrounding white space (it is made as text, ``openssl
+    rand -hex 32``, with a newline); ValueError when shorter than 32 bytes."""
+    key = path.read_bytes().strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"{len(key)} bytes, at least {MIN_KEY_BYTES} needed")
+    return key
 
 
 def check_terminal_key(key: bytes, where: str) -> bytes:

@@ -40,10 +40,11 @@ def subject(i: Intake, id_number: str) -> str | None:
 
 
 def desk_log(folder: Path, desk: str, terminal_key: bytes, patients: list[str],
-             caplog: pytest.LogCaptureFixture) -> list[str]:
+             caplog: pytest.LogCaptureFixture, facility_key: bytes | None = FACILITY_KEY
+             ) -> list[str]:
     """A desk's audit log with one record per patient; returns its journal MESSAGEs as
     journald stores them (the JournalFormatter's ``logger: message``)."""
-    i = intake(terminal_key, FACILITY_KEY)
+    i = intake(terminal_key, facility_key)
     log = AuditLog(folder / desk, derive_key(terminal_key, "audit"))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="tiepdon.audit"):
@@ -204,3 +205,27 @@ def test_journal_parsing_keeps_to_audit_lines() -> None:
                         json.dumps({"MESSAGE": 'audit seq=1 record={"seq": 1}'}),
                         json.dumps(["a list"])]
     assert records_from_journal(lines) == []
+
+
+def test_a_terminal_key_with_white_space_at_its_ends_is_read_byte_for_byte(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`scripts/install` writes 32 raw random bytes; about one desk in twenty gets a newline,
+    a tab or a space at one end. The daemon keys its chain with all 32 bytes, so the auditor's
+    ``--key`` must not trim them (a trimmed key read as "not a key" — or, longer, as an
+    edited chain). Found by the fleet test in CI: one desk's chain could never be checked."""
+    key = b"\n" + bytes(range(40, 70)) + b" "
+    messages = desk_log(tmp_path, "01C54-cap-cuu", key, [PATIENT, OTHER], caplog,
+                        facility_key=None)  # a desk without the facility's key
+    journal = str(export(tmp_path / "central.json", [("desk3", m) for m in messages]))
+    key_path = key_file(tmp_path, "terminal.key", key)
+    p = run("audit", "verify", "--journal-file", journal, "--desk", "01C54-cap-cuu",
+            "--key", key_path)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    assert report["macs_checked"] is True and report["records"] == 2
+    found = run("audit", "find", "--journal-file", journal, "--id", PATIENT, "--key", key_path)
+    assert found.returncode == 0, found.stderr
+    assert [json.loads(x)["seq"] for x in found.stdout.splitlines()] == [1]
+    short = run("audit", "verify", "--journal-file", journal, "--desk", "01C54-cap-cuu",
+                "--key", key_file(tmp_path, "short.key", key[:31]))
+    assert short.returncode == 2 and "at least 32" in short.stderr
