@@ -54,6 +54,23 @@ class JournalFormatter(logging.Formatter):
         return f"<{self.PRIORITY.get(record.levelno, 6)}>{record.name}: {record.getMessage()}"
 
 
+def file_lines(names: list[str], read: Callable[[str], dict[str, Any]], empty: str) -> int:
+    """``qr scan`` and ``image read``: one JSON line a file, in the order given, whatever one
+    file does — a reader that fails on a file gives that file ``{"file", <empty>: [], "error"}``
+    (the failure's class in the log, never the file's content) and the next file is read.
+    EXIT_ERROR when any line has an error."""
+    failed = False
+    for name in names:
+        try:
+            line = read(name)
+        except Exception as e:
+            logging.getLogger("tiepdon.cli").warning("file not read: %s", type(e).__name__)
+            line = {"file": name, empty: [], "error": f"could not be read ({type(e).__name__})"}
+        failed = failed or "error" in line
+        print_line(line)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def setup_logging(verbose: bool, daemon: bool) -> None:
     """Daemons log their events; one-shot commands print only their one line unless -v."""
     level = logging.DEBUG if verbose else logging.INFO if daemon else logging.ERROR

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from terminal.cli.common import EXIT_ERROR, EXIT_OK, Parser, now, print_line, settings_of
+from terminal.cli.common import Parser, file_lines, now, settings_of
 
 
 def register(sub: Any) -> None:
@@ -31,16 +31,16 @@ def cmd_image_read(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     reader = CardImageReader(load_tables(settings.data.tables_dir))
     today = now().astimezone(VN_TZ).date()
-    failed = False
+
+    def read(name: str) -> dict[str, Any]:
+        result = reader.read_file(Path(name), today=today)
+        line: dict[str, Any] = {"file": name,
+                                "credentials": [c.to_json() for c in result.credentials]}
+        if result.error:
+            line["error"] = result.error
+        return line
+
     try:
-        for name in args.files:
-            result = reader.read_file(Path(name), today=today)
-            line: dict[str, Any] = {"file": name,
-                                    "credentials": [c.to_json() for c in result.credentials]}
-            if result.error:
-                line["error"] = result.error
-                failed = True
-            print_line(line)
+        return file_lines(args.files, read, "credentials")
     finally:
         reader.close()
-    return EXIT_ERROR if failed else EXIT_OK

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from terminal.cli.common import (
-    EXIT_ERROR,
     EXIT_OK,
     Parser,
     cli_key,
+    file_lines,
     print_json,
-    print_line,
     settings_of,
 )
 
@@ -50,8 +49,7 @@ def cmd_qr_scan(args: argparse.Namespace) -> int:
     from verify.errors import InputFormatError
     from verify.qr import parse_qr
 
-    failed = False
-    for name in args.files:
+    def read(name: str) -> dict[str, Any]:
         result = scan_file(Path(name))
         payloads: list[dict[str, Any]] = []
         for text in result.payloads:
@@ -62,6 +60,6 @@ def cmd_qr_scan(args: argparse.Namespace) -> int:
         line: dict[str, Any] = {"file": name, "payloads": payloads}
         if result.error:
             line["error"] = result.error
-            failed = True
-        print_line(line)
-    return EXIT_ERROR if failed else EXIT_OK
+        return line
+
+    return file_lines(args.files, read, "payloads")

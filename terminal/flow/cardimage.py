@@ -102,7 +102,7 @@ class CardImageReader:
         return credential_from_text(card, self.tables, today=today)
 
     def read_file(self, path: Path, *, today: date) -> ImageResult:
-        from readers.devices.camera import frames_of, scan_file
+        from readers.devices.camera import FrameRefused, frames_of, scan_file
         from verify.qr import parse_qr
 
         name = str(path)
@@ -117,11 +117,13 @@ class CardImageReader:
                 continue
         if found:
             return ImageResult(name, found)
-        frames = frames_of(path, step=VIDEO_OCR_EVERY, limit=VIDEO_OCR_FRAMES)
-        for frame in frames:
-            credential = self.read_frame(frame, today=today)
-            if credential is not None:
-                return ImageResult(name, [credential])
+        try:
+            for frame in frames_of(path, step=VIDEO_OCR_EVERY, limit=VIDEO_OCR_FRAMES):
+                credential = self.read_frame(frame, today=today)
+                if credential is not None:
+                    return ImageResult(name, [credential])
+        except FrameRefused as e:  # scan_file took it: a video that changed under us
+            return ImageResult(name, error=str(e))
         return ImageResult(name)
 
 

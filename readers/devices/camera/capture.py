@@ -3,10 +3,11 @@ the camera loop — decoding is ``decode.py``'s."""
 
 from __future__ import annotations
 
+import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,25 +31,64 @@ class FileResult:
     error: str | None = None
 
 
-def frames_of(path: Path, *, step: int = 1, limit: int = 10_000) -> Sequence[Frame]:
-    """The frames of an image or video file (every ``step``-th frame of a video)."""
+PIXELS_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"  # set by the package before cv2 loads
+
+
+class FrameRefused(ValueError):
+    """A file whose image no card or code fits in, or that the decoder refused: its message is
+    the ``error`` a command prints for it."""
+
+
+UNREADABLE = "not an image or video that can be read"
+MIN_SIDE = 32  # px: a card or a code needs more
+MAX_ASPECT = 8.0  # long side / short side: a strip, not a picture of a card
+MAX_SIDE = 4096  # px: larger photos are scaled down first (the reads work at ≤ 1280)
+MAX_VIDEO_PIXELS = 4096 * 2160  # a video frame larger than 4K is refused before it is read
+
+
+def fit_frame(frame: Frame) -> Frame:
+    """The frame as the decoders take it: refused when too small or too elongated to hold a
+    card or a code (the reads scale by the width, so a 8×20000 strip would become a 640×1.6 M
+    image), scaled down when its long side is over ``MAX_SIDE``."""
+    h, w = frame.shape[:2]
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_ASPECT * min(h, w):
+        raise FrameRefused(f"image too small or too elongated ({w}×{h} px)")
+    if max(h, w) > MAX_SIDE:
+        scale = MAX_SIDE / max(h, w)
+        frame = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def frames_of(path: Path, *, step: int = 1, limit: int = 10_000) -> Iterator[Frame]:
+    """The frames of an image or video file (every ``step``-th frame of a video, at most
+    ``limit``), one at a time, each through :func:`fit_frame`. FrameRefused for a file the
+    decoder refuses (an image over ``OPENCV_IO_MAX_IMAGE_PIXELS``, a video frame over 4K)."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        return [] if image is None else [image]
+        try:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        except cv2.error:  # OpenCV 5: over the pixel limit (or a header it cannot take)
+            raise FrameRefused(f"image too large (over {os.environ.get(PIXELS_ENV)} pixels) "
+                               "or not readable") from None
+        if image is not None:
+            yield fit_frame(image)
+        return
     cap = cv2.VideoCapture(str(path))
-    frames: list[Frame] = []
     try:
-        index = 0
-        while len(frames) < limit:
+        size = cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if size > MAX_VIDEO_PIXELS:
+            raise FrameRefused(f"video frames too large (over {MAX_VIDEO_PIXELS} px)")
+        index = given = 0
+        while given < limit:
             ok, frame = cap.read()
             if not ok:
                 break
             if index % step == 0:
-                frames.append(frame)
+                given += 1
+                yield fit_frame(frame)
             index += 1
     finally:
         cap.release()
-    return frames
 
 
 HARD_EVERY = 15  # in a video, decode_hard on at most one unread frame in this many
@@ -59,26 +99,31 @@ def scan_file(path: Path, decoder: Callable[[Frame], list[str]] | None = None
     """Every distinct payload in an image or video, in order of first sight. A file is not a
     live feed: by default each frame gets the cheap chain and, where that reads nothing, the
     hard passes too (in a video at most one unread frame in ``HARD_EVERY``, so a long clip
-    stays bounded in time)."""
+    stays bounded in time). Frames are read one at a time: a long video is never held whole."""
     if not path.is_file():
         return FileResult(str(path), [], "file not found")
-    frames = frames_of(path)
-    if not frames:
-        return FileResult(str(path), [], "not an image or video that can be read")
     seen: list[str] = []
-    unread = 0
-    for frame in frames:
-        if decoder is not None:
-            found = decoder(frame)
-        else:
-            found = decode_shipped(frame)
-            if not found:
-                if unread % HARD_EVERY == 0:
-                    found = decode_hard(frame, finder_corners(frame))
-                unread += 1
-        for text in found:
-            if text not in seen:
-                seen.append(text)
+    unread = frames = 0
+    try:
+        for frame in frames_of(path):
+            frames += 1
+            if decoder is not None:
+                found = decoder(frame)
+            else:
+                found = decode_shipped(frame)
+                if not found:
+                    if unread % HARD_EVERY == 0:
+                        found = decode_hard(frame, finder_corners(frame))
+                    unread += 1
+            for text in found:
+                if text not in seen:
+                    seen.append(text)
+    except FrameRefused as e:
+        return FileResult(str(path), seen, str(e))
+    except cv2.error:  # a frame the decoder chokes on: said for this file, the next is read
+        return FileResult(str(path), seen, UNREADABLE)
+    if not frames:
+        return FileResult(str(path), [], UNREADABLE)
     return FileResult(str(path), seen)
 
 
@@ -142,7 +187,11 @@ class _Source:
         if self.images is not None:
             if not self.images:
                 return None
-            return cv2.imread(str(self.images.pop(0)), cv2.IMREAD_COLOR)
+            try:
+                image = cv2.imread(str(self.images.pop(0)), cv2.IMREAD_COLOR)
+                return None if image is None else fit_frame(image)
+            except (cv2.error, FrameRefused):
+                return None
         ok, frame = self.cap.read()
         return frame if ok else None
 
