@@ -33,6 +33,8 @@ const L = {
     history: "Lịch sử khám gần đây", history_pending: "Đang lấy lịch sử khám…",
     history_none: "Không có lượt khám nào gần đây.",
     from_card: "đọc từ thẻ", via_card_image: "đọc từ thẻ, đã xác nhận",
+    card_kept: "Camera vừa đọc được một thẻ. Thông tin đang nhập được giữ nguyên.",
+    card_use: "Dùng thông tin từ thẻ",
   },
   en: {
     registry: "Registry", live: "Live", logout: "Sign out", signed_in: "Signed in", scan_title: "Scan or type",
@@ -63,6 +65,8 @@ const L = {
     history: "Recent visits", history_pending: "Fetching the visit history…",
     history_none: "No recent visits.",
     from_card: "read from the card", via_card_image: "read from the card, confirmed",
+    card_kept: "The camera read a card. What you are typing was kept.",
+    card_use: "Use the card's details",
   },
 };
 let lang = CONFIG.language === "en" ? "en" : "vi";
@@ -79,6 +83,7 @@ let photoFp = null;
 const DRAFT_FIELDS = ["m-code", "m-name", "m-dob"];
 let draftNotice = null;
 let draftTimer = null;
+let pendingDraft = null;  // a card read held while staff type (holdDraft)
 const $ = (id) => document.getElementById(id);
 const t = (key) => L[lang][key] || key;
 
@@ -119,6 +124,8 @@ function isDraft() { return DRAFT_FIELDS.some((id) => $(id).dataset.fromCard ===
 
 function endDraft(clearValues) {
   clearTimeout(draftTimer);
+  pendingDraft = null;
+  $("card-use").hidden = true;
   for (const id of DRAFT_FIELDS) {
     if (clearValues && $(id).dataset.fromCard === "true") $(id).value = "";
     markField(id, false);
@@ -126,7 +133,23 @@ function endDraft(clearValues) {
   showNotice(null);
 }
 
+// Staff typing by hand (a value in the form not read from a card): a card left in the
+// camera's view must not replace it — it may be another patient's. The read waits behind a
+// button until the form is used or the draft expires.
+function staffTyping() {
+  return DRAFT_FIELDS.some((id) => $(id).value.trim() && $(id).dataset.fromCard !== "true");
+}
+
+function holdDraft(d) {
+  pendingDraft = d;
+  showNotice({ code: "card_kept", vi: L.vi.card_kept, en: L.en.card_kept });
+  $("card-use").hidden = false;
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(() => endDraft(false), CONFIG.keep_last_seconds * 1000);
+}
+
 function fillDraft(d) {
+  if (!d.key_offered && staffTyping()) { holdDraft(d); return; }
   endDraft(true);
   showNotice((d.messages || [])[0]);
   if (d.key_offered) return;  // an MRZ: the chip reads by itself once the card is placed
@@ -457,6 +480,12 @@ document.addEventListener("DOMContentLoaded", async () => {
       reader: isDraft() ? "card_image" : "manual" };
     if (/^\d{12}$/.test(code)) body.id_number = code; else body.card_code = code;
     post(body);
+  });
+  $("card-use").addEventListener("click", () => {  // staff chose the held card over their typing
+    const d = pendingDraft;
+    if (!d) return;
+    for (const id of DRAFT_FIELDS) { $(id).value = ""; markField(id, false); }
+    fillDraft(d);
   });
   for (const id of DRAFT_FIELDS) {  // a value staff changed is theirs, no longer as read
     $(id).addEventListener("input", () => markField(id, false));

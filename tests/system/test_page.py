@@ -294,3 +294,32 @@ def test_a_card_read_by_the_camera_fills_the_form_and_enter_confirms(
     expect(page.locator("#meta")).to_contain_text("đọc từ thẻ, đã xác nhận")
     expect(page.locator("#m-code-mark")).to_be_hidden()
     expect(notice).to_be_hidden()
+
+
+def test_a_card_read_while_staff_type_keeps_what_they_typed(
+        camera_page: Page, tmp_path: Path) -> None:
+    """A card left in the camera's view may be the last patient's: it must not replace a form
+    staff are typing. The read waits behind a button; staff choose."""
+    page = camera_page
+    page.locator("#m-code").fill("GD4010200000010")
+    page.locator("#m-name").fill("TRẦN VĂN BA")
+    page.locator("#m-name").focus()
+    desk = plain_desk()
+    write_clip(tmp_path / "tmp.avi", [(desk, 10), (demo_front(), 60), (desk, 10)], fps=30)
+    (tmp_path / "tmp.avi").rename(tmp_path / "cam.avi")
+    notice, use = page.locator("#card-notice"), page.locator("#card-use")
+    expect(notice).to_have_attribute("data-code", "card_kept", timeout=20000)
+    expect(notice).to_contain_text("giữ nguyên")
+    expect(page.locator("#m-code")).to_have_value("GD4010200000010")
+    expect(page.locator("#m-name")).to_have_value("TRẦN VĂN BA")
+    expect(page.locator("#m-name")).to_be_focused()  # typing goes on where it was
+    expect(page.locator("#m-code-mark")).to_be_hidden()
+    expect(use).to_be_visible()
+    expect(use).to_have_text("Dùng thông tin từ thẻ")
+    use.click()  # staff choose the card: its draft replaces the typing, marked, Enter confirms
+    expect(page.locator("#m-code")).to_have_value(DEMO_PERSON.id_number)
+    expect(page.locator("#m-name")).to_have_value("NGUYỄN TIẾN ĐẠT")
+    expect(page.locator("#m-code")).to_have_attribute("data-from-card", "true")
+    expect(notice).to_have_attribute("data-code", "card_text_draft")
+    expect(use).to_be_hidden()
+    expect(page.locator("#manual-submit")).to_be_focused()
