@@ -54,12 +54,12 @@ def parse_gateway_time(text: str) -> datetime:
         raise RegistryProtocolError("token expiry is not an ISO time")
     micro = int((m[2] or ".0")[1:7].ljust(6, "0"))
     offset = m[3] or "Z"
-    tz = UTC if offset == "Z" else datetime.strptime(offset.replace(":", ""), "%z").tzinfo
-    try:
+    try:  # an offset of +99:99, or a time that leaves the calendar once moved to UTC
+        tz = UTC if offset == "Z" else datetime.strptime(offset.replace(":", ""), "%z").tzinfo
         base = datetime.fromisoformat(m[1])
-    except ValueError as e:
+        return base.replace(microsecond=micro, tzinfo=tz).astimezone(UTC)
+    except (ValueError, OverflowError) as e:
         raise RegistryProtocolError("token expiry is not a real time") from e
-    return base.replace(microsecond=micro, tzinfo=tz).astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -18,6 +19,14 @@ def http_url(v: str) -> str:
     v = v.strip()
     if v and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", v):
         raise ValueError("must be an http:// or https:// URL")
+    if v:
+        try:  # a host that parses and a port in 1–65535 (":99999", ":abc", "[::1" refused)
+            parts = urlsplit(v)
+            if not parts.hostname or parts.port == 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError("must be an http:// or https:// URL with a valid host and "
+                             "port") from None
     return v
 
 

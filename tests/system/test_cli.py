@@ -13,6 +13,7 @@ import pytest
 
 from terminal.server import BackgroundServer
 from tests.helpers.cli import TIEPDON, assert_one_line_error, online_env, run
+from tests.helpers.daemon import sim_control
 from tests.helpers.hn212 import connect
 from tests.helpers.paths import ROOT
 from tests.helpers.samples import BHYT_NEW_EXAMPLE, CCCD_EXAMPLE
@@ -53,6 +54,21 @@ def test_check_online(sim: BackgroundServer, tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr and "RuntimeError" not in done.stderr, done.stderr
     # One-shot commands never create files in the data folder.
     assert not (tmp_path / "data").exists()
+
+
+def test_check_when_the_gateway_gives_a_token_no_real_time(sim: BackgroundServer,
+                                                           tmp_path: Path) -> None:
+    """``expires_in`` with an offset of +99:99: an answer that is not the protocol, as the
+    daemon says it (tests/unit/test_daemon.py) — it was "internal error (ValueError)"."""
+    sim_control(sim, fault="bad_expiry")
+    try:
+        p = run("check", "--qr", CCCD_EXAMPLE, env=online_env(sim, tmp_path))
+    finally:
+        sim_control(sim, fault="none")
+    assert p.returncode == 1, p.stderr
+    e = json.loads(p.stdout)
+    assert e["status"] == "needs_review" and e["messages"][0]["code"] == "registry_protocol"
+    assert "internal error" not in p.stderr
 
 
 def test_check_offline_always_answers(tmp_path: Path) -> None:

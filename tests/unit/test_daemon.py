@@ -85,6 +85,7 @@ def test_unknown_json_fields_are_refused(daemon: BackgroundServer) -> None:
     ("garbage", "registry_protocol"),
     ("hang", "registry_unavailable"),
     ("undocumented", "unknown_registry_code"),
+    ("bad_expiry", "registry_protocol"),  # was HTTP 500: ValueError out of the token's time
 ])
 def test_registry_trouble_is_a_needs_review_answer(daemon: BackgroundServer,
                                                    sim: BackgroundServer, fault: str,

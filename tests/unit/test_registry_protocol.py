@@ -39,7 +39,9 @@ def test_expiry_is_an_absolute_time(text: str, expected: datetime) -> None:
     assert parse_gateway_time(text) == expected
 
 
-@pytest.mark.parametrize("text", ["3600", "", "2024-13-01T00:00:00Z", "tomorrow"])
+@pytest.mark.parametrize("text", ["3600", "", "2024-13-01T00:00:00Z", "tomorrow",
+                                  "2099-01-01T00:00:00+99:99",  # no such offset
+                                  "9999-12-31T23:59:59-23:59"])  # past year 9999 in UTC
 def test_bad_expiry(text: str) -> None:
     with pytest.raises(RegistryProtocolError):
         parse_gateway_time(text)

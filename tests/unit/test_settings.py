@@ -63,6 +63,9 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
     ({}, {"TIEPDON_HTTP_PORT": "eighty"}, "invalid setting http.port (TIEPDON_HTTP_PORT)"),
     ({"facility": {"code": "ABC"}}, {}, "facility.code (TIEPDON_FACILITY_CODE): must be the"),
     ({"registry": {"url": "egw.example"}}, {}, "registry.url (TIEPDON_REGISTRY_URL): must be"),
+    ({}, {"TIEPDON_REGISTRY_URL": "http://127.0.0.1:99999"}, "registry.url"),  # was a crash
+    ({"registry": {"url": "http://egw:abc"}}, {}, "valid host and port"),
+    ({"registry": {"url": "http://[::1"}}, {}, "valid host and port"),
     ({"registry": {"timeout_seconds": 0}}, {}, "registry.timeout_seconds"),
     ({"officer": {"id": "12"}}, {}, "officer.id (TIEPDON_OFFICER_ID): must be"),
     ({"ui": {"language": "fr"}}, {}, "ui.language"),

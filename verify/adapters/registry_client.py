@@ -250,7 +250,7 @@ class RegistryClient:
             async with asyncio.timeout(self._timeout_seconds), self._http.stream(
                     "GET", LOGIN_PATH) as response:
                 up = response.status_code < 500
-        except (TimeoutError, httpx.HTTPError):
+        except (TimeoutError, httpx.HTTPError, httpx.InvalidURL):
             up = False
         r = self.reachability
         r.up, r.last_checked = up, now
@@ -303,7 +303,7 @@ class RegistryClient:
             raise RegistryUnavailable("registry timed out") from e
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
             raise _Retryable(f"registry transport error: {type(e).__name__}") from e
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL) as e:  # InvalidURL: a redirect's, say
             raise RegistryUnavailable(f"registry transport error: {type(e).__name__}") from e
         if response.status_code == 401:
             if path == LOGIN_PATH:

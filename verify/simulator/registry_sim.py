@@ -33,7 +33,9 @@ from verify.model import VN_TZ, is_digits, parse_birth_date, parse_dmy, same_nam
 from verify.registry import CHECK_PATH, LOGIN_PATH, password_md5
 
 _DOB_PARAM = re.compile(r"[0-9]{2}/[0-9]{2}/[0-9]{4}|[0-9]{4}")
-FAULTS = ("none", "http500", "garbage", "hang", "undocumented", "unauthorized")
+# bad_expiry: a login whose token expiry is no real time (an offset of +99:99), and every
+# held token refused, so a client must log in again and meet it.
+FAULTS = ("none", "http500", "garbage", "hang", "undocumented", "unauthorized", "bad_expiry")
 
 # Training accounts and officers. The demo settings use the first account and officer.
 DEMO_FACILITY = "01C54"
@@ -369,6 +371,8 @@ def create_sim_app(
                                        expires)
         # .NET prints 7 fraction digits; the real gateway does too.
         stamp = expires.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+        if state.control.fault == "bad_expiry":
+            stamp = "2099-01-01T00:00:00+99:99"
         return JSONResponse({"maKetQua": "200", "APIKey": {
             "access_token": token, "id_token": id_token, "token_type": "Bearer",
             "username": acct["username"], "expires_in": stamp}})
@@ -420,7 +424,7 @@ def create_sim_app(
         if ctl.fault == "garbage":
             return Response("<html><body>Service Unavailable</body></html>",
                             media_type="text/html")
-        if ctl.fault == "unauthorized":
+        if ctl.fault in ("unauthorized", "bad_expiry"):
             return JSONResponse({"maKetQua": "401", "ghiChu": "Token không hợp lệ"})
         session = _session(request)
         if session is None:
