@@ -186,8 +186,10 @@ def _check(value: str) -> Check:
 def evidence_of(identity: ChipIdentity, details: ChipDetails,
                 read: ChipRead | None = None) -> ChipEvidence:
     """The evidence at identity time (``read`` None) or after the whole read."""
-    if read is None:
-        return ChipEvidence(details, identity.passive_auth, completeness=Completeness.IDENTITY)
+    if read is None:  # AA is still to come; CA has already run (before DG1 was read)
+        return ChipEvidence(details, identity.passive_auth, chip_auth=_check(identity.chip_auth),
+                            chip_auth_reason=identity.chip_auth_reason,
+                            completeness=Completeness.IDENTITY)
     return ChipEvidence(details, read.passive_auth, active_auth=_check(read.active_auth),
                         chip_auth=_check(read.chip_auth), chip_auth_reason=read.chip_auth_reason,
                         completeness=Completeness.COMPLETE, photo=PhotoInfo.of(read.photo),

@@ -104,6 +104,11 @@ class ChipIdentity:
     dg13: Dg13
     passive_auth: PassiveAuth
     access: str
+    # Chip Authentication runs before the identity is read: its outcome is known here and
+    # goes with the identity, so a copy is never shown as provisionally fine (ChipRead's
+    # fields below say the same once the read ends).
+    chip_auth: str = NOT_SUPPORTED
+    chip_auth_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +398,8 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
         if pa.status is PaStatus.FAILED:
             raise PassiveAuthError(pa.reason or "failed") from e
         raise
-    identity = ChipIdentity(com, mrz, dg13, pa, access)
+    identity = ChipIdentity(com, mrz, dg13, pa, access, progress.chip_auth,
+                            progress.chip_auth_reason)
     if on_identity is not None and not progress.identity_sent:
         on_identity(identity)
     progress.identity_sent = True

@@ -215,8 +215,11 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
                                                   faults: Faults, aa: str, ca: str,
                                                   checks: str) -> None:
     """Genuine signed data groups, another chip's key: passive authentication passes, Active
-    or Chip Authentication fails. Identity time showed "eligible"; the final word corrects it
-    on the event stream, the answer, /last, the HIS check-in and the audit."""
+    or Chip Authentication fails. AA runs after the identity is shown, so identity time said
+    "eligible" and the final word corrects it on the event stream, the answer, /last, the HIS
+    check-in and the audit. CA runs before the identity is read: its failure is in the first
+    answer already — never an "eligible" copy, not even for the seconds the photo takes."""
+    after_identity = checks == "AA"
     server = serve(sim, tmp_path, faults)
     try:
         events: list[tuple[str, dict[str, object]]] = []
@@ -235,11 +238,15 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         copy = next(m for m in e["messages"] if m["code"] == "chip_copy_suspected")
         assert f"({checks})" in copy["vi"]
         names = [n for n, _ in events]
-        assert names == ["credential", "eligibility", "photo", "eligibility", "chip"]
-        assert events[1][1]["status"] == "eligible"          # identity time
-        assert events[3][1]["status"] == "needs_review"      # the final word
-        assert events[4][1]["verdict"] == "copy_suspected"
-        assert events[4][1]["status"] == "needs_review"
+        if after_identity:
+            assert names == ["credential", "eligibility", "photo", "eligibility", "chip"]
+            assert events[1][1]["status"] == "eligible"          # identity time
+            assert events[3][1]["status"] == "needs_review"      # the final word
+        else:
+            assert names == ["credential", "eligibility", "photo", "chip"]
+            assert events[1][1]["status"] == "needs_review"      # identity time already
+        assert events[-1][1]["verdict"] == "copy_suspected"
+        assert events[-1][1]["status"] == "needs_review"
         last = httpx.get(f"{server.url}/api/v1/last").json()
         assert last["status"] == "needs_review"
         assert (last["credential"]["active_auth"], last["credential"]["chip_auth"]) == (aa, ca)
@@ -249,10 +256,17 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         app.state.services.verifier.drain()
         exported = run("audit", "export", env={"TIEPDON_DATA_DIR": str(tmp_path / "data")})
         statuses = [json.loads(x)["TIEPDON_STATUS"] for x in exported.stdout.splitlines()]
-        assert statuses == ["eligible", "needs_review"]
         metrics = httpx.get(f"{server.url}/metrics").text
-        assert 'tiepdon_decisions_amended_total{from="eligible",to="needs_review"} 1' in metrics
-        assert 'tiepdon_verifications_total{status="needs_review"' not in metrics  # once only
+        amended = 'tiepdon_decisions_amended_total{from="eligible",to="needs_review"} 1'
+        if after_identity:
+            assert statuses == ["eligible", "needs_review"]
+            assert amended in metrics
+        else:
+            assert statuses == ["needs_review"]
+            assert "tiepdon_decisions_amended_total{" not in metrics
+        first = "eligible" if after_identity else "needs_review"  # counted once, as first made
+        assert metrics.count("tiepdon_verifications_total{status=") == 1
+        assert f'tiepdon_verifications_total{{status="{first}"' in metrics
     finally:
         server.stop()
 
