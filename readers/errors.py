@@ -79,6 +79,17 @@ class NoActiveAuth(ReaderError):
     en = "This card has no Active Authentication: there is nothing to sign the challenge with."
 
 
+class ActiveAuthFailed(ReaderError):
+    """The card read last failed Active Authentication, or its answer to an HIS's challenge
+    does not verify against the DG15 of that read: no signature is handed on."""
+
+    code = "chip_aa_failed"
+    vi = ("Thẻ không chứng minh được khoá của chip (có thể là BẢN SAO): không gửi chữ ký. "
+          "Kiểm tra giấy tờ bằng mắt.")
+    en = ("The card could not prove its chip's key (it may be a COPY): no signature sent. "
+          "Check the document by eye.")
+
+
 class CardSwapped(ReaderError):
     """After a tear, another card came back: nothing of the two is mixed."""
 

@@ -18,7 +18,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from readers.emrtd.aa import NOT_SUPPORTED
 from readers.emrtd.mrz import AccessKey, CanKey
 from readers.errors import ReaderError
 from terminal.chip.flow import ChipFlow, ChipOutcome
@@ -73,7 +72,8 @@ class ChipService:
         async with self._busy:
             outcome = await self.flow.read(source, keys, actor)
         if outcome.read is not None:
-            self.signing.remember(keys, has_aa=outcome.read.active_auth != NOT_SUPPORTED)
+            self.signing.remember(keys, active_auth=outcome.read.active_auth,
+                                  dg15=outcome.read.files.get("dg15"))
         return outcome
 
     async def sign_challenge(self, challenge: bytes) -> bytes:
@@ -82,9 +82,9 @@ class ChipService:
         source = self.source
         if source is None:
             raise ReaderError("no chip reader configured")
-        keys = self.signing.keys()
+        keys, dg15 = self.signing.signer()
         async with self._busy:
-            return await asyncio.to_thread(SigningWindow.sign, source, keys, challenge)
+            return await asyncio.to_thread(SigningWindow.sign, source, keys, dg15, challenge)
 
     async def run_watcher(self, make_watcher: Callable[[], CardWatcher]) -> None:
         if self.watch is not None:

@@ -17,10 +17,12 @@ import httpx
 import pytest
 import socketio
 
-from readers.doubles.vcard import DEMO_PERSON, Faults
+from readers.doubles.vcard import DEMO_PERSON, DemoSource, Faults, demo_card
 from readers.emrtd.aa import public_key_from_dg15, verify_answer
 from terminal.server import BackgroundServer
+from tests.helpers.chip import pki
 from tests.helpers.hn212 import Feed, His, connect, serve_feed
+from tests.helpers.samples import NOW
 
 QR = "001088004321||Nguyễn Tiến Đạt|29031988|Nam|Hà Nội|01072021"
 TEXT_FIELDS = ("idCode", "oldIdCode", "personName", "dateOfBirth", "gender", "nationality",
@@ -162,6 +164,41 @@ def test_get_aa_on_a_card_without_aa_says_so(sim: BackgroundServer, tmp_path: Pa
         (answer,) = h.wait_for([3])
         assert answer["code"] == "chip_no_aa"
         assert "Active Authentication" in answer["message"]
+    finally:
+        h.client.disconnect()
+        f.daemon.stop()
+
+
+def get_aa(h: His, expect: int) -> dict[str, Any]:
+    h.events.clear()
+    h.client.emit("/get_aa", {"clientId": "1", "challenge": base64.b64encode(bytes(8)).decode()})
+    try:
+        (answer,) = h.wait_for([expect])
+    except AssertionError:
+        raise AssertionError(f"expected id {expect}, got {h.events}") from None
+    return answer
+
+
+@pytest.mark.parametrize("swap", [False, True], ids=["aa-failed", "another-card-after"])
+def test_get_aa_never_hands_on_a_signature_that_does_not_verify(
+        sim: BackgroundServer, tmp_path: Path, swap: bool) -> None:
+    """A card that failed AA (a copy) gets no id 7 — it used to, an unchecked signature; and
+    a card placed after a genuine read, opening with the same keys but another AA key, is
+    caught by checking each signature against the DG15 of the read."""
+    f = serve_feed(sim, tmp_path, Faults(aa="ec" if swap else "ec_wrong"))
+    h = connect(f.url)
+    try:
+        httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30).raise_for_status()
+        *_, auth = h.wait_for([1, 2, 4, 5])
+        assert auth["data"]["AA"]["status"] == ("passed" if swap else "failed")
+        if swap:
+            get_aa(h, 7)  # the genuine card signs
+            app: Any = f.daemon.server.config.app
+            copy = demo_card(now=NOW, faults=Faults(aa="ec_wrong"), pki=pki())[0]
+            app.state.services.chip.source = DemoSource(copy)
+        answer = get_aa(h, 3)
+        assert answer["code"] == "chip_aa_failed", answer
+        assert "BẢN SAO" in answer["message"]
     finally:
         h.client.disconnect()
         f.daemon.stop()
