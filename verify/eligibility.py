@@ -324,6 +324,12 @@ def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext,
         object_code, level, percent = _benefit(card_code, credential.benefit_digit, ctx, notes)
     if status is Status.ELIGIBLE and level is None:
         status = Status.NEEDS_REVIEW  # QĐ 1351/QĐ-BHXH: an unknown object code is never guessed
+    if status is Status.ELIGIBLE and (valid_to is None
+                                      or not (answer.card_code or answer.new_card_code)):
+        # "000" alone is not a valid card: without the registry's card code and validity the
+        # benefit would rest on what the patient typed and the dates on nothing.
+        status = Status.NEEDS_REVIEW
+        notes.add("registry_answer_incomplete")
 
     here: bool | None = None
     if facility:

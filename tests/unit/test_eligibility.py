@@ -109,6 +109,18 @@ def test_unknown_object_code_needs_review(ctx: DecisionContext) -> None:
     assert "benefit_unknown_object" in codes(e)
 
 
+@pytest.mark.parametrize("missing", [{"card_code": None, "valid_to": None},
+                                     {"valid_to": None}, {"card_code": None}])
+def test_000_without_the_card_code_or_its_validity_is_not_eligible(
+        ctx: DecisionContext, missing: dict[str, None]) -> None:
+    """``{"maKetQua": "000"}`` and nothing else was "eligible", valid to nobody knew when,
+    the benefit read off the code the patient typed."""
+    e = decide(replace(GOOD, **missing), CARD, ctx)  # type: ignore[arg-type]
+    assert e.status is Status.NEEDS_REVIEW
+    assert "registry_answer_incomplete" in [m.code for m in e.messages]
+    assert decide(GOOD, CARD, ctx).status is Status.ELIGIBLE
+
+
 def test_bhxh_number_only_needs_review_for_the_benefit(ctx: DecisionContext) -> None:
     e = decide(replace(GOOD, card_code="0111077012"), CARD, ctx)
     assert e.status is Status.NEEDS_REVIEW
