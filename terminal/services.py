@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 
@@ -73,13 +74,18 @@ class Services:
 def build_services(settings: Settings, *, online: bool = True, key: bytes | None = None,
                    now: Clock | None = None,
                    chip_source: ChipSource | None = None,
-                   trust: list[x509.Certificate] | None = None) -> Services:
+                   trust: list[x509.Certificate] | None = None,
+                   read_journal: bool = False) -> Services:
     """Tables, the fingerprint key and the registry client, as the settings say. ``key``
-    given: a one-shot command (no audit log, no journal, no webhook)."""
+    given: a one-shot command (no audit log, no webhook, nothing written); with
+    ``read_journal`` (``key`` is the daemon's own) it reads the daemon's journal of recent
+    answers, so it answers offline as the daemon does."""
     tables = load_tables(settings.data.tables_dir)
     registry = registry_client(settings) if online else None
     terminal_key = key if key is not None else load_terminal_key(settings.data.dir)
-    offline = offline_store(settings, terminal_key, now=now, journal=key is None)
+    journal: Literal["write", "read", "none"] = (
+        "write" if key is None else "read" if read_journal else "none")
+    offline = offline_store(settings, terminal_key, now=now, journal=journal)
     bus = EventBus(max_total=settings.http.max_streams,
                    max_per_client=settings.http.max_streams_per_client,
                    kiosk_total=settings.http.max_kiosk_streams,
@@ -189,14 +195,18 @@ def webhook_feed(settings: Settings, terminal_key: bytes) -> WebhookFeed:
 
 
 def offline_store(settings: Settings, terminal_key: bytes, *, now: Clock | None = None,
-                  journal: bool = True) -> OfflineStore:
-    """Journal (skipped for one-shot commands that must not write) and installed snapshot."""
+                  journal: Literal["write", "read", "none"] = "write") -> OfflineStore:
+    """Journal (``read``: a one-shot command reading the daemon's, never writing; ``none``:
+    not at all) and installed snapshot."""
     c = settings.cache
     trusted = settings.snapshot_keys()
     j = None
-    if journal and c.journal_hours > 0:
+    if journal == "write" and c.journal_hours > 0:
         j = Journal(settings.data.dir, derive_key(terminal_key, "journal"),
                     retention=timedelta(hours=c.journal_hours), now=now() if now else None)
+    elif journal == "read" and c.journal_hours > 0:
+        j = Journal.reader(settings.data.dir, derive_key(terminal_key, "journal"),
+                           retention=timedelta(hours=c.journal_hours))
     return OfflineStore(journal=j, cache_dir=cache_dir(settings), trusted=trusted,
                         reading_key=read_reading_key(c.reading_key_file),
                         max_age_days=c.max_age_days, now=now)

@@ -12,6 +12,7 @@ from terminal.cli.common import (
     CliError,
     cli_key,
     clock,
+    daemon_key,
     print_json,
     settings_of,
 )
@@ -38,8 +39,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings.require("facility", "code")
     if not args.offline:
         settings.check_online()
-    services = build_services(settings, online=not args.offline, key=cli_key(settings),
-                              now=clock())
+    # With the daemon's key (run as its user) the daemon's journal of recent answers is read
+    # too, never written: the registry down, `check` answers as the desk does.
+    key = daemon_key(settings)
+    services = build_services(settings, online=not args.offline, key=key or cli_key(settings),
+                              now=clock(), read_journal=key is not None)
     verifier = services.verifier
     if services.offline is not None:
         services.offline.load()

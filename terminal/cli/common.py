@@ -102,12 +102,9 @@ def now() -> datetime:
     return running() if running is not None else datetime.now(UTC)
 
 
-def cli_key(settings: Settings, *, required: bool = False) -> bytes:
-    """The daemon's fingerprint key when it exists and is readable, else a one-off key.
-
-    One-shot commands never create files in the data folder.
-    """
-    from terminal.flow.intake import ephemeral_key
+def daemon_key(settings: Settings) -> bytes | None:
+    """The daemon's terminal key when it exists and is readable here (run as the tiepdon
+    user, or with TIEPDON_DATA_DIR), else None."""
     from terminal.offline import TERMINAL_KEY
 
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -118,6 +115,19 @@ def cli_key(settings: Settings, *, required: bool = False) -> bytes:
             continue
         if len(key) >= 32:
             return key
+    return None
+
+
+def cli_key(settings: Settings, *, required: bool = False) -> bytes:
+    """The daemon's fingerprint key when it exists and is readable, else a one-off key.
+
+    One-shot commands never create files in the data folder.
+    """
+    from terminal.flow.intake import ephemeral_key
+
+    key = daemon_key(settings)
+    if key is not None:
+        return key
     if required:
         raise CliError("the terminal key is not readable here (run as the tiepdon user, or "
                        "set TIEPDON_DATA_DIR)")

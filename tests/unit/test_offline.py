@@ -3,6 +3,7 @@ journal, then the signed snapshot; the breaker; re-checks that flag a changed ou
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,8 +15,10 @@ import httpx
 import pytest
 
 from terminal.server import BackgroundServer
+from tests.helpers.cli import online_env, run
 from tests.helpers.daemon import sim_control
 from tests.helpers.offline import LAM, SON, offline_daemon
+from tests.helpers.samples import NOW
 
 DAT = {"card_code": "GD4010111077012", "full_name": "Nguyễn Tiến Đạt",
        "date_of_birth": "29/03/1988"}
@@ -244,3 +247,32 @@ def test_a_journal_row_deleted_offline_makes_the_snapshot_answer_need_review(
     assert "offline_journal_tampered" in codes(e)
     health = httpx.get(f"{daemon.url}/api/v1/health").json()
     assert health["components"]["cache"]["journal_intact"] is False
+
+
+def test_check_answers_offline_as_the_daemon_does(daemon: BackgroundServer,
+                                                  sim: BackgroundServer, tmp_path: Path) -> None:
+    """`tiepdon check` run as the daemon's user reads the daemon's journal (never writes it):
+    the registry down, it gave needs_review / source none where the desk said eligible."""
+    verify(daemon, DAT)
+    journal = tmp_path / "data" / "journal.db"
+    before = journal.read_bytes()
+    sim_control(sim, fault="http500")
+    try:
+        http = verify(daemon, DAT)
+        p = run("check", "--card", DAT["card_code"], "--name", DAT["full_name"],
+                "--dob", DAT["date_of_birth"],
+                env={**online_env(sim, tmp_path), "TIEPDON_CLOCK": NOW.isoformat()})
+    finally:
+        sim_control(sim, fault="none")
+    assert p.returncode == 0, p.stderr
+    cli = json.loads(p.stdout)
+    assert codes(cli)[0] == codes(http)[0] == "offline_journal"
+    for name in ("status", "source", "registry_code", "benefit_level", "benefit_percent",
+                 "valid_from", "valid_to", "data_as_of", "is_registered_here"):
+        assert cli[name] == http[name], name
+    assert journal.read_bytes() == before  # read, never written
+    # Without the daemon's key (another user): no journal, the one-shot answer as before.
+    other = run("check", "--card", DAT["card_code"], "--name", DAT["full_name"], "--dob",
+                DAT["date_of_birth"], "--offline",
+                env={**online_env(sim, tmp_path), "TIEPDON_DATA_DIR": str(tmp_path / "x")})
+    assert json.loads(other.stdout)["source"] == "none"

@@ -47,11 +47,18 @@ class Entry:
 
 class Journal:
     def __init__(self, folder: Path, terminal_key: bytes, *, retention: timedelta,
-                 now: datetime | None = None) -> None:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                 now: datetime | None = None, readonly: bool = False) -> None:
+        """``readonly``: a one-shot command reading the daemon's journal (the same answers
+        offline as the daemon gives), never writing, creating or setting it aside; raises
+        sqlite3.Error when it is missing or unreadable."""
         self._key = terminal_key
         self._mac_key = _sub(terminal_key, b"journal-mac")
         self.retention = retention
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly(folder / FILE)
+            return
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             self._open(folder / FILE)
         except sqlite3.DatabaseError:
@@ -97,6 +104,26 @@ class Journal:
             # A new journal, or one from before the seal: sealed as it stands.
             count, digest = self._aggregate()
             self._write_seal(count, digest)
+
+    @classmethod
+    def reader(cls, folder: Path, terminal_key: bytes, *, retention: timedelta
+               ) -> Journal | None:
+        """The daemon's journal opened read-only; None when there is none yet or it cannot
+        be read here (the snapshot alone answers then)."""
+        try:
+            return cls(folder, terminal_key, retention=retention, readonly=True)
+        except sqlite3.Error:
+            return None
+
+    def _open_readonly(self, path: Path) -> None:
+        if not path.is_file():
+            raise sqlite3.OperationalError("no journal")
+        self._conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                     check_same_thread=False, isolation_level=None)
+        self._conn.execute("SELECT count(*) FROM entry").fetchone()
+        self.tampered = 0
+        self._lock = threading.Lock()
+        self._checked = None
 
     def _tag(self, h: bytes, at: str) -> bytes:
         return hmac.new(self._mac_key, b"row" + h + at.encode(), hashlib.sha256).digest()
@@ -160,6 +187,8 @@ class Journal:
         return hmac.new(self._mac_key, h + at.encode() + sealed, hashlib.sha256).digest()
 
     def put(self, identifiers: list[str], answer: dict[str, Any], at: datetime) -> None:
+        if self.readonly:
+            return
         plain = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
         stamp = at.astimezone(UTC).isoformat()  # one offset, so rows compare as text
         rows = []
@@ -222,6 +251,8 @@ class Journal:
         return Entry(answer, at)
 
     def purge(self, now: datetime) -> int:
+        if self.readonly:
+            return 0
         cutoff = (now - self.retention).astimezone(UTC).isoformat()
         with self._lock:
             sealed = self._seal()
