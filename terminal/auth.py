@@ -193,7 +193,12 @@ class LoginLimiter:
     max_failures: int = 5
     window: float = 300.0
     clock: Callable[[], float] = time.monotonic
+    # A cap of its own for a kind of key (the part before ":"), e.g. {"user": 20}.
+    caps: dict[str, int] = field(default_factory=dict)
     _seen: dict[str, list[float]] = field(default_factory=dict)
+
+    def _cap(self, key: str) -> int:
+        return self.caps.get(key.partition(":")[0], self.max_failures)
 
     def _recent(self, key: str) -> list[float]:
         now = self.clock()
@@ -207,7 +212,7 @@ class LoginLimiter:
     def begin(self, *keys: str) -> float | None:
         """Reserve an attempt (synchronously: no await between check and count); None when
         any key is locked out."""
-        if any(len(self._recent(k)) >= self.max_failures for k in keys):
+        if any(len(self._recent(k)) >= self._cap(k) for k in keys):
             return None
         stamp = self.clock()
         for k in keys:

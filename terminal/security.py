@@ -56,6 +56,10 @@ DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-
 UNAUTHORIZED = {"code": "unauthorized", "vi": "Cần đăng nhập.", "en": "Sign in first."}
 HASH_WORKERS = 2      # scrypt at 128 MiB each: two at a time
 HASH_QUEUE = 8        # logins waiting beyond this are told to retry
+# Wrong passwords for one account from all addresses together before it is locked for
+# everyone (five lock it at any one address): guessing from many addresses stays capped, one
+# host cannot lock a staff member out at their own desk.
+ACCOUNT_FAILURES = 20
 
 
 def error_answer(status: int, code: str, vi: str, en: str) -> JSONResponse:
@@ -196,7 +200,8 @@ def install(app: FastAPI, settings: Settings, *, key: bytes, users: UserStore | 
     app.add_exception_handler(RequestValidationError, short_validation_error)
     login = None
     if users is not None:
-        login = Login(users, Sessions(users, settings.auth.session_hours), LoginLimiter(),
+        login = Login(users, Sessions(users, settings.auth.session_hours),
+                      LoginLimiter(caps={"user": ACCOUNT_FAILURES}),
                       concurrent.futures.ThreadPoolExecutor(HASH_WORKERS, "scrypt"),
                       asyncio.Semaphore(HASH_QUEUE),
                       cookie=SECURE_COOKIE if settings.http.behind_tls else COOKIE,

@@ -39,7 +39,10 @@ async def do_login(request: Request, login: LoginDep) -> Response:
     client = request.client.host if request.client else "?"
     form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
     username = form.get("username", "")[:64]
-    keys = (f"addr:{client}", f"user:{username}")
+    # Five failures lock an address (any account) and an account at that address; the
+    # account everywhere only after ACCOUNT_FAILURES from several addresses — one host's
+    # wrong guesses must not lock a staff member out at their own desk.
+    keys = (f"addr:{client}", f"pair:{username}|{client}", f"user:{username}")
     stamp = login.limiter.begin(*keys)
     if stamp is None:
         log.warning("login locked out for a while after repeated failures")
