@@ -51,6 +51,15 @@ class DateFormatError(InputFormatError):
     en = "Invalid date. Use day/month/year, for example 01/01/1990."
 
 
+class MixedInputError(InputFormatError):
+    """A QR and typed fields in one request: which one the desk meant is not known, and a
+    name typed beside a QR would otherwise be dropped without a word."""
+
+    code = "mixed_input"
+    vi = "Chỉ gửi mã QR hoặc các ô nhập tay (mã thẻ, họ tên, ngày sinh), không gửi cả hai."
+    en = "Send either the QR or the typed fields (code, name, date of birth), not both."
+
+
 class MissingFieldError(InputFormatError):
     code = "missing_field"
     vi = "Thiếu họ tên hoặc ngày sinh: cổng BHXH cần cả hai để tra cứu."

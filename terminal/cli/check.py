@@ -9,7 +9,6 @@ from typing import Any
 from terminal.cli.common import (
     EXIT_NEGATIVE,
     EXIT_OK,
-    CliError,
     cli_key,
     clock,
     daemon_key,
@@ -50,14 +49,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         try:
-            if args.qr is not None:
-                credential = verifier.credential_from_qr(args.qr)
-                if args.name or args.dob:
-                    raise CliError("--name/--dob go with --card or --id, not with --qr")
-            else:
-                credential = verifier.credential_from_manual(
-                    card_code=args.card, id_number=args.id, full_name=args.name,
-                    date_of_birth=args.dob)
+            credential = verifier.credential_from_input(
+                qr=args.qr, card_code=args.card, id_number=args.id, full_name=args.name,
+                date_of_birth=args.dob)
             return (await verifier.verify(credential)).to_json()
         finally:
             if services.registry is not None:

@@ -28,7 +28,7 @@ from terminal.flow.results import (
 from terminal.metrics import Metrics
 from terminal.offline import OfflineStore
 from verify.eligibility import DecisionContext, Source, chip_final
-from verify.errors import MissingFieldError
+from verify.errors import MissingFieldError, MixedInputError
 from verify.model import VN_TZ, Credential
 from verify.registry import CardQuery
 from verify.tables import Tables
@@ -79,6 +79,18 @@ class Verifier:
     # -- credential in ---------------------------------------------------------------------
     def fingerprint(self, raw: str) -> str:
         return self.intake.fingerprint(raw)
+
+    def credential_from_input(self, *, qr: str | None, card_code: str | None,
+                              id_number: str | None, full_name: str | None,
+                              date_of_birth: str | None) -> Credential:
+        """A QR or typed fields, never both (MixedInputError): one rule for the HTTP API and
+        ``tiepdon check``."""
+        if qr is not None:
+            if any((card_code, id_number, full_name, date_of_birth)):
+                raise MixedInputError("a QR and typed fields together")
+            return self.credential_from_qr(qr)
+        return self.credential_from_manual(card_code=card_code, id_number=id_number,
+                                           full_name=full_name, date_of_birth=date_of_birth)
 
     def credential_from_qr(self, text: str) -> Credential:
         return self.intake.from_qr(text)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from terminal.flow.results import error_json
 from terminal.routes.deps import NO_RESULT, ActorDep, BusDep, SignedInDep, VerifierDep
 from terminal.routes.sse import event_stream
-from verify.errors import InputFormatError, MissingFieldError
+from verify.errors import InputFormatError
 from verify.his import checkin_record, checkin_xml
 
 router = APIRouter(tags=["verify"])
@@ -46,16 +46,11 @@ async def verify(body: VerifyRequest, verifier: VerifierDep, actor: ActorDep,
     fp = None
     try:
         if body.qr is not None:
-            if any((body.card_code, body.id_number)):
-                raise MissingFieldError("send either qr or typed numbers, not both")
             fp = verifier.fingerprint(body.qr)
-            credential = replace(verifier.credential_from_qr(body.qr), reader=body.reader)
-        else:
-            credential = verifier.credential_from_manual(
-                card_code=body.card_code, id_number=body.id_number,
-                full_name=body.full_name, date_of_birth=body.date_of_birth)
-            credential = replace(credential, reader=body.reader)
-            fp = credential.raw_fingerprint
+        credential = replace(verifier.credential_from_input(
+            qr=body.qr, card_code=body.card_code, id_number=body.id_number,
+            full_name=body.full_name, date_of_birth=body.date_of_birth), reader=body.reader)
+        fp = credential.raw_fingerprint or fp
         result = await verifier.verify(credential, actor)
     except InputFormatError as e:
         return _refused(e, fp)

@@ -102,7 +102,7 @@ def test_check_with_registry_unreachable(tmp_path: Path) -> None:
     (("check", "--offline", "--card", "GD4010111077012", "--name", "A", "--dob", "31/02/1990"),
      {"TIEPDON_FACILITY_CODE": "01C54"}, "Invalid date"),
     (("check", "--offline", "--qr", CCCD_EXAMPLE, "--name", "A"),
-     {"TIEPDON_FACILITY_CODE": "01C54"}, "--name/--dob go with --card or --id"),
+     {"TIEPDON_FACILITY_CODE": "01C54"}, "Send either the QR or the typed fields"),
     (("check",), {}, "one of the arguments --qr --card --id is required"),
     (("serve",), {"TIEPDON_HTTP_PORT": "x"}, "http.port (TIEPDON_HTTP_PORT)"),
     (("serve", "--config", "/nonexistent.toml"), {}, "config file not found"),

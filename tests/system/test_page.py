@@ -106,7 +106,7 @@ def test_manual_entry_form(page: Page) -> None:
     page.locator("#m-code").fill("CN3010200000001")
     page.locator("#m-name").fill("Trần Thị Hoa")
     page.locator("#m-dob").fill("1965")
-    page.locator("#manual-form button").click()
+    page.locator("#manual-submit").click()
     expect(page.locator("#facts")).to_contain_text("2 — 100%")
     expect(page.locator('#messages li[data-code="benefit_digit_differs"]')).to_be_visible()
 
@@ -237,7 +237,7 @@ def test_offline_answers_are_labelled_and_rechecks_flagged(offline_page: Page,
     offline_page.locator("#m-code").fill("GD4010200000010")
     offline_page.locator("#m-name").fill("Đỗ Văn Lâm")
     offline_page.locator("#m-dob").fill("21/08/1981")
-    offline_page.locator("#manual-form button").click()
+    offline_page.locator("#manual-submit").click()
     expect(offline_page.locator("#offline")).to_contain_text("NGOẠI TUYẾN — dữ liệu lúc")
     expect(offline_page.locator("#status-word")).to_have_text("ĐỦ ĐIỀU KIỆN")
     sim_control(sim, fault="none")

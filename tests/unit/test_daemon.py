@@ -76,6 +76,18 @@ def test_bad_input_is_refused_with_a_staff_message(daemon: BackgroundServer,
     assert verify(daemon, {"qr": BHYT_NEW_EXAMPLE}).json()["status"] == "eligible"
 
 
+@pytest.mark.parametrize("typed", [{"full_name": "Someone Else"},
+                                   {"date_of_birth": "01/01/1900"},
+                                   {"card_code": "GD4010111077012"}])
+def test_a_qr_with_typed_fields_is_refused_as_the_cli_refuses_it(
+        daemon: BackgroundServer, typed: dict[str, str]) -> None:
+    """The name and date typed beside a QR were silently dropped (the CLI refused them)."""
+    r = verify(daemon, {"qr": CCCD_EXAMPLE, **typed})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "mixed_input" and "không gửi cả hai" in error["vi"]
+
+
 def test_unknown_json_fields_are_refused(daemon: BackgroundServer) -> None:
     assert verify(daemon, {"qr": CCCD_EXAMPLE, "extra": "x"}).status_code == 422
 
