@@ -104,6 +104,18 @@ class MrzError(ReaderError):
     en = "The MRZ data is invalid (check digit). Check the MRZ line."
 
 
+class AccessKeyFormatError(MrzError):
+    """A chip key typed or sent in a shape no card has (before any reader is asked). The
+    code stays ``mrz_format`` (what the chip route has always answered); the sentence is
+    the right one — "check digit" was said for a 2-digit CAN."""
+
+    code = "mrz_format"
+    vi = ("Khoá mở chip không hợp lệ: CAN gồm 6 chữ số; ngày sinh và ngày hết hạn theo dạng "
+          "YYMMDD (năm, tháng, ngày).")
+    en = ("The chip key is not valid: the CAN is 6 digits; the dates of birth and expiry are "
+          "YYMMDD (year, month, day).")
+
+
 class PassiveAuthError(ReaderError):
     """Passive authentication could not run (malformed SOD or certificate)."""
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from readers.errors import MrzError
+from readers.errors import AccessKeyFormatError, MrzError
 
 _WEIGHTS = (7, 3, 1)
 _MRZ_CHARS = re.compile(r"[0-9A-Z<]+")
@@ -39,6 +39,18 @@ def _checked(field: str, digit: str, what: str) -> str:
     return field
 
 
+def _is_day(yymmdd: str) -> bool:
+    """A calendar day in one of the two centuries the two-digit year can mean."""
+    yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
+    for century in (1900, 2000):
+        try:
+            date(century + yy, mm, dd)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class AccessKey:
     """What BAC needs: document number, date of birth and date of expiry (YYMMDD)."""
@@ -51,8 +63,8 @@ class AccessKey:
         if not self.document_number or not _MRZ_CHARS.fullmatch(self.document_number):
             raise MrzError("document number has characters outside the MRZ set")
         for value in (self.date_of_birth, self.date_of_expiry):
-            if not _YYMMDD.fullmatch(value):
-                raise MrzError("MRZ dates are YYMMDD")
+            if not (_YYMMDD.fullmatch(value) and _is_day(value)):
+                raise AccessKeyFormatError("MRZ dates are YYMMDD")
 
     def mrz_information(self) -> str:
         """ICAO 9303-11 §9.7.1 (Appendix D.1): doc + cd + DOB + cd + expiry + cd."""
@@ -69,7 +81,7 @@ class CanKey:
 
     def __post_init__(self) -> None:
         if not (len(self.can) == 6 and self.can.isascii() and self.can.isdigit()):
-            raise MrzError("the CAN is 6 digits")
+            raise AccessKeyFormatError("the CAN is 6 digits")
 
     def mrz_information(self) -> str:  # a label for fingerprints, like AccessKey's
         return "CAN:" + self.can

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,13 +68,14 @@ def cmd_card_read(args: argparse.Namespace) -> int:
         trust = load_csca_dir(args.csca or settings.chip.csca_dir)
     except (OSError, ValueError) as e:
         raise CliError(f"cannot load CSCA certificates: {type(e).__name__}") from None
+    at = now()  # TIEPDON_CLOCK too: the verdict's dates and the benefit's "today" agree
     result = read_from_source(PcscSource(args.reader or settings.chip.reader or None), keys,
                               extended_mode=settings.chip.extended_length,
-                              retries=settings.chip.retries, trust=trust, now=now(),
+                              retries=settings.chip.retries, trust=trust, now=at,
                               return_seconds=settings.chip.card_return_seconds,
                               on_wait=_tell_place_back)
     credential = chip_credential(result.identity, read=result, fingerprint="",
-                                 today=datetime.now(VN_TZ).date())
+                                 today=at.astimezone(VN_TZ).date())
     out = credential.to_json()
     out.pop("raw_fingerprint", None)
     if args.photo_out and result.photo is not None:
@@ -103,7 +103,14 @@ def cmd_card_probe(args: argparse.Namespace) -> int:
     report = probe(PcscSource(args.reader or settings.chip.reader or None), keys, trust=trust,
                    now=now(), extended_mode=settings.chip.extended_length)
     print_json(report)
+    if report.get("error") in READER_MISSING:
+        # No reader or no card is the set-up's fault, not the card's: said, exit 2.
+        raise CliError(READER_MISSING[str(report["error"])])
     return EXIT_NEGATIVE if "error" in report else EXIT_OK
+
+
+READER_MISSING = {"chip_no_reader": "no chip reader found (check the USB cable and pcscd)",
+                  "chip_no_card": "no card on the reader"}
 
 
 def card_read_exit(evidence: ChipEvidence) -> int:

@@ -28,6 +28,10 @@ class CliError(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own errors: one line, exit 2
+        if message.startswith("unrecognized arguments"):
+            # argparse repeats them: an unquoted name ("--name Nguyễn Tiến Đạt") would end up
+            # in a log. Never echoed.
+            message = "unrecognized arguments (not repeated here; quote a value with spaces)"
         self.exit(EXIT_ERROR, f"tiepdon: {message}\n")
 
 

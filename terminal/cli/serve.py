@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import sqlite3
 from datetime import date, datetime
 from typing import Any
 
@@ -36,13 +37,23 @@ def register_sim(sub: Any) -> None:
     """``registry-sim`` (listed last in the help)."""
     sim = sub.add_parser("registry-sim", help="a server speaking the registry gateway protocol")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8766)
+    sim.add_argument("--port", type=_port, default=8766)
     sim.add_argument("--db", default=":memory:", help="SQLite file (created and seeded)")
     sim.add_argument("--latency-ms", type=float, default=0.0)
     sim.add_argument("--failure-rate", type=_fraction, default=0.0)
     sim.add_argument("--seed", type=int, default=None, help="random seed for failures")
     sim.add_argument("--today", type=_iso_day, help="fixed day for validity (YYYY-MM-DD)")
     sim.set_defaults(func=cmd_registry_sim)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+_port.__name__ = "port (0-65535)"  # argparse names the type in its one-line error
 
 
 def _fraction(text: str) -> float:
@@ -126,7 +137,10 @@ def cmd_registry_sim(args: argparse.Namespace) -> int:
         sock = bind(args.host, args.port)
     except OSError as e:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
-    conn = open_registry(args.db, today=seed_day)
+    try:
+        conn = open_registry(args.db, today=seed_day)
+    except sqlite3.Error as e:  # a folder that does not exist, a file that is not SQLite
+        raise CliError(f"cannot open the simulator's database {args.db}: {e}") from None
     control = SimControl(latency_ms=args.latency_ms, failure_rate=args.failure_rate)
     app = create_sim_app(conn, control, today=(lambda: fixed) if fixed else None, seed=args.seed)
     print(f"http://{args.host}:{sock.getsockname()[1]}", flush=True)

@@ -104,6 +104,13 @@ def test_check_with_registry_unreachable(tmp_path: Path) -> None:
     (("check", "--offline", "--qr", CCCD_EXAMPLE, "--name", "A"),
      {"TIEPDON_FACILITY_CODE": "01C54"}, "Send either the QR or the typed fields"),
     (("check",), {}, "one of the arguments --qr --card --id is required"),
+    # Found by a review helper (each was "internal error (…)", a wrong sentence, or silent):
+    (("registry-sim", "--port", "99999"), {}, "invalid port (0-65535) value"),
+    (("registry-sim", "--port", "0", "--db", "/nonexistent/dir/x.sqlite"), {},
+     "cannot open the simulator's database"),
+    (("card", "read", "--can", "12"), {}, "The chip key is not valid"),
+    (("card", "read", "--doc", "123456789", "--dob", "991399", "--expiry", "300101"), {},
+     "The chip key is not valid"),
     (("serve",), {"TIEPDON_HTTP_PORT": "x"}, "http.port (TIEPDON_HTTP_PORT)"),
     (("serve", "--config", "/nonexistent.toml"), {}, "config file not found"),
     (("registry-sim", "--failure-rate", "2"), {}, "must be between 0 and 1"),
@@ -112,6 +119,22 @@ def test_check_with_registry_unreachable(tmp_path: Path) -> None:
 def test_bad_invocations_are_one_line(args: tuple[str, ...], env: dict[str, str],
                                       needle: str) -> None:
     assert_one_line_error(run(*args, env=env), needle)
+
+
+def test_stray_words_are_not_repeated(tmp_path: Path) -> None:
+    """An unquoted name splits into stray arguments; argparse repeated them on stderr (and so
+    into a log). Never echoed."""
+    p = run("check", "--offline", "--card", "GD4010111077012", "--name", "Nguyễn", "Tiến",
+            "Đạt", "--dob", "1988", env={"TIEPDON_FACILITY_CODE": DEMO_FACILITY})
+    assert_one_line_error(p, "unrecognized arguments")
+    assert "Tiến" not in p.stderr and "Đạt" not in p.stderr
+
+
+def test_card_probe_without_a_reader_is_an_error_that_says_so() -> None:
+    p = run("card", "probe", "--reader", "Nobody 00 00")
+    assert p.returncode == 2
+    assert json.loads(p.stdout)["error"] == "chip_no_reader"  # the report is still printed
+    assert "no chip reader found" in p.stderr
 
 
 def test_serve_refuses_the_example_placeholders() -> None:
