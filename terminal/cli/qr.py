@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terminal.cli.common import (
     EXIT_OK,
@@ -14,6 +14,9 @@ from terminal.cli.common import (
     print_json,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from verify.model import Credential
 
 
 def register(sub: Any) -> None:
@@ -25,21 +28,31 @@ def register(sub: Any) -> None:
     parse.set_defaults(func=cmd_qr_parse)
     scan = qr_sub.add_parser("scan", help="decode the QR codes in image or video files")
     scan.add_argument("files", nargs="+")
+    scan.add_argument("--config")
     scan.set_defaults(func=cmd_qr_scan)
 
 
 def cmd_qr_parse(args: argparse.Namespace) -> int:
-    from terminal.keys import derive_key
-    from verify.fingerprint import fingerprint
     from verify.qr import parse_qr
 
-    settings = settings_of(args)
-    credential = parse_qr(args.text)
-    out = credential.to_json()
-    out["raw_fingerprint"] = fingerprint(derive_key(cli_key(settings), "fingerprint"),
-                                         args.text)
-    print_json(out)
+    print_json(_credential_json(parse_qr(args.text), args.text, _fingerprint_key(args)))
     return EXIT_OK
+
+
+def _fingerprint_key(args: argparse.Namespace) -> bytes:
+    from terminal.keys import derive_key
+
+    return derive_key(cli_key(settings_of(args)), "fingerprint")
+
+
+def _credential_json(credential: Credential, text: str, key: bytes) -> dict[str, Any]:
+    """A QR's credential as ``qr parse`` and ``qr scan`` both print it: with the keyed
+    fingerprint of the raw text (the daemon's key when readable), never the text."""
+    from verify.fingerprint import fingerprint
+
+    out = credential.to_json()
+    out["raw_fingerprint"] = fingerprint(key, text)
+    return out
 
 
 def cmd_qr_scan(args: argparse.Namespace) -> int:
@@ -49,12 +62,14 @@ def cmd_qr_scan(args: argparse.Namespace) -> int:
     from verify.errors import InputFormatError
     from verify.qr import parse_qr
 
+    key = _fingerprint_key(args)
+
     def read(name: str) -> dict[str, Any]:
         result = scan_file(Path(name))
         payloads: list[dict[str, Any]] = []
         for text in result.payloads:
             try:
-                payloads.append(parse_qr(text).to_json())
+                payloads.append(_credential_json(parse_qr(text), text, key))
             except InputFormatError as e:
                 payloads.append({"error": e.code, "detail": e.detail})
         line: dict[str, Any] = {"file": name, "payloads": payloads}

@@ -124,3 +124,25 @@ def test_a_long_video_is_read_one_frame_at_a_time(tmp_path: Path) -> None:
     first = next(iter(frames))
     assert first.shape == (240, 320, 3) and int(first.mean()) == 0
     assert len(list(frames)) == 2  # frames 10 and 20
+
+
+def test_qr_scan_and_qr_parse_give_the_same_credential(tmp_path: Path) -> None:
+    """One way to print a QR's credential: ``qr scan`` lacked the keyed fingerprint that
+    ``qr parse`` gives (the same key, the daemon's, when readable)."""
+    from readers.doubles.render import render_qr
+    from tests.helpers.samples import CCCD_EXAMPLE
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "terminal.key").write_bytes(bytes(range(32)))
+    image = tmp_path / "qr.png"
+    code = render_qr(CCCD_EXAMPLE, module_px=6)
+    cv2.imwrite(str(image), cv2.copyMakeBorder(code, 60, 60, 60, 60, cv2.BORDER_CONSTANT,
+                                               value=255))
+    env = {"TIEPDON_DATA_DIR": str(data)}
+    scanned = run("qr", "scan", str(image), env=env)
+    assert scanned.returncode == 0, scanned.stderr
+    (payload,) = json.loads(scanned.stdout)["payloads"]
+    parsed = run("qr", "parse", CCCD_EXAMPLE, env=env)
+    assert payload == json.loads(parsed.stdout)
+    assert payload["raw_fingerprint"]
