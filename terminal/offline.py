@@ -24,7 +24,7 @@ from verify.adapters.journal import Journal
 from verify.errors import CardCodeError, VerifyError
 from verify.model import VN_TZ, BirthDate, Credential, Sex, parse_birth_date
 from verify.registry import RegistryAnswer, answer_from_json, answer_to_json
-from verify.snapshot import age_days, lookup_identifier, parse_iso_day
+from verify.snapshot import age_days, lookup_identifier, parse_iso_day, usability
 
 log = logging.getLogger(__name__)
 TERMINAL_KEY = "terminal.key"
@@ -178,15 +178,7 @@ class OfflineStore:
         snapshot = self.snapshot
         if snapshot is None:
             return
-        m = snapshot.manifest
-        age = age_days(m, self._now())
-        if age > self.max_age_days:
-            self.status, self.reason = "down", f"snapshot too old ({age:.0f} days): not used"
-        elif self._now() > m.expires:
-            self.status, self.reason = "degraded", f"snapshot expired ({age:.0f} days old)"
-        else:
-            self.status = "ok"
-            self.reason = f"version {m.snapshot_version}, {m.record_count} records"
+        self.status, self.reason = usability(snapshot.manifest, self._now(), self.max_age_days)
 
     def remember(self, credential: Credential, answer: RegistryAnswer, at: datetime) -> None:
         if self.journal is None:

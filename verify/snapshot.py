@@ -249,6 +249,24 @@ def age_days(manifest: Manifest, now: datetime) -> float:
     return (now - manifest.created).total_seconds() / 86400
 
 
+CLOCK_SKEW_DAYS = 5 / 1440  # a snapshot may seem made up to five minutes ahead (clock drift)
+
+
+def usability(manifest: Manifest, now: datetime, max_age_days: float) -> tuple[str, str]:
+    """``ok`` / ``degraded`` (expired: answers need review) / ``down`` (not used) and why —
+    one rule for the daemon and ``tiepdon cache info``. A snapshot made in the future is a
+    desk clock set back or a forged date: its age and expiry mean nothing, so it is not
+    used."""
+    age = age_days(manifest, now)
+    if age < -CLOCK_SKEW_DAYS:
+        return "down", "snapshot made in the future (check the desk's clock): not used"
+    if age > max_age_days:
+        return "down", f"snapshot too old ({age:.0f} days): not used"
+    if now > manifest.expires:
+        return "degraded", f"snapshot expired ({age:.0f} days old)"
+    return "ok", f"version {manifest.snapshot_version}, {manifest.record_count} records"
+
+
 def parse_iso_day(text: object) -> date | None:
     if not text:
         return None

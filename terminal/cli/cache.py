@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,28 @@ def register(sub: Any) -> None:
     which.add_argument("--id", help="12-digit CCCD number")
     lookup.add_argument("--config")
     lookup.set_defaults(func=cmd_cache_lookup)
+
+
+@contextlib.contextmanager
+def _overall_deadline(seconds: float) -> Iterator[None]:
+    """The whole fetch within ``seconds``, whatever the mirror does: the download's own pace
+    checks run between reads, and a mirror dripping its header lines or chunk sizes a byte
+    at a time never lets a read return. A one-shot command in its main thread: SIGALRM
+    interrupts the blocked read (TimeoutError)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def overdue(signum: int, frame: object) -> None:
+        raise TimeoutError("snapshot fetch past its deadline")
+
+    previous = signal.signal(signal.SIGALRM, overdue)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _trusted(settings: Settings) -> Any:
@@ -167,6 +194,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 
     from terminal.offline import write_fetch_status
     from terminal.services import cache_dir
+    from verify.adapters import cache as adapter
     from verify.adapters.cache import fetch, install, installed_manifest, is_same_snapshot
     from verify.snapshot import CacheError, CacheIntegrityError
 
@@ -187,14 +215,18 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
     try:
-        manifest = fetch(url, staging, trusted, installed=current)
+        with _overall_deadline(adapter.MANIFEST_DEADLINE_SECONDS
+                               + adapter.FETCH_DEADLINE_SECONDS):
+            manifest = fetch(url, staging, trusted, installed=current)
         same = is_same_snapshot(manifest, current)
         if not same:
             manifest = install(staging, target, trusted)
     except CacheIntegrityError as e:
         status(False, e.detail)
         return _refused(e.detail)
-    except (OSError, ValueError, CacheError) as e:  # urllib: timeouts, refusals, malformed
+    # urllib: timeouts, refusals, malformed answers (a garbage status line, a broken chunk:
+    # http.client's own errors, which left the status saying ok); the overall deadline
+    except (OSError, ValueError, CacheError, http.client.HTTPException) as e:
         status(False, f"download failed: {type(e).__name__}")
         raise CliError(f"snapshot download failed: {type(e).__name__}") from None
     finally:
@@ -207,6 +239,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 def cmd_cache_info(args: argparse.Namespace) -> int:
     from terminal.services import cache_dir
     from verify.adapters.cache import installed_manifest
+    from verify.snapshot import usability
 
     settings = settings_of(args)
     manifest = installed_manifest(cache_dir(settings), _trusted(settings))
@@ -217,8 +250,10 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
     age = (at - manifest.created).total_seconds() / 86400
     out["age_days"] = round(age, 2)
     out["expired"] = at > manifest.expires
-    # A snapshot "made" in the future is a frozen or forged clock: never usable.
-    out["usable"] = -5 / 1440 <= age <= settings.cache.max_age_days
+    # The daemon's rule (a snapshot "made" in the future is a clock set back: not used).
+    status, reason = usability(manifest, at, settings.cache.max_age_days)
+    out["usable"] = status != "down"
+    out["status"], out["reason"] = status, reason
     print_json(out)
     return EXIT_OK
 

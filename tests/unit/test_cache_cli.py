@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.helpers.cache import CSV
 from tests.helpers.cli import assert_one_line_error, run
+from tests.helpers.paths import ROOT
 
 
 def setup_publisher(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -140,3 +151,73 @@ def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_pat
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def _mirror(answer: Callable[[socket.socket], None]) -> tuple[str, Callable[[], None]]:
+    """A mirror that answers every connection with ``answer`` (a raw socket, byte level)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(4096)
+                with contextlib.suppress(OSError):
+                    answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+    return f"http://127.0.0.1:{server.getsockname()[1]}/", close
+
+
+def _fetch_with_short_deadlines(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`tiepdon cache fetch` with the download's deadlines shortened to a few seconds."""
+    code = ("import sys, verify.adapters.cache as c; c.MANIFEST_DEADLINE_SECONDS = 1; "
+            "c.FETCH_DEADLINE_SECONDS = 2; from terminal.cli import main; "
+            "sys.exit(main(['cache', 'fetch']))")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDON_")}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=90, env={**base, **env}, cwd=ROOT, check=False)
+
+
+@pytest.mark.parametrize("answer", ["drip_headers", "garbage_status"])
+def test_a_mirror_that_never_finishes_or_speaks_nonsense_is_a_failed_fetch(
+        tmp_path: Path, answer: str) -> None:
+    """A header line dripped a byte at a time never lets a read return (the pace checks run
+    between reads): the fetch hung forever. A garbage status line was 'internal error' with
+    the status file still saying ok. Both: a failed fetch, said, within the deadline."""
+    from terminal.offline import FETCH_STATUS, read_fetch_status
+
+    def drip(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(600):
+            conn.sendall(b"a")
+            time.sleep(0.2)
+
+    def garbage(conn: socket.socket) -> None:
+        conn.sendall(b"HELLO THERE\r\n\r\n")
+
+    env, _ = setup_publisher(tmp_path)
+    url, close = _mirror(drip if answer == "drip_headers" else garbage)
+    status_file = tmp_path / "data" / FETCH_STATUS
+    status_file.parent.mkdir(parents=True, exist_ok=True)
+    status_file.write_text(json.dumps({"ok": True, "at": "2026-01-01T00:00:00+00:00"}))
+    try:
+        p = _fetch_with_short_deadlines({**env, "TIEPDON_CACHE_URL": url})
+    finally:
+        close()
+    assert p.returncode == 2, p.stderr
+    assert "snapshot download failed" in p.stderr and "internal error" not in p.stderr
+    status = read_fetch_status(status_file)
+    assert status is not None and status["ok"] is False

@@ -215,6 +215,22 @@ def test_snapshot_past_the_hard_limit_is_not_used(sim: BackgroundServer,
         server.stop()
 
 
+def test_a_snapshot_made_in_the_future_is_not_used(sim: BackgroundServer,
+                                                  tmp_path: Path) -> None:
+    """Signed as made 20 days ahead — or a desk clock set back: its age and expiry mean
+    nothing. It answered as fresh (health ok, no expiry note) while `cache info` said
+    unusable; now one rule, and it is not used."""
+    server = offline_daemon(sim, tmp_path, created_days_ago=-20, expires_days=30)
+    try:
+        sim_control(sim, fault="http500")
+        e = verify(server, SON)
+        assert (e["status"], e["source"]) == ("needs_review", "none")
+        cache = httpx.get(f"{server.url}/api/v1/health").json()["components"]["cache"]
+        assert cache["status"] == "down" and "future" in cache["reason"], cache
+    finally:
+        server.stop()
+
+
 def test_slow_registry_late_answer_is_kept(sim: BackgroundServer, tmp_path: Path) -> None:
     server = offline_daemon(sim, tmp_path, budget_seconds=0.3, breaker_cooldown_seconds=60)
     try:
