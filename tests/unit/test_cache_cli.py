@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from tests.helpers.cache import CSV
 from tests.helpers.cli import assert_one_line_error, run
 from tests.helpers.paths import ROOT
+from tests.helpers.rawserver import raw_server
 
 
 def setup_publisher(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -92,7 +91,6 @@ def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_pat
     import functools
     import http.server
     import shutil
-    import threading
     from collections import Counter
 
     from terminal.offline import FETCH_STATUS, read_fetch_status
@@ -153,34 +151,6 @@ def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_pat
         httpd.server_close()
 
 
-def _mirror(answer: Callable[[socket.socket], None]) -> tuple[str, Callable[[], None]]:
-    """A mirror that answers every connection with ``answer`` (a raw socket, byte level)."""
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.recv(4096)
-                with contextlib.suppress(OSError):
-                    answer(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-
-    def close() -> None:
-        stop.set()
-        thread.join(5)
-        server.close()
-
-    return f"http://127.0.0.1:{server.getsockname()[1]}/", close
-
-
 def _fetch_with_short_deadlines(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`tiepdon cache fetch` with the download's deadlines shortened to a few seconds."""
     code = ("import sys, verify.adapters.cache as c; c.MANIFEST_DEADLINE_SECONDS = 1; "
@@ -200,21 +170,23 @@ def test_a_mirror_that_never_finishes_or_speaks_nonsense_is_a_failed_fetch(
     from terminal.offline import FETCH_STATUS, read_fetch_status
 
     def drip(conn: socket.socket) -> None:
+        conn.recv(4096)
         conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
         for _ in range(600):
             conn.sendall(b"a")
             time.sleep(0.2)
 
     def garbage(conn: socket.socket) -> None:
+        conn.recv(4096)
         conn.sendall(b"HELLO THERE\r\n\r\n")
 
     env, _ = setup_publisher(tmp_path)
-    url, close = _mirror(drip if answer == "drip_headers" else garbage)
+    url, close = raw_server(drip if answer == "drip_headers" else garbage)
     status_file = tmp_path / "data" / FETCH_STATUS
     status_file.parent.mkdir(parents=True, exist_ok=True)
     status_file.write_text(json.dumps({"ok": True, "at": "2026-01-01T00:00:00+00:00"}))
     try:
-        p = _fetch_with_short_deadlines({**env, "TIEPDON_CACHE_URL": url})
+        p = _fetch_with_short_deadlines({**env, "TIEPDON_CACHE_URL": url + "/"})
     finally:
         close()
     assert p.returncode == 2, p.stderr

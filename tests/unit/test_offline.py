@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from terminal.server import BackgroundServer
 from tests.helpers.cli import online_env, run
 from tests.helpers.daemon import sim_control
 from tests.helpers.offline import LAM, SON, offline_daemon
+from tests.helpers.rawserver import raw_server
 from tests.helpers.samples import NOW
 
 DAT = {"card_code": "GD4010111077012", "full_name": "Nguyễn Tiến Đạt",
@@ -148,29 +148,12 @@ def test_401_forever_answers_from_cache(daemon: BackgroundServer,
 
 def resetting_server() -> tuple[str, Callable[[], None]]:
     """A 'registry' that accepts connections and resets them at once (RST)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    stop = threading.Event()
 
-    def run() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                continue
-            linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")  # RST on close
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-            conn.close()
+    def reset(conn: socket.socket) -> None:
+        linger = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")  # RST on close
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
 
-    threading.Thread(target=run, daemon=True).start()
-
-    def close() -> None:
-        stop.set()
-        srv.close()
-
-    return f"http://127.0.0.1:{srv.getsockname()[1]}", close
+    return raw_server(reset)
 
 
 def test_resetting_registry_answers_from_cache(sim: BackgroundServer, tmp_path: Path) -> None:
