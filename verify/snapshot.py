@@ -172,11 +172,21 @@ def check_hash(manifest: Manifest, digest_hex: str) -> None:
         raise CacheIntegrityError("records file does not match the manifest's content hash")
 
 
-def check_version(manifest: Manifest, installed: int | None) -> None:
-    if installed is not None and manifest.snapshot_version < installed:
+def check_version(manifest: Manifest, installed: Manifest | None) -> None:
+    """Never back, and never the same version with other content: a publisher does not
+    reuse a version number, so that is another snapshot passed off as this one (another
+    facility's subset signed with the same key, say)."""
+    if installed is None:
+        return
+    if manifest.snapshot_version < installed.snapshot_version:
         raise CacheIntegrityError(
             f"snapshot version {manifest.snapshot_version} is older than the installed "
-            f"{installed} (rollback refused)")
+            f"{installed.snapshot_version} (rollback refused)")
+    if (manifest.snapshot_version == installed.snapshot_version
+            and not hmac.compare_digest(manifest.content_hash, installed.content_hash)):
+        raise CacheIntegrityError(
+            f"snapshot version {manifest.snapshot_version} is installed with other content "
+            "(a version is never reused: refused)")
 
 
 # -- records ----------------------------------------------------------------------------------

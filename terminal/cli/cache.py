@@ -159,7 +159,7 @@ def cmd_cache_verify(args: argparse.Namespace) -> int:
         current = None
         with contextlib.suppress(CacheError, OSError):
             current = installed_manifest(cache_dir(settings), _trusted(settings))
-        check_version(manifest, current.snapshot_version if current else None)
+        check_version(manifest, current)
     except CacheIntegrityError as e:
         return _refused(e.detail)
     print_json(manifest.to_json())

@@ -11,7 +11,7 @@ from typing import IO
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.helpers.cache import CSV, NOW, READING, Publisher
+from tests.helpers.cache import CSV, NOW, READING, Publisher, records
 from verify.adapters.cache import (
     MANIFEST,
     RECORDS,
@@ -125,6 +125,10 @@ def refused_cases(tmp_path: Path, pub: Publisher) -> dict[str, tuple[Path, str]]
     cases["bit_flip"] = (d, "does not match the manifest's content hash")
     d = pub.build(tmp_path / "rolled_back", version=3)
     cases["rollback"] = (d, "older than the installed 4 (rollback refused)")
+    # Signed, the installed version, other records (another facility's subset, say): it
+    # installed over the desk's own.
+    d = pub.build(tmp_path / "same_version_other_content", version=4, rows=records()[:2])
+    cases["reused_version"] = (d, "version 4 is installed with other content")
     return cases
 
 

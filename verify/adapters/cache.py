@@ -182,7 +182,7 @@ def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey],
         current = installed_manifest(cache_dir, trusted)
     except (CacheError, OSError):
         current = None  # an unreadable installed snapshot is replaced, not trusted
-    check_version(manifest, current.snapshot_version if current else None)
+    check_version(manifest, current)
     name = f"v{manifest.snapshot_version}-{secrets.token_hex(3)}"
     link_path = cache_dir / CURRENT
     previous = link_path.readlink().name if link_path.is_symlink() else None
@@ -335,7 +335,7 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
     if installed is not None:
         if is_same_snapshot(manifest, installed):
             return manifest
-        check_version(manifest, installed.snapshot_version)  # a rollback: refused here
+        check_version(manifest, installed)  # a rollback or a reused version: refused here
     _download(base + RECORDS, dest / RECORDS, limit=manifest.records_size,
               pace=Pace(deadline, min_rate, grace_seconds), timeout=timeout)
     return manifest
