@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
-import sqlite3
 from datetime import date, datetime
 from typing import Any
 
@@ -139,8 +138,8 @@ def cmd_registry_sim(args: argparse.Namespace) -> int:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
     try:
         conn = open_registry(args.db, today=seed_day)
-    except sqlite3.Error as e:  # a folder that does not exist, a file that is not SQLite
-        raise CliError(f"cannot open the simulator's database {args.db}: {e}") from None
+    except OSError as e:  # a folder that does not exist, a file that is not SQLite
+        raise CliError(f"cannot open the simulator's database: {e}") from None
     control = SimControl(latency_ms=args.latency_ms, failure_rate=args.failure_rate)
     app = create_sim_app(conn, control, today=(lambda: fixed) if fixed else None, seed=args.seed)
     print(f"http://{args.host}:{sock.getsockname()[1]}", flush=True)

@@ -143,10 +143,14 @@ def seed_records(today: date) -> list[dict[str, Any]]:
 
 
 def open_registry(path: str, *, today: date) -> sqlite3.Connection:
-    """Open (and on first use create and seed) a simulator database."""
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.executescript(_SCHEMA)
+    """Open (and on first use create and seed) a simulator database; OSError when the file
+    cannot be opened or is not a simulator database."""
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.executescript(_SCHEMA)
+    except sqlite3.Error as e:
+        raise OSError(f"cannot open {path}: {e}") from None
     if conn.execute("SELECT COUNT(*) FROM account").fetchone()[0] == 0:
         conn.execute("BEGIN")
         for facility in (DEMO_FACILITY, "79012"):
