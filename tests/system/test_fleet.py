@@ -383,15 +383,22 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         boxes.append(central)
         mirror = central.root / "srv/tiepdon/snapshots"
 
+        built: dict[int, Path] = {}
+
         def publish(version: int) -> None:
-            """Write a snapshot to a new folder and rename it over the old (the README)."""
-            created = datetime.now(UTC) - timedelta(minutes=10 - version)
-            out = work / f"snapshot-{version}-{secrets.token_hex(3)}"
-            build(records, out, signing_key=signing, key_id="demo", reading_key=reading,
-                  version=version, created=created, expires=created + timedelta(days=7))
-            out.chmod(0o755)
-            for f in out.iterdir():
-                f.chmod(0o644)
+            """Write a snapshot to a new folder and rename it over the old (the README). A
+            version once built is published again as it was: a publisher never reuses a
+            version number for other content (desks refuse that)."""
+            out = built.get(version)
+            if out is None:
+                created = datetime.now(UTC) - timedelta(minutes=10 - version)
+                out = work / f"snapshot-{version}-{secrets.token_hex(3)}"
+                build(records, out, signing_key=signing, key_id="demo", reading_key=reading,
+                      version=version, created=created, expires=created + timedelta(days=7))
+                out.chmod(0o755)
+                for f in out.iterdir():
+                    f.chmod(0o644)
+                built[version] = out
             staged = mirror / f".{out.name}"
             shutil.copytree(out, staged)
             old = mirror / DEMO_FACILITY
