@@ -110,11 +110,12 @@ class CardImageReader:
         if result.error:
             return ImageResult(name, error=result.error)
         found: list[Credential] = []
+        refused: InputFormatError | None = None
         for text in result.payloads:
             try:
                 found.append(replace(parse_qr(text), read_from="qr"))
-            except InputFormatError:
-                continue
+            except InputFormatError as e:
+                refused = refused or e
         if found:
             return ImageResult(name, found)
         try:
@@ -124,6 +125,8 @@ class CardImageReader:
                     return ImageResult(name, [credential])
         except FrameRefused as e:  # scan_file took it: a video that changed under us
             return ImageResult(name, error=str(e))
+        if refused is not None:  # a QR was read, but it is no card's: said, as qr scan says it
+            return ImageResult(name, error=f"{refused.code}: {refused.en}")
         return ImageResult(name)
 
 

@@ -146,3 +146,56 @@ def test_qr_scan_and_qr_parse_give_the_same_credential(tmp_path: Path) -> None:
     parsed = run("qr", "parse", CCCD_EXAMPLE, env=env)
     assert payload == json.loads(parsed.stdout)
     assert payload["raw_fingerprint"]
+
+
+def with_thumbnail(jpeg: bytes) -> bytes:
+    """The JPEG with an EXIF-like APP1 segment holding a small JPEG of its own (as camera
+    photos carry a thumbnail): its SOS and EOI markers sit before the main image's scan."""
+    ok, thumb = cv2.imencode(".jpg", np.full((40, 60, 3), 200, np.uint8))
+    assert ok
+    body = b"Exif\x00\x00" + thumb.tobytes()
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+def test_a_jpeg_cut_short_is_said_not_read_half_grey(tmp_path: Path) -> None:
+    """libjpeg decodes a cut JPEG as far as it goes and greys the rest, saying nothing on the
+    return path: the command read half a card. Now the file is refused by name, a thumbnail's
+    end marker does not pass for the image's, and whole JPEGs (baseline, progressive, with a
+    thumbnail, with padding after the end) are still read."""
+    ok, jpeg = cv2.imencode(".jpg", clean("cccd_back").frame)
+    ok2, progressive = cv2.imencode(".jpg", clean("cccd_back").frame,
+                                    [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok and ok2
+    whole = {"baseline.jpg": jpeg.tobytes(), "progressive.jpg": progressive.tobytes(),
+             "thumb.jpg": with_thumbnail(jpeg.tobytes()),
+             "padded.jpg": jpeg.tobytes() + b"\0" * 64}
+    cut = {"cut.jpg": jpeg.tobytes()[: len(jpeg) * 2 // 3],
+           "cut_progressive.jpg": progressive.tobytes()[:-40],
+           "cut_thumb.jpg": with_thumbnail(jpeg.tobytes())[:-2000]}
+    for name, data in {**whole, **cut}.items():
+        (tmp_path / name).write_bytes(data)
+    names = [*whole, *cut]
+    p = run("image", "read", *(str(tmp_path / n) for n in names))
+    out = dict(zip(names, lines(p), strict=True))
+    for n in whole:
+        assert "error" not in out[n] and [c["read_from"] for c in out[n]["credentials"]] == [
+            "mrz"], (n, out[n])
+    for n in cut:
+        assert out[n]["credentials"] == [] and "cut short" in out[n]["error"], (n, out[n])
+    q = run("qr", "scan", *(str(tmp_path / n) for n in cut))
+    assert all("cut short" in x["error"] for x in lines(q))
+
+
+def test_a_qr_that_is_no_card_is_said_by_image_read_as_by_qr_scan(tmp_path: Path) -> None:
+    """A picture of a shop's URL QR: ``qr scan`` said qr_format, ``image read`` printed an
+    empty list and no error — the nurse could not tell it from a blurred photo."""
+    from readers.doubles.render import render_qr
+
+    image = tmp_path / "url.png"
+    code = render_qr("https://example.vn/khuyen-mai?id=42", module_px=6)
+    cv2.imwrite(str(image), cv2.copyMakeBorder(code, 60, 60, 60, 60, cv2.BORDER_CONSTANT,
+                                               value=255))
+    (read,) = lines(run("image", "read", str(image)))
+    assert read["credentials"] == [] and read["error"].startswith("qr_format"), read
+    (scanned,) = lines(run("qr", "scan", str(image)))
+    assert [x.get("error") for x in scanned["payloads"]] == ["qr_format"]

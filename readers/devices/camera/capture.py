@@ -3,6 +3,7 @@ the camera loop — decoding is ``decode.py``'s."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import threading
@@ -60,18 +61,45 @@ def fit_frame(frame: Frame) -> Frame:
     return frame
 
 
+def jpeg_cut_short(path: Path) -> bool:
+    """A JPEG whose last scan has no end-of-image marker after it: the file was cut (a copy
+    interrupted, a camera's upload torn). libjpeg decodes what is there and fills the rest
+    with grey, saying nothing; a card half grey is not a card to read. Inside the scan data
+    every 0xFF is stuffed, so the last SOS (FFDA) and EOI (FFD9) markers are the real ones;
+    an EXIF thumbnail's own markers come before the main image's scan."""
+    try:
+        with path.open("rb") as f:
+            if f.read(3) != b"\xff\xd8\xff":
+                return False
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                return m.rfind(b"\xff\xd9") < m.rfind(b"\xff\xda")
+    except (OSError, ValueError):
+        return False  # imread read it; what it cannot map is judged by the decoder alone
+
+
+def read_image(path: Path) -> Frame | None:
+    """One image file, fitted; None when it is no image the decoder knows. FrameRefused for
+    one it refuses (over ``OPENCV_IO_MAX_IMAGE_PIXELS``) or that is cut short."""
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV 5: over the pixel limit (or a header it cannot take)
+        raise FrameRefused(f"image too large (over {os.environ.get(PIXELS_ENV)} pixels) "
+                           "or not readable") from None
+    if image is None:
+        return None
+    if jpeg_cut_short(path):
+        raise FrameRefused("image file is cut short (a JPEG without its end)")
+    return fit_frame(image)
+
+
 def frames_of(path: Path, *, step: int = 1, limit: int = 10_000) -> Iterator[Frame]:
     """The frames of an image or video file (every ``step``-th frame of a video, at most
     ``limit``), one at a time, each through :func:`fit_frame`. FrameRefused for a file the
     decoder refuses (an image over ``OPENCV_IO_MAX_IMAGE_PIXELS``, a video frame over 4K)."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        try:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        except cv2.error:  # OpenCV 5: over the pixel limit (or a header it cannot take)
-            raise FrameRefused(f"image too large (over {os.environ.get(PIXELS_ENV)} pixels) "
-                               "or not readable") from None
+        image = read_image(path)
         if image is not None:
-            yield fit_frame(image)
+            yield image
         return
     cap = cv2.VideoCapture(str(path))
     try:
@@ -188,9 +216,8 @@ class _Source:
             if not self.images:
                 return None
             try:
-                image = cv2.imread(str(self.images.pop(0)), cv2.IMREAD_COLOR)
-                return None if image is None else fit_frame(image)
-            except (cv2.error, FrameRefused):
+                return read_image(self.images.pop(0))
+            except FrameRefused:
                 return None
         ok, frame = self.cap.read()
         return frame if ok else None
