@@ -65,6 +65,43 @@ def test_a_copied_file_gives_nothing_away(tmp_path: Path) -> None:
     assert wrong is not None and wrong.lookup(lookup_identifier("0111077012")) is None
 
 
+def test_an_identifier_listed_twice_leaves_one_wrapped_key_in_the_file(tmp_path: Path) -> None:
+    """Two rows of an export with the same CCCD number: each wrapped its record key under the
+    same identifier-derived key with the same fixed nonce — two AES-GCM messages under one
+    key/nonce pair in a file that leaves the publisher. Now exactly one ciphertext under that
+    key is anywhere in the file's bytes (deleted rows zeroed), and the later row still wins."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from verify.snapshot import derive
+
+    first, *rest = records()
+    again = {**rest[0], "cccd_number": first["cccd_number"], "bhxh_number": "0200000099"}
+    pub = Publisher()
+    src = pub.build(tmp_path / "snap", rows=[first, *rest, again])
+    manifest = install(src, tmp_path / "cache", pub.trusted)
+    snap = Snapshot.open(tmp_path / "cache", pub.trusted, READING)
+    assert snap is not None
+    hit = snap.lookup(lookup_identifier(str(first["cccd_number"])))
+    assert hit is not None and hit.record["bhxh_number"] == "0200000099"  # the later row
+    other = snap.lookup(lookup_identifier(str(first["bhxh_number"])))
+    assert other is not None and other.record["full_name"] == first["full_name"]
+    salt = bytes.fromhex(manifest.index_salt)
+    keys = derive(READING, salt, "cccd:" + str(first["cccd_number"]))
+    raw = (tmp_path / "cache" / "current" / RECORDS).read_bytes()
+    opened = 0
+    for at in range(len(raw) - 31):
+        try:
+            AESGCM(keys.wrap).decrypt(bytes(12), raw[at:at + 32], keys.index)
+            opened += 1
+        except InvalidTag:
+            continue
+    assert opened == 1
+    with sqlite3.connect(tmp_path / "cache" / "current" / RECORDS) as conn:
+        rows = conn.execute("SELECT COUNT(*) FROM idx WHERE h = ?", (keys.index,)).fetchone()
+    assert rows == (1,)
+
+
 def test_key_rotation_accepts_either_key(tmp_path: Path) -> None:
     old, new = Publisher("k-old"), Publisher("k-new")
     trusted = {**old.trusted, **new.trusted}

@@ -78,7 +78,8 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     salt = secrets.token_bytes(16)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=4096;"
-                       "PRAGMA cache_size=-262144; PRAGMA temp_store=FILE;" + _SCHEMA)
+                       "PRAGMA cache_size=-262144; PRAGMA temp_store=FILE;"
+                       "PRAGMA secure_delete=ON;" + _SCHEMA)
     count = 0
     rec_rows: list[tuple[int, bytes]] = []
     idx_rows: list[tuple[bytes, int, bytes]] = []
@@ -97,12 +98,23 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     conn.executemany("INSERT INTO rec VALUES (?, ?)", rec_rows)
     conn.executemany("INSERT INTO idx VALUES (?, ?, ?)", idx_rows)
     conn.execute(_INDEX)
+    _keep_last_of_each_identifier(conn)
     conn.execute("COMMIT")
     conn.close()
     manifest = Manifest(FORMAT, version, created, expires, count,
                         "sha256:" + file_sha256(path), path.stat().st_size, key_id, salt.hex())
     (out_dir / MANIFEST).write_bytes(sign_manifest(manifest, signing_key))
     return manifest
+
+
+def _keep_last_of_each_identifier(conn: sqlite3.Connection) -> None:
+    """The same identifier twice in an export (a person listed under two cards, a re-issued
+    card): the later row wins, as a lookup would take it, and the earlier ones are removed —
+    zeroed in the file by ``secure_delete``. Each was wrapped under the same identifier-derived
+    key and fixed nonce; two AES-GCM messages under one key/nonce pair would show they share an
+    identifier and let the wrap key's authenticator be solved for. One ciphertext per key."""
+    if conn.execute("SELECT 1 FROM idx GROUP BY h HAVING COUNT(*) > 1 LIMIT 1").fetchone():
+        conn.execute("DELETE FROM idx WHERE rowid NOT IN (SELECT MAX(rowid) FROM idx GROUP BY h)")
 
 
 def _regular(path: Path, what: str) -> int:
