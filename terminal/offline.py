@@ -133,8 +133,10 @@ class OfflineHit:
 class OfflineStore:
     def __init__(self, *, journal: Journal | None, cache_dir: Path,
                  trusted: Mapping[str, Ed25519PublicKey], reading_key: bytes | None,
-                 max_age_days: float, now: Callable[[], datetime] | None = None) -> None:
+                 max_age_days: float, now: Callable[[], datetime] | None = None,
+                 facility: str = "") -> None:
         self.journal = journal
+        self.facility = facility  # this desk's code: another facility's subset is not used
         self.cache_dir = cache_dir
         self.trusted = trusted
         self.reading_key = reading_key
@@ -150,7 +152,8 @@ class OfflineStore:
             self.status, self.reason = "down", "no trusted keys / reading key configured"
             return
         try:
-            snapshot = Snapshot.open(self.cache_dir, self.trusted, self.reading_key)
+            snapshot = Snapshot.open(self.cache_dir, self.trusted, self.reading_key,
+                                     facility=self.facility)
         except (VerifyError, OSError) as e:
             log.error("installed snapshot refused: %s", type(e).__name__)
             self.snapshot, self.status = None, "down"

@@ -209,7 +209,7 @@ def offline_store(settings: Settings, terminal_key: bytes, *, now: Clock | None 
                            retention=timedelta(hours=c.journal_hours))
     return OfflineStore(journal=j, cache_dir=cache_dir(settings), trusted=trusted,
                         reading_key=read_reading_key(c.reading_key_file),
-                        max_age_days=c.max_age_days, now=now)
+                        max_age_days=c.max_age_days, now=now, facility=settings.facility.code)
 
 
 def audit_dir(settings: Settings) -> Path:

@@ -1,8 +1,9 @@
 """Signed eligibility snapshots and the privacy of their records (pure core, no I/O).
 
 A snapshot is a records file and a signed manifest. The manifest (format, snapshot version,
-created, expires, record count, content hash of the records file, key id, index salt) is signed
-with Ed25519 by a publisher whose public key the terminal trusts (several at once: rotation).
+created, expires, record count, content hash of the records file, key id, index salt, and —
+for a facility's subset — the facility it is for) is signed with Ed25519 by a publisher whose
+public key the terminal trusts (several at once: rotation).
 
 Records are unreadable in bulk: each record is AES-GCM-encrypted under its own random key,
 and that key is stored once per identifier (BHXH number, CCCD number; a legacy card code when
@@ -88,16 +89,24 @@ class Manifest:
     records_size: int      # bytes of the records file: tells truncation from tampering
     key_id: str
     index_salt: str        # hex, random per snapshot
+    # The facility (mã CSKCB) a subset was built for; None: for every desk that trusts the
+    # key (a province-wide file). Signed, and absent from the JSON when None, so manifests
+    # made before it existed verify unchanged.
+    facility: str | None = None
 
     def signed_bytes(self) -> bytes:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.format, "snapshot_version": self.snapshot_version,
-                "created": self.created.isoformat(), "expires": self.expires.isoformat(),
-                "record_count": self.record_count, "content_hash": self.content_hash,
-                "records_size": self.records_size, "key_id": self.key_id,
-                "index_salt": self.index_salt}
+        out: dict[str, Any] = {
+            "format": self.format, "snapshot_version": self.snapshot_version,
+            "created": self.created.isoformat(), "expires": self.expires.isoformat(),
+            "record_count": self.record_count, "content_hash": self.content_hash,
+            "records_size": self.records_size, "key_id": self.key_id,
+            "index_salt": self.index_salt}
+        if self.facility is not None:
+            out["facility"] = self.facility
+        return out
 
 
 def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> bytes:
@@ -107,6 +116,9 @@ def sign_manifest(manifest: Manifest, key: Ed25519PrivateKey) -> bytes:
 
 
 _CONTENT_HASH = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
+_FACILITY = re.compile(r"[0-9A-Z]{5}", re.ASCII)
+_FIELDS = frozenset({"format", "snapshot_version", "created", "expires", "record_count",
+                     "content_hash", "records_size", "key_id", "index_salt", "signature"})
 
 
 def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
@@ -121,10 +133,11 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
         raise CacheIntegrityError("manifest is not JSON") from e
     if not isinstance(doc, dict):
         raise CacheIntegrityError("manifest is not a JSON object")
-    expected = {"format", "snapshot_version", "created", "expires", "record_count",
-                "content_hash", "records_size", "key_id", "index_salt", "signature"}
-    if set(doc) != expected:
+    if set(doc) not in (_FIELDS, _FIELDS | {"facility"}):
         raise CacheIntegrityError("manifest fields are not the expected ones")
+    facility = doc.get("facility")
+    if facility is not None and not (isinstance(facility, str) and _FACILITY.fullmatch(facility)):
+        raise CacheIntegrityError("manifest facility is not a 5-character facility code")
     if doc["format"] != FORMAT:
         raise CacheIntegrityError("manifest format is not supported")
     try:
@@ -134,7 +147,7 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
             expires=datetime.fromisoformat(doc["expires"]),
             record_count=int(doc["record_count"]), content_hash=str(doc["content_hash"]),
             records_size=int(doc["records_size"]), key_id=str(doc["key_id"]),
-            index_salt=str(doc["index_salt"]))
+            index_salt=str(doc["index_salt"]), facility=facility)
         bytes.fromhex(manifest.index_salt)
         signature = base64.b64decode(doc["signature"], validate=True)
     except (ValueError, TypeError, OverflowError) as e:
@@ -170,6 +183,18 @@ def check_size(manifest: Manifest, size: int) -> None:
 def check_hash(manifest: Manifest, digest_hex: str) -> None:
     if not hmac.compare_digest(manifest.content_hash, "sha256:" + digest_hex):
         raise CacheIntegrityError("records file does not match the manifest's content hash")
+
+
+def check_scope(manifest: Manifest, facility: str) -> None:
+    """A facility's subset serves that facility's desks only. Signed with the key every
+    facility of a group trusts, another facility's subset would otherwise install (a higher
+    version wins): this desk's patients answered "not in the snapshot", another facility's
+    patients on this disk. ``facility``: this desk's code ("" when it has none set — then
+    only a snapshot for every facility is taken)."""
+    if manifest.facility is not None and manifest.facility != facility:
+        raise CacheIntegrityError(
+            f"snapshot is for facility {manifest.facility}, this desk is "
+            f"{facility or 'not set (facility.code)'}: refused")
 
 
 def check_version(manifest: Manifest, installed: Manifest | None) -> None:

@@ -25,6 +25,7 @@ from terminal.cli.common import (
     settings_of,
 )
 from terminal.settings import Settings, read_reading_key, refused
+from terminal.settings.sections import FacilitySettings
 
 
 def register(sub: Any) -> None:
@@ -43,6 +44,8 @@ def register(sub: Any) -> None:
     cbuild.add_argument("--reading-key", required=True)
     cbuild.add_argument("--version", type=int, required=True)
     cbuild.add_argument("--expires-days", type=float, default=7.0)
+    cbuild.add_argument("--facility", help="a facility's subset: only desks whose "
+                        "facility.code is this take it (default: every desk)")
     cbuild.set_defaults(func=cmd_cache_build)
     for name, func, text in (("verify", cmd_cache_verify, "check a snapshot folder"),
                              ("install", cmd_cache_install, "verify and install atomically")):
@@ -136,11 +139,19 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
         raise CliError("the signing key is not an Ed25519 private key")
     reading = read_reading_key(args.reading_key)
     assert reading is not None  # argparse requires the option
+    facility = None
+    if args.facility is not None:
+        try:
+            facility = FacilitySettings(code=args.facility).code or None
+        except ValueError:
+            raise CliError("--facility must be the 5-character facility code (mã CSKCB), "
+                           "e.g. 01C54") from None
     created = datetime.now(UTC)
     with Path(args.csv).open(encoding="utf-8-sig", newline="") as f:
         manifest = build(records_from_csv(f), Path(args.out), signing_key=signing,
                          key_id=args.key_id, reading_key=reading, version=args.version,
-                         created=created, expires=created + timedelta(days=args.expires_days))
+                         created=created, expires=created + timedelta(days=args.expires_days),
+                         facility=facility)
     print_json(manifest.to_json())
     return EXIT_OK
 
@@ -151,11 +162,12 @@ def cmd_cache_verify(args: argparse.Namespace) -> int:
 
     from terminal.services import cache_dir
     from verify.adapters.cache import installed_manifest, verify_dir
-    from verify.snapshot import CacheError, CacheIntegrityError, check_version
+    from verify.snapshot import CacheError, CacheIntegrityError, check_scope, check_version
 
     settings = settings_of(args)
     try:
         manifest = verify_dir(Path(args.dir), _trusted(settings))
+        check_scope(manifest, settings.facility.code)
         current = None
         with contextlib.suppress(CacheError, OSError):
             current = installed_manifest(cache_dir(settings), _trusted(settings))
@@ -173,7 +185,8 @@ def cmd_cache_install(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     try:
-        manifest = install(Path(args.dir), cache_dir(settings), _trusted(settings))
+        manifest = install(Path(args.dir), cache_dir(settings), _trusted(settings),
+                           facility=settings.facility.code)
     except CacheIntegrityError as e:
         return _refused(e.detail)
     except OSError as e:
@@ -217,10 +230,11 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
     try:
         with _overall_deadline(adapter.MANIFEST_DEADLINE_SECONDS
                                + adapter.FETCH_DEADLINE_SECONDS):
-            manifest = fetch(url, staging, trusted, installed=current)
+            manifest = fetch(url, staging, trusted, installed=current,
+                             facility=settings.facility.code)
         same = is_same_snapshot(manifest, current)
         if not same:
-            manifest = install(staging, target, trusted)
+            manifest = install(staging, target, trusted, facility=settings.facility.code)
     except CacheIntegrityError as e:
         status(False, e.detail)
         return _refused(e.detail)
@@ -239,7 +253,7 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 def cmd_cache_info(args: argparse.Namespace) -> int:
     from terminal.services import cache_dir
     from verify.adapters.cache import installed_manifest
-    from verify.snapshot import usability
+    from verify.snapshot import CacheIntegrityError, check_scope, usability
 
     settings = settings_of(args)
     manifest = installed_manifest(cache_dir(settings), _trusted(settings))
@@ -252,6 +266,10 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
     out["expired"] = at > manifest.expires
     # The daemon's rule (a snapshot "made" in the future is a clock set back: not used).
     status, reason = usability(manifest, at, settings.cache.max_age_days)
+    try:
+        check_scope(manifest, settings.facility.code)
+    except CacheIntegrityError as e:  # installed before this desk's code was set, say
+        status, reason = "down", e.detail
     out["usable"] = status != "down"
     out["status"], out["reason"] = status, reason
     print_json(out)
@@ -268,7 +286,8 @@ def cmd_cache_lookup(args: argparse.Namespace) -> int:
     reading = read_reading_key(settings.cache.reading_key_file)
     if reading is None:
         raise refused("cache", "reading_key_file", "required")
-    snapshot = Snapshot.open(cache_dir(settings), _trusted(settings), reading)
+    snapshot = Snapshot.open(cache_dir(settings), _trusted(settings), reading,
+                             facility=settings.facility.code)
     if snapshot is None:
         raise CliError("no snapshot installed")
     hit = snapshot.lookup(lookup_identifier(args.card or args.id))

@@ -34,8 +34,8 @@ class Publisher:
         return {self.key_id: self.key.public_key()}
 
     def build(self, out: Path, version: int = 1, rows: list[dict[str, object]] | None = None,
-              created: datetime = NOW, days: float = 7) -> Path:
+              created: datetime = NOW, days: float = 7, facility: str | None = None) -> Path:
         build(rows if rows is not None else records(), out, signing_key=self.key,
               key_id=self.key_id, reading_key=READING, version=version, created=created,
-              expires=created + timedelta(days=days))
+              expires=created + timedelta(days=days), facility=facility)
         return out

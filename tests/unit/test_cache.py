@@ -166,6 +166,20 @@ def refused_cases(tmp_path: Path, pub: Publisher) -> dict[str, tuple[Path, str]]
     # installed over the desk's own.
     d = pub.build(tmp_path / "same_version_other_content", version=4, rows=records()[:2])
     cases["reused_version"] = (d, "version 4 is installed with other content")
+    # A facility's subset: its facility is signed (dropped or changed, the signature fails),
+    # must be a facility code, and must be this desk's (the desk in these cases has none).
+    d = pub.build(tmp_path / "scope_dropped", version=5, facility="01C54")
+    text = (d / MANIFEST).read_text().replace('"facility": "01C54",', "")
+    assert "facility" not in text
+    (d / MANIFEST).write_text(text)
+    cases["scope_dropped"] = (d, "signature does not verify")
+    d = pub.build(tmp_path / "scope_changed", version=5, facility="01C54")
+    (d / MANIFEST).write_text((d / MANIFEST).read_text().replace("01C54", "79012"))
+    cases["scope_changed"] = (d, "signature does not verify")
+    d = pub.build(tmp_path / "scope_malformed", version=5, facility="01c5")
+    cases["scope_malformed"] = (d, "not a 5-character facility code")
+    d = pub.build(tmp_path / "other_facility", version=5, facility="79012")
+    cases["other_facility"] = (d, "snapshot is for facility 79012, this desk is not set")
     return cases
 
 

@@ -32,10 +32,11 @@ def setup_publisher(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return env, tmp_path
 
 
-def build(tmp_path: Path, out: str, version: int) -> None:
+def build(tmp_path: Path, out: str, version: int, *extra: str) -> None:
     p = run("cache", "build", "--csv", str(tmp_path / "export.csv"), "--out",
             str(tmp_path / out), "--signing-key", str(tmp_path / "sign.pem"), "--key-id",
-            "pub-a", "--reading-key", str(tmp_path / "reading.key"), "--version", str(version))
+            "pub-a", "--reading-key", str(tmp_path / "reading.key"), "--version", str(version),
+            *extra)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["record_count"] == 3
 
@@ -63,6 +64,79 @@ def test_publish_install_and_use(tmp_path: Path) -> None:
     assert rollback.returncode == 1
     assert "rollback refused" in rollback.stderr and len(rollback.stderr.splitlines()) == 1
     assert json.loads(run("cache", "info", env=env).stdout)["snapshot_version"] == 2
+
+
+def test_a_facilitys_subset_serves_that_facilitys_desks_only(tmp_path: Path) -> None:
+    """A hospital group publishes one subset per facility, all signed with the group's key
+    (README: ``/snapshots/01C54/``). A desk pointed at the wrong folder, or a mirror serving
+    another facility's newer subset, installed it (a higher version wins): its own patients
+    then read "not in the snapshot", another facility's patients sat on its disk. The subset's
+    facility is signed; desks of other facilities (or with no code set) refuse it at verify,
+    install and fetch (before records.db is asked for), and an installed subset stops being
+    used when the desk's code no longer matches."""
+    import functools
+    import http.server
+    import shutil
+    from collections import Counter
+
+    env, _ = setup_publisher(tmp_path)  # this desk: 01C54
+    build(tmp_path, "ours", 2, "--facility", "01c54")
+    build(tmp_path, "theirs", 3, "--facility", "79012")
+    build(tmp_path, "everyone", 1)
+    assert "facility" not in json.loads((tmp_path / "everyone" / "manifest.json").read_text())
+    verify = run("cache", "verify", str(tmp_path / "theirs"), env=env)
+    assert verify.returncode == 1 and "for facility 79012" in verify.stderr, verify.stderr
+    assert run("cache", "install", str(tmp_path / "everyone"), env=env).returncode == 0
+    refused = run("cache", "install", str(tmp_path / "theirs"), env=env)
+    assert refused.returncode == 1 and "for facility 79012" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    assert json.loads(run("cache", "info", env=env).stdout)["snapshot_version"] == 1
+    ours = run("cache", "install", str(tmp_path / "ours"), env=env)
+    assert ours.returncode == 0, ours.stderr
+    info = json.loads(run("cache", "info", env=env).stdout)
+    assert info["facility"] == "01C54" and info["usable"] is True
+    # A desk with no facility code takes no facility's subset.
+    no_code = {**env, "TIEPDON_FACILITY_CODE": "", "TIEPDON_DATA_DIR": str(tmp_path / "d2")}
+    p = run("cache", "install", str(tmp_path / "ours"), env=no_code)
+    assert p.returncode == 1 and "not set (facility.code)" in p.stderr
+    # The mirror serves another facility's newer subset: refused on its manifest.
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tmp_path / "theirs", mirror)
+    hits: Counter[str] = Counter()
+
+    class Mirror(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits[self.path] += 1
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Mirror, directory=str(mirror)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        fetched = run("cache", "fetch", f"http://127.0.0.1:{httpd.server_address[1]}/",
+                      env=env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert fetched.returncode == 1 and "for facility 79012" in fetched.stderr
+    assert hits["/manifest.json"] == 1 and hits["/records.db"] == 0
+    assert json.loads(run("cache", "info", env=env).stdout)["snapshot_version"] == 2
+    # The desk is re-coded (moved to the other facility): its installed subset is not used.
+    moved = {**env, "TIEPDON_FACILITY_CODE": "79012"}
+    info = json.loads(run("cache", "info", env=moved).stdout)
+    assert info["usable"] is False and "for facility 01C54" in info["reason"]
+    lookup = run("cache", "lookup", "--card", "GD4010111077012", env=moved)
+    assert lookup.returncode != 0 and "for facility 01C54" in lookup.stderr
+    assert "Nguyễn" not in lookup.stdout
+    check = run("check", "--offline", "--card", "GD4010111077012", "--name",
+                "Nguyễn Tiến Đạt", "--dob", "29/03/1988", env=moved)
+    assert json.loads(check.stdout)["source"] != "cache"
+    check = run("check", "--offline", "--card", "GD4010111077012", "--name",
+                "Nguyễn Tiến Đạt", "--dob", "29/03/1988", env=env)
+    assert json.loads(check.stdout)["source"] == "cache"
 
 
 def test_tampered_snapshot_is_refused(tmp_path: Path) -> None:

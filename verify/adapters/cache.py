@@ -37,6 +37,7 @@ from verify.snapshot import (
     CacheIntegrityError,
     Manifest,
     check_hash,
+    check_scope,
     check_size,
     check_version,
     derive,
@@ -70,8 +71,9 @@ def file_sha256(path: Path) -> str:
 
 def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: Ed25519PrivateKey,
           key_id: str, reading_key: bytes, version: int, created: datetime,
-          expires: datetime, batch: int = 20000) -> Manifest:
-    """Write ``records.db`` and a signed ``manifest.json`` into ``out_dir``."""
+          expires: datetime, facility: str | None = None, batch: int = 20000) -> Manifest:
+    """Write ``records.db`` and a signed ``manifest.json`` into ``out_dir``; ``facility``:
+    the facility a subset is for (only its desks take it), None for every desk."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RECORDS
     path.unlink(missing_ok=True)
@@ -102,7 +104,8 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     conn.execute("COMMIT")
     conn.close()
     manifest = Manifest(FORMAT, version, created, expires, count,
-                        "sha256:" + file_sha256(path), path.stat().st_size, key_id, salt.hex())
+                        "sha256:" + file_sha256(path), path.stat().st_size, key_id, salt.hex(),
+                        facility)
     (out_dir / MANIFEST).write_bytes(sign_manifest(manifest, signing_key))
     return manifest
 
@@ -184,12 +187,15 @@ def _copy_hashing(src: Path, dst: Path,
 
 
 def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey], *,
+            facility: str = "",
             copy: Callable[[IO[bytes], IO[bytes]], None] | None = None) -> Manifest:
-    """Verify and install atomically; on any failure the installed snapshot is untouched."""
+    """Verify and install atomically; on any failure the installed snapshot is untouched.
+    ``facility``: this desk's code (:func:`check_scope`)."""
     cache_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data folder: 0700
     cache_dir.mkdir(mode=0o700, exist_ok=True)
     manifest_bytes = read_manifest(src / MANIFEST)
     manifest = parse_manifest(manifest_bytes, trusted)
+    check_scope(manifest, facility)
     try:
         current = installed_manifest(cache_dir, trusted)
     except (CacheError, OSError):
@@ -243,13 +249,17 @@ class Snapshot:
 
     @classmethod
     def open(cls, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey],
-             reading_key: bytes, *, verify_hash: bool = True) -> Snapshot | None:
+             reading_key: bytes, *, facility: str = "",
+             verify_hash: bool = True) -> Snapshot | None:
+        """The installed snapshot, checked (signature, hash unless ``verify_hash`` is off,
+        and that it is for this desk's ``facility``); None when none is installed."""
         current = cache_dir / CURRENT
         if not current.exists():
             return None
         folder = current.resolve()
         manifest = (verify_dir(folder, trusted) if verify_hash else
                     parse_manifest(read_manifest(folder / MANIFEST), trusted))
+        check_scope(manifest, facility)
         return cls(folder, manifest, reading_key)
 
     def lookup(self, identifier: str) -> Hit | None:
@@ -325,7 +335,7 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
           manifest_seconds: float = MANIFEST_DEADLINE_SECONDS,
           min_rate: float = MIN_RATE_BYTES_PER_SECOND,
           grace_seconds: float = RATE_GRACE_SECONDS,
-          installed: Manifest | None = None) -> Manifest:
+          installed: Manifest | None = None, facility: str = "") -> Manifest:
     """Download the publisher's snapshot into ``dest``: the manifest first (capped, within
     its own short deadline, and its signature checked before anything else is fetched), then
     ``records.db`` — never more bytes than the signed manifest names, at ``min_rate`` on
@@ -335,7 +345,8 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
 
     ``installed``: the desk's snapshot. A signed manifest naming the same snapshot (version
     and content hash) ends the fetch there — ``records.db`` is not downloaded again (see
-    :func:`is_same_snapshot`); an older version is refused before anything more is fetched.
+    :func:`is_same_snapshot`); an older version, or another facility's subset
+    (``facility``: this desk's code), is refused before anything more is fetched.
     """
     now = time.monotonic()
     deadline = now + deadline_seconds
@@ -344,6 +355,7 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
     _download(base + MANIFEST, dest / MANIFEST, limit=MAX_MANIFEST_BYTES,
               pace=Pace(min(deadline, now + manifest_seconds)), timeout=timeout)
     manifest = parse_manifest(read_manifest(dest / MANIFEST), trusted)
+    check_scope(manifest, facility)
     if installed is not None:
         if is_same_snapshot(manifest, installed):
             return manifest
