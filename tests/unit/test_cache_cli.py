@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import socket
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,24 @@ def build(tmp_path: Path, out: str, version: int, *extra: str) -> None:
             *extra)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["record_count"] == 3
+
+
+def counting_mirror(folder: Path) -> tuple[http.server.ThreadingHTTPServer, Counter[str]]:
+    """A static mirror of ``folder`` on loopback, counting the requests for each path."""
+    hits: Counter[str] = Counter()
+
+    class Mirror(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits[self.path] += 1
+            super().do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Mirror, directory=str(folder)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, hits
 
 
 def test_publish_install_and_use(tmp_path: Path) -> None:
@@ -74,10 +95,7 @@ def test_a_facilitys_subset_serves_that_facilitys_desks_only(tmp_path: Path) -> 
     facility is signed; desks of other facilities (or with no code set) refuse it at verify,
     install and fetch (before records.db is asked for), and an installed subset stops being
     used when the desk's code no longer matches."""
-    import functools
-    import http.server
     import shutil
-    from collections import Counter
 
     env, _ = setup_publisher(tmp_path)  # this desk: 01C54
     build(tmp_path, "ours", 2, "--facility", "01c54")
@@ -102,19 +120,7 @@ def test_a_facilitys_subset_serves_that_facilitys_desks_only(tmp_path: Path) -> 
     # The mirror serves another facility's newer subset: refused on its manifest.
     mirror = tmp_path / "mirror"
     shutil.copytree(tmp_path / "theirs", mirror)
-    hits: Counter[str] = Counter()
-
-    class Mirror(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits[self.path] += 1
-            super().do_GET()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Mirror, directory=str(mirror)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd, hits = counting_mirror(mirror)
     try:
         fetched = run("cache", "fetch", f"http://127.0.0.1:{httpd.server_address[1]}/",
                       env=env)
@@ -162,10 +168,7 @@ def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_pat
                                                                         ) -> None:
     """``cache fetch`` twice: records.db is downloaded once; a rolled-back mirror is refused
     before records.db is asked for; each outcome is left in the data folder."""
-    import functools
-    import http.server
     import shutil
-    from collections import Counter
 
     from terminal.offline import FETCH_STATUS, read_fetch_status
 
@@ -174,19 +177,7 @@ def test_fetch_skips_records_it_has_and_leaves_its_status_for_the_daemon(tmp_pat
     build(tmp_path, "snap1", 1)
     mirror = tmp_path / "mirror"
     shutil.copytree(tmp_path / "snap2", mirror)
-    hits: Counter[str] = Counter()
-
-    class Mirror(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits[self.path] += 1
-            super().do_GET()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Mirror, directory=str(mirror)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd, hits = counting_mirror(mirror)
     env = {**env, "TIEPDON_CACHE_URL": f"http://127.0.0.1:{httpd.server_address[1]}/"}
     status_file = tmp_path / "data" / FETCH_STATUS
     try:
