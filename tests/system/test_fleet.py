@@ -4,7 +4,7 @@ mirror) and three desks with the installed unit, each a container booted by
 ``systemd-nspawn -b`` on a bridge this test makes (10.250.0.0/24), the registry simulator on the
 host's end of the bridge. The shipped configuration in ``deploy/`` is what runs; the test only
 shortens intervals (scrape, rule ``for:``, probes, the audit self-check), replaces the opening
-hours with "always", uses plain HTTP for the journal where the facility uses its CA, and gives
+hours with "always", names the log server by its address, and gives
 the journals room of their own (the log server's files on a tmpfs, the desks' journald told how
 much of the shared disk to keep free), so a host disk filled by the containers drops nothing.
 
@@ -14,7 +14,9 @@ newline, as random bytes sometimes do); the central link cut and a desk rebooted
 every record arrives once the link is back; a rolled-back snapshot on the
 mirror is refused by every desk and SnapshotFetchFailing fires; the gateway hanging, desks
 answer offline and one RegistryDown fires for the facility, then resolves; pcscd stopped →
-ChipReaderGone; a byte flipped in an audit file → AuditChainBroken.
+ChipReaderGone; a byte flipped in an audit file → AuditChainBroken. The journal travels over
+TLS both ways with a facility CA the test makes, the keys root's own (0600) and handed to the
+services by the shipped ``tls.conf`` drop-ins, as a facility installs them.
 
 Skipped, with the reason, where the machine cannot run containers; never silently passed.
 """
@@ -51,6 +53,7 @@ from terminal.server import BackgroundServer, start_background
 from tests.helpers import container as ct
 from tests.helpers.paths import ROOT
 from tests.helpers.samples import TODAY
+from tests.helpers.tlspki import FacilityCa
 from verify.adapters.cache import build
 from verify.model import VN_TZ
 from verify.simulator.registry_sim import (
@@ -160,7 +163,31 @@ def shortened_rules(text: str) -> str:
             + text[end:])
 
 
-def configure_central(box: ct.Container, token: str) -> None:
+# The containers see the host's /etc/ssl/certs (bound over theirs for the package proxy's CA):
+# the public certificates go to a folder of their own, and the shipped configuration is pointed
+# there — the one change to it besides the URL. Keys stay where it names them.
+CERTS = "/etc/ssl/facility"
+
+
+def shipped_tls_conf(name: str) -> str:
+    return (ROOT / "deploy/journal" / name).read_text().replace("/etc/ssl/certs/", CERTS + "/")
+
+
+def put_tls(root: Path, name: str, ca: FacilityCa, key_cert: tuple[bytes, bytes]) -> None:
+    """The facility CA and one key pair where the shipped journal configuration names them:
+    the key root's own, 0600 in a 0700 folder (the services get it through LoadCredential)."""
+    key, cert = key_cert
+    certs, private = root / CERTS.lstrip("/"), root / "etc/ssl/private"
+    certs.mkdir(parents=True, exist_ok=True)
+    private.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private.chmod(0o700)
+    (certs / "facility-ca.pem").write_bytes(ca.ca_pem())
+    (certs / f"{name}.pem").write_bytes(cert)
+    (private / f"{name}.pem").write_bytes(key)
+    (private / f"{name}.pem").chmod(0o600)
+
+
+def configure_central(box: ct.Container, token: str, ca: FacilityCa) -> None:
     r = box.root
     # debootstrap writes no /etc/hosts: Prometheus would ask DNS for "localhost" (its
     # Alertmanager) and fail, as no installed server would.
@@ -180,18 +207,13 @@ def configure_central(box: ct.Container, token: str) -> None:
         for i, name in enumerate(DESKS)))
     (tiepdon / "metrics.token").write_text(token)
     shutil.copy(ROOT / "deploy/alertmanager/alertmanager.yml", r / "etc/prometheus/")
-    # The log server: the shipped settings, plain HTTP in place of the facility's TLS.
-    remote = (ROOT / "deploy/journal/journal-remote.conf").read_text()
+    # The log server: the shipped settings and drop-in, its certificate from the facility CA.
     conf = r / "etc/systemd/journal-remote.conf.d"
     conf.mkdir(parents=True)
-    (conf / "tiepdon.conf").write_text("\n".join(
-        line for line in remote.splitlines()
-        if not line.startswith(("ServerKeyFile", "ServerCertificateFile", "TrustedCertificate"))))
-    dropin = r / "etc/systemd/system/systemd-journal-remote.service.d"
-    dropin.mkdir(parents=True)
-    (dropin / "test-http.conf").write_text(
-        "[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-journal-remote "
-        "--listen-http=-3 --output=/var/log/journal/remote/\n")
+    (conf / "tiepdon.conf").write_text(shipped_tls_conf("journal-remote.conf"))
+    shutil.copytree(ROOT / "deploy/journal/systemd-journal-remote.service.d",
+                    r / "etc/systemd/system/systemd-journal-remote.service.d")
+    put_tls(r, "journal-remote", ca, ca.issue("logs.bv.local", server_ip=CENTRAL_IP))
     (r / "etc/nginx/sites-enabled/default").unlink()
     shutil.copy(ROOT / "deploy/nginx/snapshot-publisher.conf",
                 r / "etc/nginx/conf.d/tiepdon-snapshots.conf")
@@ -217,14 +239,14 @@ def install_desk(work: Path, central_root: Path) -> ct.Container:
     TIMES["install_s"] = time.monotonic() - t0
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     r = box.root
-    # The uploader: the shipped settings (plain HTTP here), the shipped restart drop-in, and
-    # the test's shorter waits so the outage scenario takes seconds.
-    upload = (ROOT / "deploy/journal/journal-upload.conf").read_text()
+    # The uploader: the shipped settings (the log server named by its address), the shipped
+    # drop-ins (restart, TLS key), and the test's shorter waits so the outage scenario takes
+    # seconds. Each desk's key and certificate: configure_desk.
+    upload = shipped_tls_conf("journal-upload.conf")
     upload = "\n".join(
-        f"URL=http://{CENTRAL_IP}:19532" if line.startswith("URL=") else
+        f"URL=https://{CENTRAL_IP}:19532" if line.startswith("URL=") else
         "NetworkTimeoutSec=10" if line.startswith("NetworkTimeoutSec=") else line
-        for line in upload.splitlines()
-        if not line.startswith(("ServerKeyFile", "ServerCertificateFile", "TrustedCertificate")))
+        for line in upload.splitlines())
     (r / "etc/systemd/journal-upload.conf.d").mkdir(parents=True)
     (r / "etc/systemd/journal-upload.conf.d/tiepdon.conf").write_text(upload + "\n")
     shutil.copytree(ROOT / "deploy/journal/systemd-journal-upload.service.d",
@@ -241,8 +263,9 @@ def install_desk(work: Path, central_root: Path) -> ct.Container:
     return box
 
 
-def configure_desk(desk: Desk, doc: dict[str, dict[str, Any]]) -> None:
+def configure_desk(desk: Desk, doc: dict[str, dict[str, Any]], ca: FacilityCa) -> None:
     r = desk.box.root
+    put_tls(r, "journal-upload", ca, ca.issue(desk.name))
     (r / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     # 32 random bytes as `scripts/install` makes them; the last desk's always end in a newline
     # (one desk in twenty does by chance: its central chain could not be checked, CI once).
@@ -407,7 +430,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             staged.rename(old)
 
         token = secrets.token_hex(32)
-        configure_central(central, token)
+        facility_ca = FacilityCa.create()
+        configure_central(central, token, facility_ca)
         publish(2)
 
         t0 = time.monotonic()
@@ -443,7 +467,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                                           "--link-journal=no"))
             boxes.append(box)
             desk = Desk(f"{DEMO_FACILITY}-{name}", f"{NET}.{11 + i}", box, machine)
-            configure_desk(desk, doc)
+            configure_desk(desk, doc, facility_ca)
             desks.append(desk)
         installed.remove()
         TIMES["desks_s"] = time.monotonic() - t0
