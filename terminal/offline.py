@@ -24,7 +24,13 @@ from verify.adapters.journal import Journal
 from verify.errors import CardCodeError, VerifyError
 from verify.model import VN_TZ, BirthDate, Credential, Sex, parse_birth_date
 from verify.registry import RegistryAnswer, answer_from_json, answer_to_json
-from verify.snapshot import age_days, lookup_identifier, parse_iso_day, usability
+from verify.snapshot import (
+    CacheIntegrityError,
+    age_days,
+    lookup_identifier,
+    parse_iso_day,
+    usability,
+)
 
 log = logging.getLogger(__name__)
 TERMINAL_KEY = "terminal.key"
@@ -32,6 +38,7 @@ TERMINAL_KEY = "terminal.key"
 # daemon's tiepdon_snapshot_fetch_ok: {"ok", "at", "version", "downloaded", "reason"}.
 FETCH_STATUS = "snapshot-fetch.json"
 MAX_FETCH_STATUS_BYTES = 4096
+MAX_REASON = 300  # characters of a failed fetch's reason kept in the status
 
 
 def write_fetch_status(data_dir: Path, *, ok: bool, at: datetime, version: int | None,
@@ -39,7 +46,7 @@ def write_fetch_status(data_dir: Path, *, ok: bool, at: datetime, version: int |
     """Replace the status file in one rename (the daemon never reads half of one)."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     doc = {"ok": ok, "at": at.isoformat(), "version": version, "downloaded": downloaded,
-           "reason": reason}
+           "reason": " ".join(reason.split())[:MAX_REASON]}  # one line, and the file small
     tmp = data_dir / f".{FETCH_STATUS}.{secrets.token_hex(3)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -145,6 +152,7 @@ class OfflineStore:
         self.snapshot: Snapshot | None = None
         self.status = "down"
         self.reason = "no snapshot installed"
+        self._refused: Path | None = None  # the installed folder last refused (not re-read)
 
     def load(self) -> None:
         """(Re)open the installed snapshot, checking signature and content hash. Blocking."""
@@ -155,10 +163,9 @@ class OfflineStore:
             snapshot = Snapshot.open(self.cache_dir, self.trusted, self.reading_key,
                                      facility=self.facility)
         except (VerifyError, OSError) as e:
-            log.error("installed snapshot refused: %s", type(e).__name__)
-            self.snapshot, self.status = None, "down"
-            self.reason = getattr(e, "detail", type(e).__name__)
+            self._refuse(getattr(e, "detail", type(e).__name__), type(e).__name__)
             return
+        self._refused = None
         old, self.snapshot = self.snapshot, snapshot
         if old is not None:
             old.close()
@@ -167,12 +174,23 @@ class OfflineStore:
             return
         self._refresh_status()
 
+    def _refuse(self, reason: str, what: str) -> None:
+        """The installed snapshot is not used (down, with why), and not read again until
+        ``current`` points elsewhere: a refused 5 GB file is not re-hashed every probe."""
+        log.error("installed snapshot refused: %s", what)
+        old, self.snapshot = self.snapshot, None
+        if old is not None:
+            old.close()
+        self.status, self.reason = "down", reason
+        current = self.cache_dir / "current"
+        self._refused = current.resolve() if current.exists() else None
+
     def reload_if_changed(self) -> bool:
         """Reopen when ``current`` points elsewhere (the timer installed a snapshot)."""
         current = self.cache_dir / "current"
         target = current.resolve() if current.exists() else None
         loaded = self.snapshot.folder if self.snapshot is not None else None
-        if target == loaded:
+        if target == loaded or (target is not None and target == self._refused):
             return False
         self.load()
         return True
@@ -209,7 +227,11 @@ class OfflineStore:
             return None  # past the hard limit: not used at all
         m = snapshot.manifest
         for ident in idents:
-            hit = snapshot.lookup(ident)
+            try:
+                hit = snapshot.lookup(ident)
+            except CacheIntegrityError as e:  # the file changed on disk after it was checked
+                self._refuse(f"installed snapshot damaged: {e.detail}", type(e).__name__)
+                return None
             if hit is not None:
                 expired = age_days(m, now) if now > m.expires else None
                 tampered = self.journal is not None and not self.journal.intact(now)

@@ -37,6 +37,7 @@ from verify.model import is_digits, normalize_text, parse_birth_date, parse_dmy,
 
 FORMAT = 1
 MAX_MANIFEST_BYTES = 64 * 1024
+MAX_KEY_ID = 64
 _NONCE = bytes(12)  # every AES-GCM key below encrypts exactly one message: a fixed nonce is safe
 
 
@@ -152,8 +153,12 @@ def parse_manifest(data: bytes, trusted: Mapping[str, Ed25519PublicKey]) -> Mani
         signature = base64.b64decode(doc["signature"], validate=True)
     except (ValueError, TypeError, OverflowError) as e:
         raise CacheIntegrityError("manifest values are malformed") from e
-    if not manifest.key_id.isascii() or not manifest.key_id.isprintable():
-        raise CacheIntegrityError("manifest key id is not printable ASCII")
+    if (not manifest.key_id.isascii() or not manifest.key_id.isprintable()
+            or not 0 < len(manifest.key_id) <= MAX_KEY_ID):
+        # read before the signature is checked, and said in errors and the fetch status:
+        # an unsigned manifest from any mirror must not fill them
+        raise CacheIntegrityError(f"manifest key id is not 1–{MAX_KEY_ID} printable ASCII "
+                                  "characters")
     if manifest.created.tzinfo is None or manifest.expires.tzinfo is None:
         raise CacheIntegrityError("manifest times lack a UTC offset")
     key = trusted.get(manifest.key_id)
@@ -195,6 +200,25 @@ def check_scope(manifest: Manifest, facility: str) -> None:
         raise CacheIntegrityError(
             f"snapshot is for facility {manifest.facility}, this desk is "
             f"{facility or 'not set (facility.code)'}: refused")
+
+
+@dataclass(frozen=True, slots=True)
+class DeskTerms:
+    """What a desk takes, the same at verify, install and fetch: snapshots for every
+    facility or for its own (``facility``, "" when none is set); and, given the time, none
+    the daemon would not use (made in the future, older than ``max_age_days``) — installing
+    one would replace a working snapshot with one refused at the next start."""
+
+    facility: str = ""
+    now: datetime | None = None
+    max_age_days: float | None = None
+
+    def check(self, manifest: Manifest) -> None:
+        check_scope(manifest, self.facility)
+        if self.now is not None and self.max_age_days is not None:
+            status, reason = usability(manifest, self.now, self.max_age_days)
+            if status == "down":
+                raise CacheIntegrityError(reason.replace(": not used", ": refused"))
 
 
 def check_version(manifest: Manifest, installed: Manifest | None) -> None:

@@ -97,6 +97,14 @@ def _trusted(settings: Settings) -> Any:
                                                "no publisher key configured"))
 
 
+def _terms(settings: Settings) -> Any:
+    """What this desk takes (verify, install and fetch alike): its facility's or every
+    facility's snapshots, none the daemon would not use at this time."""
+    from verify.snapshot import DeskTerms
+
+    return DeskTerms(settings.facility.code, now(), settings.cache.max_age_days)
+
+
 def _refused(detail: str) -> int:
     print(f"tiepdon: snapshot refused: {detail}", file=sys.stderr)
     return EXIT_NEGATIVE
@@ -158,20 +166,17 @@ def cmd_cache_build(args: argparse.Namespace) -> int:
 
 def cmd_cache_verify(args: argparse.Namespace) -> int:
     """What ``install`` would check, the rollback rule included, without installing."""
-    import contextlib
 
     from terminal.services import cache_dir
-    from verify.adapters.cache import installed_manifest, verify_dir
-    from verify.snapshot import CacheError, CacheIntegrityError, check_scope, check_version
+    from verify.adapters.cache import installed_for, verify_dir
+    from verify.snapshot import CacheIntegrityError, check_version
 
     settings = settings_of(args)
     try:
         manifest = verify_dir(Path(args.dir), _trusted(settings))
-        check_scope(manifest, settings.facility.code)
-        current = None
-        with contextlib.suppress(CacheError, OSError):
-            current = installed_manifest(cache_dir(settings), _trusted(settings))
-        check_version(manifest, current)
+        _terms(settings).check(manifest)
+        check_version(manifest, installed_for(cache_dir(settings), _trusted(settings),
+                                              settings.facility.code))
     except CacheIntegrityError as e:
         return _refused(e.detail)
     print_json(manifest.to_json())
@@ -186,7 +191,7 @@ def cmd_cache_install(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     try:
         manifest = install(Path(args.dir), cache_dir(settings), _trusted(settings),
-                           facility=settings.facility.code)
+                           terms=_terms(settings))
     except CacheIntegrityError as e:
         return _refused(e.detail)
     except OSError as e:
@@ -208,17 +213,24 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
     from terminal.offline import write_fetch_status
     from terminal.services import cache_dir
     from verify.adapters import cache as adapter
-    from verify.adapters.cache import fetch, install, installed_manifest, is_same_snapshot
+    from verify.adapters.cache import (
+        fetch,
+        install,
+        installed_for,
+        is_same_snapshot,
+        make_private_dir,
+    )
     from verify.snapshot import CacheError, CacheIntegrityError
 
     settings = settings_of(args)
     url = args.url or settings.require("cache", "url")
     trusted = _trusted(settings)
     target = cache_dir(settings)
-    target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    current = None
-    with contextlib.suppress(CacheError, OSError):  # a broken install is replaced, not trusted
-        current = installed_manifest(target, trusted)
+    make_private_dir(target)
+    terms = _terms(settings)
+    # "Already installed" only when what is installed is whole: a damaged records file (the
+    # daemon refuses it) is downloaded again, not reported fine every day.
+    current = installed_for(target, trusted, terms.facility, whole=True)
 
     def status(ok: bool, reason: str = "", version: int | None = None,
                downloaded: bool = False) -> None:
@@ -230,11 +242,10 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
     try:
         with _overall_deadline(adapter.MANIFEST_DEADLINE_SECONDS
                                + adapter.FETCH_DEADLINE_SECONDS):
-            manifest = fetch(url, staging, trusted, installed=current,
-                             facility=settings.facility.code)
+            manifest = fetch(url, staging, trusted, installed=current, terms=terms)
         same = is_same_snapshot(manifest, current)
         if not same:
-            manifest = install(staging, target, trusted, facility=settings.facility.code)
+            manifest = install(staging, target, trusted, terms=terms)
     except CacheIntegrityError as e:
         status(False, e.detail)
         return _refused(e.detail)
@@ -251,27 +262,24 @@ def cmd_cache_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_info(args: argparse.Namespace) -> int:
-    from terminal.services import cache_dir
+    """The installed snapshot, and whether the daemon would use it — judged by the daemon's
+    own store (signature, records hash, facility, reading key, age), not a second rule."""
+    from terminal.services import cache_dir, offline_store
     from verify.adapters.cache import installed_manifest
-    from verify.snapshot import CacheIntegrityError, check_scope, usability
 
     settings = settings_of(args)
     manifest = installed_manifest(cache_dir(settings), _trusted(settings))
     if manifest is None:
         raise CliError("no snapshot installed")
     at = now()
+    store = offline_store(settings, b"", now=lambda: at, journal="none")
+    store.load()
+    health = store.health()
     out = manifest.to_json()
-    age = (at - manifest.created).total_seconds() / 86400
-    out["age_days"] = round(age, 2)
+    out["age_days"] = round((at - manifest.created).total_seconds() / 86400, 2)
     out["expired"] = at > manifest.expires
-    # The daemon's rule (a snapshot "made" in the future is a clock set back: not used).
-    status, reason = usability(manifest, at, settings.cache.max_age_days)
-    try:
-        check_scope(manifest, settings.facility.code)
-    except CacheIntegrityError as e:  # installed before this desk's code was set, say
-        status, reason = "down", e.detail
-    out["usable"] = status != "down"
-    out["status"], out["reason"] = status, reason
+    out["usable"] = health["status"] != "down"
+    out["status"], out["reason"] = health["status"], health["reason"]
     print_json(out)
     return EXIT_OK
 

@@ -11,6 +11,7 @@ from typing import IO
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from terminal.offline import OfflineStore
 from tests.helpers.cache import CSV, NOW, READING, Publisher, records
 from verify.adapters.cache import (
     MANIFEST,
@@ -24,6 +25,7 @@ from verify.adapters.journal import Journal
 from verify.snapshot import (
     CacheError,
     CacheIntegrityError,
+    DeskTerms,
     lookup_identifier,
     parse_trusted_keys,
     public_key_text,
@@ -313,3 +315,114 @@ def test_a_truncated_journal_is_set_aside_and_counts_as_lost(tmp_path: Path) -> 
     assert again.intact(NOW + timedelta(hours=25))        # then the journal stands again
     again.put(["bhxh:0000000001"], {"code": "000"}, NOW)
     assert again.get("bhxh:0000000001", NOW) is not None
+
+
+def _store(cache: Path, pub: Publisher, facility: str = "") -> OfflineStore:
+    return OfflineStore(journal=None, cache_dir=cache, trusted=pub.trusted, reading_key=READING,
+                        max_age_days=30, now=lambda: NOW, facility=facility)
+
+
+def test_a_refused_install_is_not_read_again_at_every_probe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's probe loop calls reload_if_changed every minute: a refused snapshot was
+    opened again each time — the whole records file hashed (5 GB at 10 M records), an ERROR
+    logged. Another facility's is refused before any hashing; a damaged one is hashed once;
+    a new install is picked up."""
+    import verify.adapters.cache as adapter
+
+    hashed: list[Path] = []
+    real = adapter.file_sha256
+    def counted(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(adapter, "file_sha256", counted)
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "theirs", facility="79012"), cache, pub.trusted,
+            terms=DeskTerms("79012"))
+    hashed.clear()
+    store = _store(cache, pub, "01C54")
+    store.load()
+    assert store.status == "down" and "for facility 79012" in store.reason
+    assert [store.reload_if_changed() for _ in range(3)] == [False] * 3
+    assert hashed == []  # refused on its manifest
+    install(pub.build(tmp_path / "ours", version=2, facility="01C54"), cache, pub.trusted,
+            terms=DeskTerms("01C54"))
+    assert store.reload_if_changed() is True and store.status == "ok"
+    (cache / "current" / RECORDS).write_bytes(b"x" * (cache / "current" / RECORDS).stat().st_size)
+    store.snapshot = None  # as at the next start
+    hashed.clear()
+    store.load()
+    assert store.status == "down" and "content hash" in store.reason
+    assert [store.reload_if_changed() for _ in range(3)] == [False] * 3
+    assert len(hashed) == 1
+
+
+def test_a_records_file_changed_after_loading_is_down_not_an_error(tmp_path: Path) -> None:
+    """The daemon opens records.db immutable after checking it; changed on disk afterwards
+    (a restore over it, a hand), a lookup raised CacheIntegrityError through the verify
+    route and health stayed ok. Now the snapshot is dropped, health says why, the answer
+    is "not found offline"."""
+    from verify.model import Credential, CredentialKind
+
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "snap"), cache, pub.trusted)
+    store = _store(cache, pub)
+    store.load()
+    assert store.status == "ok"
+    credential = Credential(kind=CredentialKind.MANUAL, card_code="GD4010111077012")
+    path = cache / "current" / RECORDS
+    with sqlite3.connect(path) as conn:
+        sealed = [bytes(r[0]) for r in conn.execute("SELECT sealed FROM rec")]
+    conn.close()
+    raw = bytearray(path.read_bytes())
+    for blob in sealed:
+        at = raw.find(blob)
+        assert at >= 0
+        raw[at + 5] ^= 1
+    path.write_bytes(bytes(raw))
+    assert store.lookup(credential) is None
+    health = store.health()
+    assert health["status"] == "down" and "damaged" in health["reason"]
+
+
+def test_two_installs_at_once_take_turns(tmp_path: Path) -> None:
+    """The daily timer installing while IT installs by hand: the one that finished first
+    deleted the other's staging folder (it crashed), or its folder after the other switched
+    ``current`` to it — ``current`` then named nothing, and with no installed manifest any
+    older version installed. Now the second waits for the first."""
+    import threading
+
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "v4", version=4), cache, pub.trusted)
+    v5, v6 = pub.build(tmp_path / "v5", version=5), pub.build(tmp_path / "v6", version=6)
+    started, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_copy(fin: IO[bytes], fout: IO[bytes]) -> None:
+        started.set()
+        go.wait(30)
+        fout.write(fin.read())
+
+    def run(src: Path, **kw: object) -> None:
+        try:
+            install(src, cache, pub.trusted, **kw)  # type: ignore[arg-type]
+        except BaseException as e:
+            errors.append(e)
+
+    first = threading.Thread(target=run, args=(v5,), kwargs={"copy": slow_copy})
+    first.start()
+    assert started.wait(30)
+    second = threading.Thread(target=run, args=(v6,))
+    second.start()
+    second.join(3)  # with the lock it waits here; without, it finished and cleaned up
+    go.set()
+    first.join(30)
+    second.join(30)
+    assert errors == []
+    snap = Snapshot.open(cache, pub.trusted, READING)
+    assert snap is not None and snap.manifest.snapshot_version == 6
+    assert installed_manifest(cache, pub.trusted) == snap.manifest

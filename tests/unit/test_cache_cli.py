@@ -62,6 +62,18 @@ def counting_mirror(folder: Path) -> tuple[http.server.ThreadingHTTPServer, Coun
     return httpd, hits
 
 
+def fetch_from(folder: Path, env: dict[str, str]
+               ) -> tuple[subprocess.CompletedProcess[str], Counter[str]]:
+    """``cache fetch`` from a mirror serving ``folder``; the mirror's requests counted."""
+    httpd, hits = counting_mirror(folder)
+    try:
+        return run("cache", "fetch", f"http://127.0.0.1:{httpd.server_address[1]}/",
+                   env=env), hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_publish_install_and_use(tmp_path: Path) -> None:
     env, _ = setup_publisher(tmp_path)
     build(tmp_path, "snap2", 2)
@@ -120,13 +132,7 @@ def test_a_facilitys_subset_serves_that_facilitys_desks_only(tmp_path: Path) -> 
     # The mirror serves another facility's newer subset: refused on its manifest.
     mirror = tmp_path / "mirror"
     shutil.copytree(tmp_path / "theirs", mirror)
-    httpd, hits = counting_mirror(mirror)
-    try:
-        fetched = run("cache", "fetch", f"http://127.0.0.1:{httpd.server_address[1]}/",
-                      env=env)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    fetched, hits = fetch_from(mirror, env)
     assert fetched.returncode == 1 and "for facility 79012" in fetched.stderr
     assert hits["/manifest.json"] == 1 and hits["/records.db"] == 0
     assert json.loads(run("cache", "info", env=env).stdout)["snapshot_version"] == 2
@@ -258,3 +264,85 @@ def test_a_mirror_that_never_finishes_or_speaks_nonsense_is_a_failed_fetch(
     assert "snapshot download failed" in p.stderr and "internal error" not in p.stderr
     status = read_fetch_status(status_file)
     assert status is not None and status["ok"] is False
+
+
+def _flip_a_byte(path: Path, at: int = 3000) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_install_is_said_by_info_and_mended_by_the_next_fetch(tmp_path: Path) -> None:
+    """A byte of the installed records.db flipped (a disk error, a hand): the daemon refuses
+    it, but ``cache info`` said usable (it checked the manifest only) and every daily fetch
+    said "already installed" with the status ok — the desk stayed without offline data while
+    its fetch metric said fine. Now info judges as the daemon does, and the fetch downloads
+    the snapshot again."""
+    import shutil
+
+    from terminal.offline import FETCH_STATUS, read_fetch_status
+
+    env, _ = setup_publisher(tmp_path)
+    build(tmp_path, "snap2", 2)
+    assert run("cache", "install", str(tmp_path / "snap2"), env=env).returncode == 0
+    _flip_a_byte(tmp_path / "data" / "cache" / "current" / "records.db")
+    info = json.loads(run("cache", "info", env=env).stdout)
+    assert info["usable"] is False and "content hash" in info["reason"], info
+    mirror = tmp_path / "mirror"
+    shutil.copytree(tmp_path / "snap2", mirror)
+    fetched, hits = fetch_from(mirror, env)
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["downloaded"] is True and hits["/records.db"] == 1
+    status = read_fetch_status(tmp_path / "data" / FETCH_STATUS)
+    assert status is not None and status["ok"] is True and status["downloaded"] is True
+    info = json.loads(run("cache", "info", env=env).stdout)
+    assert info["usable"] is True and info["snapshot_version"] == 2
+    # The data folder the fetch made, and the installed files: the owner's only.
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    current = tmp_path / "data" / "cache" / "current"
+    for name in ("records.db", "manifest.json"):
+        assert (current / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_desk_recoded_takes_its_own_facilitys_subset_whatever_its_version(
+        tmp_path: Path) -> None:
+    """Installed while the desk was 79012, another facility's v5 kept 01C54's own v5 out as
+    "a version reused" and its v3 out as "a rollback": the desk had no usable snapshot until
+    its facility's numbers passed the other's. What another facility's snapshot says is not
+    this desk's high-water mark."""
+    env, _ = setup_publisher(tmp_path)
+    build(tmp_path, "theirs", 5, "--facility", "79012")
+    build(tmp_path, "ours5", 5, "--facility", "01C54")
+    build(tmp_path, "ours3", 3, "--facility", "01C54")
+    before = {**env, "TIEPDON_FACILITY_CODE": "79012"}
+    assert run("cache", "install", str(tmp_path / "theirs"), env=before).returncode == 0
+    for snap in ("ours3", "ours5"):
+        verify = run("cache", "verify", str(tmp_path / snap), env=env)
+        assert verify.returncode == 0, verify.stderr
+    p = run("cache", "install", str(tmp_path / "ours3"), env=env)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(run("cache", "info", env=env).stdout)
+    assert info["facility"] == "01C54" and info["snapshot_version"] == 3 and info["usable"]
+    # …and from then on its own versions count: back to nothing older than 3.
+    build(tmp_path, "ours2", 2, "--facility", "01C54")
+    back = run("cache", "install", str(tmp_path / "ours2"), env=env)
+    assert back.returncode == 1 and "rollback refused" in back.stderr
+
+
+def test_a_mirror_cannot_fill_the_fetch_status_with_an_unsigned_key_id(tmp_path: Path) -> None:
+    """An unsigned manifest whose key id is 6000 characters: the refusal quoted it into the
+    status file, which grew past what the daemon reads, and tiepdon_snapshot_fetch_ok vanished
+    instead of going to 0."""
+    from terminal.offline import FETCH_STATUS, read_fetch_status
+
+    env, _ = setup_publisher(tmp_path)
+    build(tmp_path, "snap", 1)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    doc = json.loads((tmp_path / "snap" / "manifest.json").read_text())
+    doc["key_id"] = "k" * 6000
+    (mirror / "manifest.json").write_text(json.dumps(doc))
+    p, _hits = fetch_from(mirror, env)
+    assert p.returncode == 1 and len(p.stderr) < 300 and "key id" in p.stderr, p.stderr
+    status = read_fetch_status(tmp_path / "data" / FETCH_STATUS)
+    assert status is not None and status["ok"] is False and "key id" in status["reason"]

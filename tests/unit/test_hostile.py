@@ -333,34 +333,47 @@ def test_verify_refuses_a_rollback_and_install_makes_a_private_data_folder(
         "rollback" in refused.stderr.lower(), refused.stderr
 
 
-def test_a_snapshot_from_the_future_is_not_usable(publisher: Publisher, tmp_path: Path) -> None:
-    from datetime import timedelta
-
+def _desk_env(publisher: Publisher, tmp_path: Path) -> dict[str, str]:
+    from tests.helpers.cache import READING
     from verify.snapshot import public_key_text
 
-    data = tmp_path / "data"
-    env = {"TIEPDON_DATA_DIR": str(data),
-           "TIEPDON_CACHE_TRUSTED_KEYS":
-               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
+    (tmp_path / "reading.key").write_text(READING.hex())
+    return {"TIEPDON_DATA_DIR": str(tmp_path / "data"),
+            "TIEPDON_CACHE_READING_KEY_FILE": str(tmp_path / "reading.key"),
+            "TIEPDON_CACHE_TRUSTED_KEYS":
+                f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
+
+
+def test_a_snapshot_from_the_future_is_not_usable(publisher: Publisher, tmp_path: Path) -> None:
+    """Signed as made a month ahead (a publisher's clock running fast): install, verify and
+    fetch refuse it — installed, it replaced a working snapshot with one the daemon refuses.
+    Installed while the desk's clock read later, ``cache info`` says, as the daemon does,
+    that it is not used."""
+    from datetime import timedelta
+
+    env = _desk_env(publisher, tmp_path)
     future = publisher.make(1, created=datetime.now(UTC) + timedelta(days=30))
-    assert run("cache", "install", str(future), env=env).returncode == 0
+    for command in ("install", "verify"):
+        p = run("cache", command, str(future), env=env)
+        assert p.returncode == 1 and "made in the future" in p.stderr, p.stderr
+    ahead = {**env, "TIEPDON_CLOCK": (datetime.now(UTC) + timedelta(days=31)).isoformat()}
+    assert run("cache", "install", str(future), env=ahead).returncode == 0
+    assert json.loads(run("cache", "info", env=ahead).stdout)["usable"] is True
     info = json.loads(run("cache", "info", env=env).stdout)
-    assert info["usable"] is False
+    assert info["usable"] is False and "made in the future" in info["reason"], info
 
 
 def test_a_frozen_snapshot_seen_from_outside_with_the_test_clock(publisher: Publisher,
                                                                 tmp_path: Path) -> None:
     """Freeze: the mirror keeps serving the same signed snapshot for months. With the test
     clock set months ahead, the CLI says it is expired and not usable."""
-    from verify.snapshot import public_key_text
-
-    env = {"TIEPDON_DATA_DIR": str(tmp_path / "data"),
-           "TIEPDON_CACHE_TRUSTED_KEYS":
-               f"{publisher.key_id}:{public_key_text(publisher.key.public_key())}"}
+    env = _desk_env(publisher, tmp_path)
     assert run("cache", "install", str(publisher.make(1)), env=env).returncode == 0
+    assert json.loads(run("cache", "info", env=env).stdout)["usable"] is True
     later = {**env, "TIEPDON_CLOCK": "2099-01-01T08:00:00+07:00"}
     info = json.loads(run("cache", "info", env=later).stdout)
     assert info["expired"] is True and info["usable"] is False and info["age_days"] > 1000
+    assert "too old" in info["reason"]
     bad = run("cache", "info", env={**env, "TIEPDON_CLOCK": "tomorrow"})
     assert bad.returncode == 2 and "TIEPDON_CLOCK" in bad.stderr
 

@@ -13,6 +13,7 @@ renames the symlink: a power cut at any point leaves the previous snapshot in us
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -22,7 +23,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ from verify.snapshot import (
     MAX_MANIFEST_BYTES,
     CacheError,
     CacheIntegrityError,
+    DeskTerms,
     Manifest,
     check_hash,
     check_scope,
@@ -59,6 +61,7 @@ CREATE TABLE idx (h BLOB NOT NULL, rec INTEGER NOT NULL, wrapped BLOB NOT NULL);
 # B-tree row by row slows down as the file outgrows the cache; one sort at the end does not.
 _INDEX = "CREATE INDEX idx_h ON idx (h)"
 CHUNK = 1 << 20
+NO_CODE_DESK = DeskTerms()  # no facility code, no clock: takes only snapshots for every facility
 
 
 def file_sha256(path: Path) -> str:
@@ -145,11 +148,15 @@ def read_manifest(path: Path) -> bytes:
 def verify_dir(src: Path, trusted: Mapping[str, Ed25519PublicKey]) -> Manifest:
     """Signature, known key, content hash and record count of a snapshot folder."""
     manifest = parse_manifest(read_manifest(src / MANIFEST), trusted)
-    records = src / RECORDS
-    size = _regular(records, "records file")
-    check_size(manifest, size)
-    check_hash(manifest, file_sha256(records))
+    verify_records(src, manifest)
     return manifest
+
+
+def verify_records(src: Path, manifest: Manifest) -> None:
+    """The records file is the one the manifest signed: its size, then its hash."""
+    records = src / RECORDS
+    check_size(manifest, _regular(records, "records file"))
+    check_hash(manifest, file_sha256(records))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -162,16 +169,41 @@ def _fsync_dir(path: Path) -> None:
 
 def installed_manifest(cache_dir: Path,
                        trusted: Mapping[str, Ed25519PublicKey]) -> Manifest | None:
+    """The installed snapshot's manifest, its signature checked (not its records)."""
     current = cache_dir / CURRENT
     if not current.exists():
         return None
     return parse_manifest(read_manifest(current / MANIFEST), trusted)
 
 
+def installed_for(cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey], facility: str, *,
+                  whole: bool = False) -> Manifest | None:
+    """The installed snapshot as far as this desk can count on it — what a new one is
+    measured against: None when there is none, its manifest does not verify, it is another
+    facility's (installed before the desk's code changed: it must not keep the desk's own
+    snapshot out as a "rollback"), or, with ``whole``, its records file is not the signed
+    one (the fetch must then download again, not say "already installed")."""
+    try:
+        manifest = installed_manifest(cache_dir, trusted)
+        if manifest is None:
+            return None
+        check_scope(manifest, facility)
+        if whole:
+            verify_records((cache_dir / CURRENT).resolve(), manifest)
+    except (CacheError, OSError):
+        return None
+    return manifest
+
+
+def _private_file(path: Path) -> int:
+    """A new file only its owner reads (the snapshot's files: personal data, sealed)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
 def _copy_hashing(src: Path, dst: Path,
                   copy: Callable[[IO[bytes], IO[bytes]], None] | None) -> str:
     h = hashlib.sha256()
-    with src.open("rb") as fin, dst.open("wb") as fout:
+    with src.open("rb") as fin, os.fdopen(_private_file(dst), "wb") as fout:
         if copy is not None:
             copy(fin, fout)           # injected by tests: a disk that fills, a cut
             fout.flush()
@@ -187,20 +219,41 @@ def _copy_hashing(src: Path, dst: Path,
 
 
 def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey], *,
-            facility: str = "",
+            terms: DeskTerms = NO_CODE_DESK,
             copy: Callable[[IO[bytes], IO[bytes]], None] | None = None) -> Manifest:
     """Verify and install atomically; on any failure the installed snapshot is untouched.
-    ``facility``: this desk's code (:func:`check_scope`)."""
-    cache_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data folder: 0700
-    cache_dir.mkdir(mode=0o700, exist_ok=True)
+    ``terms``: what this desk takes (its facility; with a clock, nothing it would not use).
+    One install at a time (the timer's and an operator's): the second waits."""
+    make_private_dir(cache_dir)
+    with _install_lock(cache_dir):
+        return _install(src, cache_dir, trusted, terms, copy)
+
+
+@contextlib.contextmanager
+def _install_lock(cache_dir: Path) -> Iterator[None]:
+    fd = os.open(cache_dir / ".install.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def make_private_dir(path: Path) -> None:
+    """``path`` and any missing parent (the data folder) created 0700 — ``mkdir(parents=)``
+    gives the parents the umask's mode."""
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def _install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey],
+             terms: DeskTerms, copy: Callable[[IO[bytes], IO[bytes]], None] | None) -> Manifest:
     manifest_bytes = read_manifest(src / MANIFEST)
     manifest = parse_manifest(manifest_bytes, trusted)
-    check_scope(manifest, facility)
-    try:
-        current = installed_manifest(cache_dir, trusted)
-    except (CacheError, OSError):
-        current = None  # an unreadable installed snapshot is replaced, not trusted
-    check_version(manifest, current)
+    terms.check(manifest)
+    # an unreadable, or another facility's, installed snapshot is replaced, not trusted
+    check_version(manifest, installed_for(cache_dir, trusted, terms.facility))
     name = f"v{manifest.snapshot_version}-{secrets.token_hex(3)}"
     link_path = cache_dir / CURRENT
     previous = link_path.readlink().name if link_path.is_symlink() else None
@@ -210,8 +263,9 @@ def install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey],
     try:
         digest = _copy_hashing(src / RECORDS, staging / RECORDS, copy)
         check_hash(manifest, digest)
-        (staging / MANIFEST).write_bytes(manifest_bytes)
-        with (staging / MANIFEST).open("rb") as f:
+        with os.fdopen(_private_file(staging / MANIFEST), "wb") as f:
+            f.write(manifest_bytes)
+            f.flush()
             os.fsync(f.fileno())
         _fsync_dir(staging)
         staging.rename(cache_dir / name)
@@ -257,9 +311,10 @@ class Snapshot:
         if not current.exists():
             return None
         folder = current.resolve()
-        manifest = (verify_dir(folder, trusted) if verify_hash else
-                    parse_manifest(read_manifest(folder / MANIFEST), trusted))
-        check_scope(manifest, facility)
+        manifest = parse_manifest(read_manifest(folder / MANIFEST), trusted)
+        check_scope(manifest, facility)  # before the hash: a refusal costs no full read
+        if verify_hash:
+            verify_records(folder, manifest)
         return cls(folder, manifest, reading_key)
 
     def lookup(self, identifier: str) -> Hit | None:
@@ -335,7 +390,7 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
           manifest_seconds: float = MANIFEST_DEADLINE_SECONDS,
           min_rate: float = MIN_RATE_BYTES_PER_SECOND,
           grace_seconds: float = RATE_GRACE_SECONDS,
-          installed: Manifest | None = None, facility: str = "") -> Manifest:
+          installed: Manifest | None = None, terms: DeskTerms = NO_CODE_DESK) -> Manifest:
     """Download the publisher's snapshot into ``dest``: the manifest first (capped, within
     its own short deadline, and its signature checked before anything else is fetched), then
     ``records.db`` — never more bytes than the signed manifest names, at ``min_rate`` on
@@ -345,8 +400,10 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
 
     ``installed``: the desk's snapshot. A signed manifest naming the same snapshot (version
     and content hash) ends the fetch there — ``records.db`` is not downloaded again (see
-    :func:`is_same_snapshot`); an older version, or another facility's subset
-    (``facility``: this desk's code), is refused before anything more is fetched.
+    :func:`is_same_snapshot`; pass it only when its records verified, see
+    :func:`installed_for`); an older version, or one the desk does not take (``terms``:
+    another facility's, made in the future, too old), is refused before anything more is
+    fetched.
     """
     now = time.monotonic()
     deadline = now + deadline_seconds
@@ -355,7 +412,7 @@ def fetch(base_url: str, dest: Path, trusted: Mapping[str, Ed25519PublicKey], *,
     _download(base + MANIFEST, dest / MANIFEST, limit=MAX_MANIFEST_BYTES,
               pace=Pace(min(deadline, now + manifest_seconds)), timeout=timeout)
     manifest = parse_manifest(read_manifest(dest / MANIFEST), trusted)
-    check_scope(manifest, facility)
+    terms.check(manifest)
     if installed is not None:
         if is_same_snapshot(manifest, installed):
             return manifest
