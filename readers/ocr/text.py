@@ -75,11 +75,18 @@ def sex_text(text: str) -> str | None:
 
 
 def card_code_text(text: str) -> str | None:
-    """A BHYT card code: the 10-digit BHXH number (2021 model) or the 15-character code."""
+    """A BHYT card code: the 10-digit BHXH number (2021 model) or the 15-character code.
+
+    In a 15-character code only the benefit digit and the province (characters 3–5), digits
+    by the code's structure, are taken from a letter that looks like one (O → 0). The last
+    ten are the BHXH number — or, on cards issued before it, letters and digits
+    (``DN479GA78900007``): a letter there may be what is printed, so a tail read with any
+    letter is left for staff to type, never turned into digits (``GB7…`` is not ``687…``)."""
     s = re.sub(r"[\s-]", "", text.upper())
     s = "S" + s[1:] if s.startswith("$") else s  # read with no whitelist (a screen's code)
-    if len(s) == 15 and _CODE15.fullmatch(s[:2] + as_digits(s[2:])):
-        return s[:2] + as_digits(s[2:])
+    if len(s) == 15:
+        code = s[:2] + as_digits(s[2:5]) + s[5:]
+        return code if _CODE15.fullmatch(code) else None
     return digit_run(text, 10)
 
 
