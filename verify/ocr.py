@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from readers.emrtd.mrz import Td1, yymmdd_to_date
+from readers.emrtd.mrz import AccessKey, Td1, yymmdd_to_date
+from readers.errors import MrzError
 from readers.ocr.layouts import CardModel
 from readers.ocr.read import CardText
 from verify.errors import CardCodeError, DateFormatError
@@ -45,7 +46,11 @@ def _date(text: str | None) -> date | None:
 
 
 def _birth(text: str | None, today: date) -> date | None:
-    d = _date(text)
+    return _lived(_date(text), today)
+
+
+def _lived(d: date | None, today: date) -> date | None:
+    """A birth date that has come and is not over 115 years ago, else None."""
     oldest = max(MIN_BIRTH_YEAR, today.year - MAX_AGE_YEARS)
     return d if d is not None and d.year >= oldest and d <= today else None
 
@@ -134,10 +139,12 @@ def _facility(text: str | None, tables: Tables) -> str | None:
     return m[1] + m[2] if m and m[1] in tables.provinces else None
 
 
-def credential_from_mrz(td1: Td1, tables: Tables, *, today: date) -> Credential:
-    """An MRZ whose check digits held (``readers.ocr.read_td1``): the access key as read; the
-    12-digit ID of the optional data when it ends in the document number and its structure
-    holds — its century digit also says the birth century."""
+def credential_from_mrz(td1: Td1, tables: Tables, *, today: date) -> Credential | None:
+    """An MRZ whose check digits held (``readers.ocr.read_td1``): the access key as read
+    (none when a date is no calendar day — check digits hold on ``900231`` too); the 12-digit
+    ID of the optional data when its own check digit holds, it ends in the document number
+    and its structure holds — its century digit also says the birth century; a birth date
+    only if it has come and is not over 115 years ago. None when nothing survived."""
     id12 = td1.id_number
     if id12 is not None and not (id12[3:] == td1.document_number
                                  and is_plausible_id(id12, tables.provinces, today=today)):
@@ -151,8 +158,15 @@ def credential_from_mrz(td1: Td1, tables: Tables, *, today: date) -> Credential:
             id12, dob = None, None
     if dob is None:
         dob = yymmdd_to_date(td1.date_of_birth, pivot_year=today.year)
+    dob = _lived(dob, today)
     expiry = yymmdd_to_date(td1.date_of_expiry, pivot_year=2099)
+    try:
+        key: AccessKey | None = td1.access_key
+    except MrzError:  # AccessKeyFormatError among them: a date that is no day
+        key = None
+    if key is None and id12 is None and dob is None:
+        return None
     return Credential(kind=CredentialKind.CCCD_MRZ, id_number=id12,
                       document_number=td1.document_number,
                       date_of_birth=BirthDate.of(dob) if dob else None, sex=sex,
-                      expiry_date=expiry, access_key=td1.access_key, read_from="mrz")
+                      expiry_date=expiry, access_key=key, read_from="mrz")

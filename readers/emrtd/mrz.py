@@ -106,9 +106,15 @@ class Td1:
 
     @property
     def id_number(self) -> str | None:
-        """The 12-digit ID that Vietnamese cards put in the optional data of line 1."""
-        digits = self.optional_data.split("<", 1)[0]
-        return digits if len(digits) == 12 and digits.isascii() and digits.isdigit() else None
+        """The 12-digit ID that Vietnamese cards put in the optional data of line 1, with
+        its own check digit after two fillers (``001093047064<<2``, DOMAIN.md §4): None when
+        that digit does not hold — only the composite covers the ID's first three digits
+        (the province), and an OCR slip there passes it as often as not."""
+        digits, fillers, check = (self.optional_data[:12], self.optional_data[12:14],
+                                  self.optional_data[14:15])
+        if not (len(digits) == 12 and digits.isascii() and digits.isdigit()):
+            return None
+        return digits if fillers == "<<" and check == check_digit(digits) else None
 
 
 def yymmdd_to_date(value: str, *, pivot_year: int) -> date | None:

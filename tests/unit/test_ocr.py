@@ -15,6 +15,7 @@ import pytest
 from readers.devices.camera.card import find_card
 from readers.devices.ocr import Tesseract
 from readers.doubles.cards import NEGATIVES, draw_card, person, place_on_desk
+from readers.emrtd.mrz import Td1
 from readers.ocr import text as t
 from readers.ocr.layouts import LAYOUTS, CardModel, FieldSpec
 from readers.ocr.mrz import mrz_name, read_td1
@@ -48,6 +49,7 @@ def test_vietnamese_td1_and_its_access_key() -> None:
     td1 = read_td1(VN_TD1)
     assert td1 is not None and td1.id_number == "001093047064"
     c = credential_from_mrz(td1, tables(), today=TODAY)
+    assert c is not None
     j = c.to_json()
     assert j["kind"] == "cccd_mrz" and j["read_from"] == "mrz"
     assert j["access_key"] == {"document_number": "093047064", "date_of_birth": "930105",
@@ -107,7 +109,56 @@ def test_mrz_with_wrong_id_structure_keeps_the_key_but_not_the_id() -> None:
     td1 = read_td1("\n".join(p.mrz_lines()))
     assert td1 is not None
     c = credential_from_mrz(td1, tables(), today=TODAY)
+    assert c is not None
     assert c.id_number is None and c.access_key is not None  # province 999 does not exist
+
+
+def _td1(l1: str, l2: str, l3: str = "UNG<<HOANG<HIEP<<<<<<<<<<<<<<<") -> Td1:
+    """A TD1 whose document-number, date and composite check digits are made to hold."""
+    from readers.emrtd.mrz import check_digit, parse_td1
+
+    l1 = l1[:14] + check_digit(l1[5:14]) + l1[15:]
+    l2 = (l2[:6] + check_digit(l2[:6]) + l2[7:14] + check_digit(l2[8:14]) + l2[15:29])
+    composite = l1[5:30] + l2[0:7] + l2[8:15] + l2[18:29]
+    return parse_td1(l1 + l2 + check_digit(composite) + l3)
+
+
+def test_the_ids_own_check_digit_must_hold() -> None:
+    """Position 30 of line 1 is the 12-digit ID's check digit (DOMAIN.md §4); only the
+    composite covered the ID's first three digits, so a province misread could pass. The key
+    is kept (its parts have their own digits), the ID is left empty."""
+    good = _td1("IDVNM0930470641001093047064<<2", "9301054M3301052VNM<<<<<<<<<<<0")
+    assert good.id_number == "001093047064"
+    bad = _td1("IDVNM0930470641001093047064<<7", "9301054M3301052VNM<<<<<<<<<<<0")
+    assert bad.id_number is None
+    c = credential_from_mrz(bad, tables(), today=TODAY)
+    assert c is not None and c.id_number is None and c.access_key is not None
+    assert _td1("IDVNM0930470641001093047064<<<",
+                "9301054M3301052VNM<<<<<<<<<<<0").id_number is None
+
+
+def test_an_mrz_date_that_is_no_day_gives_no_key_and_no_crash() -> None:
+    """31 February with its check digit holding: the access key raised
+    AccessKeyFormatError through the read (a file error in ``image read``; three retries and
+    no phone-screen fallback in the camera worker). Now: no key, the rest as checked."""
+    no_expiry_day = credential_from_mrz(_td1("IDVNM0930470641001093047064<<2",
+                                             "9301054M3302312VNM<<<<<<<<<<<0"),
+                                        tables(), today=TODAY)
+    assert no_expiry_day is not None and no_expiry_day.access_key is None
+    assert no_expiry_day.id_number == "001093047064"
+    assert no_expiry_day.date_of_birth is not None
+    # no birth day either: nothing is left that a check let through
+    assert credential_from_mrz(_td1("IDVNM0930470641001093047064<<2",
+                                    "9002314M3301052VNM<<<<<<<<<<<0"),
+                               tables(), today=TODAY) is None
+
+
+def test_an_mrz_birth_date_still_to_come_is_left_empty() -> None:
+    """Born 31/12/26 read on 1/12/2026: the century chosen by the year alone gave a birth
+    date in the future; the printed-text path drops such dates, now the MRZ path too."""
+    c = credential_from_mrz(_td1("IDVNM0930470641001093047064<<2",
+                                 "2612314M3301052VNM<<<<<<<<<<<0"), tables(), today=TODAY)
+    assert c is not None and c.date_of_birth is None and c.access_key is not None
 
 
 # -- text parsers -----------------------------------------------------------------------------
