@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from terminal.events import EventBus
-from terminal.flow.cardimage import CardImageReader, CardImageWorker
+from terminal.flow.cardimage import CardImageReader, CardImageWorker, is_card_qr
 from terminal.flow.verifier import Verifier
 from verify.errors import InputFormatError
 from verify.model import Credential
@@ -113,7 +113,7 @@ class DeviceHub:
         reader = CameraReader(source, on_payload=self._payload("camera"),
                               on_state=self._state("camera"), on_hint=self._hint(Hint()),
                               fps=fps, dedup=Deduper(repeat_seconds=repeat_seconds),
-                              on_card=on_card)
+                              on_card=on_card, is_card_qr=is_card_qr)
         self._spawn("camera", reader)
 
     def _card_read(self, credential: Credential | None) -> None:

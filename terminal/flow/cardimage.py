@@ -30,6 +30,19 @@ VIDEO_OCR_EVERY = 15  # in a video, the printed card is read on one frame in thi
 VIDEO_OCR_FRAMES = 20  # and on at most this many
 
 
+def is_card_qr(text: str) -> bool:
+    """A QR that is a card's (CCCD, BHYT, e-card): it is read instead of the print. Any
+    other (a payment or shop sticker beside the card) leaves the print to be read — in
+    ``image read`` and in the camera loop alike."""
+    from verify.qr import parse_qr
+
+    try:
+        parse_qr(text)
+    except InputFormatError:
+        return False
+    return True
+
+
 def key_fields(c: Credential) -> int:
     """How many of the two key fields a draft holds: a number (ID, card code, old ID, the
     MRZ's access key) and the birth date."""

@@ -6,6 +6,7 @@ page as a ``card_text`` event — an MRZ as the chip's key on offer — never th
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
@@ -127,11 +128,12 @@ class Cards:
 
 
 def play(path: Path, scenes: list[tuple[Any, int]], cards: Cards, *, fps: float = 30,
-         decode: Any = None) -> CameraReader:
+         decode: Any = None, is_card_qr: Any = None) -> CameraReader:
     write_clip(path, scenes, fps=int(fps))
     stop = threading.Event()
     reader = CameraReader(str(path), on_payload=lambda text: None, on_state=cards.state,
-                          on_hint=lambda: None, fps=fps, decode=decode, on_card=cards.card)
+                          on_hint=lambda: None, fps=fps, decode=decode, on_card=cards.card,
+                          is_card_qr=is_card_qr)
     thread = threading.Thread(target=reader.run, args=(stop,), daemon=True)
     thread.start()
     try:
@@ -171,6 +173,45 @@ def test_camera_hands_over_nothing_on_an_empty_desk(tmp_path: Path) -> None:
 def test_camera_hands_over_no_card_while_a_qr_reads(tmp_path: Path) -> None:
     cards = Cards()
     play(tmp_path / "qr.avi", [(demo_back(), 60)], cards, decode=lambda frame: ["a QR"])
+    assert cards.frames == []
+
+
+def with_sticker(frame: Any, payload: str) -> Any:
+    """``frame`` with a QR sticker in its top left corner (a payment code on the desk)."""
+    from readers.doubles.render import render_qr
+
+    code = render_qr(payload, module_px=4)
+    out = frame.copy()
+    h, w = code.shape[:2]
+    out[20:20 + h, 20:20 + w] = code[..., None] if out.ndim == 3 else code
+    return out
+
+
+def test_a_qr_that_is_no_cards_leaves_the_print_to_be_read(tmp_path: Path) -> None:
+    """A payment sticker decoding in the corner took every presentation's turn: the
+    camera never handed the printed card over, while ``image read`` of the same picture read
+    it — the two paths disagreed. One rule now (``is_card_qr``): only a card's QR wins."""
+    import cv2
+
+    from terminal.cli.common import EXIT_OK
+    from terminal.flow.cardimage import is_card_qr
+    from tests.helpers.cli import run
+    from tests.helpers.samples import CCCD_EXAMPLE
+
+    shop = with_sticker(demo_front(), "https://pay.example.vn/qr?shop=42&amount=0")
+    cards = Cards()
+    play(tmp_path / "shop.avi", [(shop, 60)], cards, is_card_qr=is_card_qr)
+    assert len(cards.frames) == 1
+    image = tmp_path / "shop.png"
+    cv2.imwrite(str(image), shop)
+    p = run("image", "read", str(image))
+    assert p.returncode == EXIT_OK, p.stderr
+    (credential,) = json.loads(p.stdout)["credentials"]
+    assert credential["read_from"] == "text" and credential["id_number"] == DEMO_PERSON.id_number
+    # A card's QR in view still takes the turn (the QR is better than any print).
+    cards = Cards()
+    play(tmp_path / "card-qr.avi", [(with_sticker(demo_front(), CCCD_EXAMPLE), 60)], cards,
+         is_card_qr=is_card_qr)
     assert cards.frames == []
 
 

@@ -242,14 +242,17 @@ class CameraReader:
     (``readers.scan.scanloop.CardPresence``), the frame is handed over once per presentation.
     The callback must not block — it queues the frame for a reader in another thread and
     answers whether it took it (False: busy, ask again on a later frame). What the card says
-    is the caller's business: this adapter only finds it.
+    is the caller's business: this adapter only finds it. ``is_card_qr``: which decoded QRs
+    take a presentation's turn (the caller's parser; default every one) — a payment sticker
+    on the desk must not keep the printed card beside it from being read.
     """
 
     def __init__(self, spec: str, *, on_payload: Callable[[str], None],
                  on_state: Callable[[str, str], None], on_hint: Callable[[], None],
                  fps: float = 15.0, decode: Callable[[Frame], list[str]] | None = None,
                  dedup: Any = None, repeat_file: bool = False,
-                 on_card: Callable[[Frame], bool] | None = None, cards: Any = None) -> None:
+                 on_card: Callable[[Frame], bool] | None = None, cards: Any = None,
+                 is_card_qr: Callable[[str], bool] | None = None) -> None:
         from readers.scan.scanloop import CardPresence, Deduper, SourceHealth, UnreadableHint
 
         self.spec = spec
@@ -257,6 +260,7 @@ class CameraReader:
         self.decode = decode
         self.on_payload, self.on_state, self.on_hint = on_payload, on_state, on_hint
         self.on_card = on_card
+        self.is_card_qr = is_card_qr or (lambda text: True)
         self.cards = cards or CardPresence()
         self.card_checks = 0  # frames looked at for a card (metrics, the CPU test)
         self.cards_handed = 0
@@ -368,7 +372,8 @@ class CameraReader:
             elif corners is not None and self.hint.feed(bool(corners), False, now):
                 self.on_hint()
             if self.on_card is not None:
-                self._qr_since_check = self._qr_since_check or bool(found)
+                self._qr_since_check = self._qr_since_check or any(
+                    self.is_card_qr(text) for text in found)
                 if self.frames_decoded % CARD_EVERY == 1:  # not on the hard passes' frame
                     self._card_check(frame, now)
 
