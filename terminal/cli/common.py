@@ -122,6 +122,14 @@ def daemon_key(settings: Settings) -> bytes | None:
     return None
 
 
+def fingerprint_key(settings: Settings) -> bytes:
+    """The key of the keyed fingerprints commands print for raw input (``raw_fingerprint``):
+    the daemon's, when readable, so they match its audit; else a one-off key."""
+    from terminal.keys import derive_key
+
+    return derive_key(cli_key(settings), "fingerprint")
+
+
 def cli_key(settings: Settings, *, required: bool = False) -> bytes:
     """The daemon's fingerprint key when it exists and is readable, else a one-off key.
 

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from terminal.cli.common import Parser, file_lines, now, settings_of
+from terminal.cli.common import Parser, file_lines, fingerprint_key, now, settings_of
 
 
 def register(sub: Any) -> None:
@@ -31,9 +31,10 @@ def cmd_image_read(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     reader = CardImageReader(load_tables(settings.data.tables_dir))
     today = now().astimezone(VN_TZ).date()
+    key = fingerprint_key(settings)
 
     def read(name: str) -> dict[str, Any]:
-        result = reader.read_file(Path(name), today=today)
+        result = reader.read_file(Path(name), today=today, fingerprint_key=key)
         line: dict[str, Any] = {"file": name,
                                 "credentials": [c.to_json() for c in result.credentials]}
         if result.error:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from terminal.cli.common import (
     EXIT_OK,
     Parser,
-    cli_key,
     file_lines,
+    fingerprint_key,
     print_json,
     settings_of,
 )
-
-if TYPE_CHECKING:
-    from verify.model import Credential
 
 
 def register(sub: Any) -> None:
@@ -33,43 +30,30 @@ def register(sub: Any) -> None:
 
 
 def cmd_qr_parse(args: argparse.Namespace) -> int:
+    from terminal.flow.cardimage import qr_credential
     from verify.qr import parse_qr
 
-    print_json(_credential_json(parse_qr(args.text), args.text, _fingerprint_key(args)))
+    key = fingerprint_key(settings_of(args))
+    print_json(qr_credential(parse_qr(args.text), args.text, key).to_json())
     return EXIT_OK
-
-
-def _fingerprint_key(args: argparse.Namespace) -> bytes:
-    from terminal.keys import derive_key
-
-    return derive_key(cli_key(settings_of(args)), "fingerprint")
-
-
-def _credential_json(credential: Credential, text: str, key: bytes) -> dict[str, Any]:
-    """A QR's credential as ``qr parse`` and ``qr scan`` both print it: with the keyed
-    fingerprint of the raw text (the daemon's key when readable), never the text."""
-    from verify.fingerprint import fingerprint
-
-    out = credential.to_json()
-    out["raw_fingerprint"] = fingerprint(key, text)
-    return out
 
 
 def cmd_qr_scan(args: argparse.Namespace) -> int:
     """Decode every QR in image or video files with the whole camera chain (hard passes
     included); one JSON line a file."""
     from readers.devices.camera import scan_file
+    from terminal.flow.cardimage import qr_credential
     from verify.errors import InputFormatError
     from verify.qr import parse_qr
 
-    key = _fingerprint_key(args)
+    key = fingerprint_key(settings_of(args))
 
     def read(name: str) -> dict[str, Any]:
         result = scan_file(Path(name))
         payloads: list[dict[str, Any]] = []
         for text in result.payloads:
             try:
-                payloads.append(_credential_json(parse_qr(text), text, key))
+                payloads.append(qr_credential(parse_qr(text), text, key).to_json())
             except InputFormatError as e:
                 payloads.append({"error": e.code, "detail": e.detail})
         line: dict[str, Any] = {"file": name, "payloads": payloads}

@@ -30,6 +30,15 @@ VIDEO_OCR_EVERY = 15  # in a video, the printed card is read on one frame in thi
 VIDEO_OCR_FRAMES = 20  # and on at most this many
 
 
+def qr_credential(credential: Credential, text: str, key: bytes | None) -> Credential:
+    """A QR's credential as every command prints it (``qr parse``, ``qr scan``, ``image
+    read``): read from a QR, with the keyed fingerprint of the raw text — never the text."""
+    from verify.fingerprint import fingerprint
+
+    return replace(credential, read_from="qr",
+                   raw_fingerprint=fingerprint(key, text) if key is not None else None)
+
+
 def is_card_qr(text: str) -> bool:
     """A QR that is a card's (CCCD, BHYT, e-card): it is read instead of the print. Any
     other (a payment or shop sticker beside the card) leaves the print to be read — in
@@ -114,7 +123,8 @@ class CardImageReader:
         log.debug("screen image: model %s, %d fields", card.model, len(card.fields))
         return credential_from_text(card, self.tables, today=today)
 
-    def read_file(self, path: Path, *, today: date) -> ImageResult:
+    def read_file(self, path: Path, *, today: date,
+                  fingerprint_key: bytes | None = None) -> ImageResult:
         from readers.devices.camera import FrameRefused, frames_of, scan_file
         from verify.qr import parse_qr
 
@@ -126,7 +136,7 @@ class CardImageReader:
         refused: InputFormatError | None = None
         for text in result.payloads:
             try:
-                found.append(replace(parse_qr(text), read_from="qr"))
+                found.append(qr_credential(parse_qr(text), text, fingerprint_key))
             except InputFormatError as e:
                 refused = refused or e
         if found:

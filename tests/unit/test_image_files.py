@@ -126,7 +126,7 @@ def test_a_long_video_is_read_one_frame_at_a_time(tmp_path: Path) -> None:
     assert len(list(frames)) == 2  # frames 10 and 20
 
 
-def test_qr_scan_and_qr_parse_give_the_same_credential(tmp_path: Path) -> None:
+def test_qr_scan_qr_parse_and_image_read_give_the_same_credential(tmp_path: Path) -> None:
     """One way to print a QR's credential: ``qr scan`` lacked the keyed fingerprint that
     ``qr parse`` gives (the same key, the daemon's, when readable)."""
     from readers.doubles.render import render_qr
@@ -145,7 +145,12 @@ def test_qr_scan_and_qr_parse_give_the_same_credential(tmp_path: Path) -> None:
     (payload,) = json.loads(scanned.stdout)["payloads"]
     parsed = run("qr", "parse", CCCD_EXAMPLE, env=env)
     assert payload == json.loads(parsed.stdout)
-    assert payload["raw_fingerprint"]
+    assert payload["raw_fingerprint"] and payload["read_from"] == "qr"
+    # image read prints a QR's credential the same way (it lacked the fingerprint, qr scan
+    # lacked read_from)
+    read = run("image", "read", str(image), env=env)
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout)["credentials"] == [payload]
 
 
 def with_thumbnail(jpeg: bytes) -> bytes:
