@@ -274,6 +274,18 @@ def test_journal_round_trip_tamper_and_purge(tmp_path: Path) -> None:
     assert j.purge(NOW) >= 1
 
 
+def test_a_journal_row_dated_ahead_is_no_answer_and_is_purged(tmp_path: Path) -> None:
+    """Written while the desk's clock ran a year fast, then the clock was mended: the row was
+    served as a fresh answer for a year and outlived the retention — purge kept it."""
+    j = Journal(tmp_path, b"k" * 32, retention=timedelta(hours=24))
+    j.put(["bhxh:0111077012"], {"code": "000"}, NOW + timedelta(days=365))
+    j.put(["bhxh:0200000001"], {"code": "000"}, NOW + timedelta(minutes=2))  # drift: fine
+    assert j.get("bhxh:0111077012", NOW) is None
+    assert j.get("bhxh:0200000001", NOW) is not None
+    assert j.purge(NOW + timedelta(days=30)) == 2  # the one ahead, and the one now too old
+    assert j.tampered == 0 and j.intact(NOW + timedelta(days=30))
+
+
 def test_journal_with_another_terminals_key_reads_nothing(tmp_path: Path) -> None:
     Journal(tmp_path, b"a" * 32, retention=timedelta(hours=24)).put(
         ["bhxh:0111077012"], {"code": "000"}, NOW)

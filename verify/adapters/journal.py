@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 log = logging.getLogger(__name__)
 FILE = "journal.db"
+CLOCK_SKEW = timedelta(minutes=5)  # a row may seem written this far ahead (clock drift)
 
 
 def _sub(key: bytes, label: bytes, data: bytes = b"") -> bytes:
@@ -246,21 +247,24 @@ class Journal:
             self.tampered += 1
             log.warning("journal row does not decrypt; ignored")
             return None
-        if now - at > self.retention:
-            return None
+        if now - at > self.retention or at - now > CLOCK_SKEW:
+            return None  # too old, or written while the clock ran ahead: not an answer of now
         return Entry(answer, at)
 
     def purge(self, now: datetime) -> int:
         if self.readonly:
             return 0
         cutoff = (now - self.retention).astimezone(UTC).isoformat()
+        # rows dated ahead of now (written while the desk's clock ran fast) would otherwise
+        # outlive the retention by as much as the clock was wrong
+        ahead = (now + CLOCK_SKEW).astimezone(UTC).isoformat()
         with self._lock:
             sealed = self._seal()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                old = self._conn.execute("SELECT h, at FROM entry WHERE at < ?",
-                                         (cutoff,)).fetchall()
-                self._conn.execute("DELETE FROM entry WHERE at < ?", (cutoff,))
+                old = self._conn.execute("SELECT h, at FROM entry WHERE at < ? OR at > ?",
+                                         (cutoff, ahead)).fetchall()
+                self._conn.execute("DELETE FROM entry WHERE at < ? OR at > ?", (cutoff, ahead))
                 if sealed is not None:
                     count, acc = sealed
                     for h, at in old:
