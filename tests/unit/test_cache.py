@@ -67,11 +67,14 @@ def test_a_copied_file_gives_nothing_away(tmp_path: Path) -> None:
     assert wrong is not None and wrong.lookup(lookup_identifier("0111077012")) is None
 
 
-def test_an_identifier_listed_twice_leaves_one_wrapped_key_in_the_file(tmp_path: Path) -> None:
-    """Two rows of an export with the same CCCD number: each wrapped its record key under the
-    same identifier-derived key with the same fixed nonce — two AES-GCM messages under one
-    key/nonce pair in a file that leaves the publisher. Now exactly one ciphertext under that
-    key is anywhere in the file's bytes (deleted rows zeroed), and the later row still wins."""
+def test_a_person_listed_twice_is_the_later_row_by_every_identifier(tmp_path: Path) -> None:
+    """Two rows of an export share a CCCD number (a card re-issued under a new BHXH number).
+    Each wrapped its record key under the same identifier-derived key with the same fixed
+    nonce — two AES-GCM messages under one key/nonce pair in a file that leaves the
+    publisher; and kept per identifier, the old row still answered by its own BHXH number
+    (and, the other way round, by a CCCD the new row lacks). Now the later row stands for
+    the person: the earlier one is gone whole, exactly one ciphertext under the shared key
+    is anywhere in the file's bytes (deleted rows zeroed), and the count says so."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -82,12 +85,12 @@ def test_an_identifier_listed_twice_leaves_one_wrapped_key_in_the_file(tmp_path:
     pub = Publisher()
     src = pub.build(tmp_path / "snap", rows=[first, *rest, again])
     manifest = install(src, tmp_path / "cache", pub.trusted)
+    assert manifest.record_count == len(rest) + 1
     snap = Snapshot.open(tmp_path / "cache", pub.trusted, READING)
     assert snap is not None
     hit = snap.lookup(lookup_identifier(str(first["cccd_number"])))
     assert hit is not None and hit.record["bhxh_number"] == "0200000099"  # the later row
-    other = snap.lookup(lookup_identifier(str(first["bhxh_number"])))
-    assert other is not None and other.record["full_name"] == first["full_name"]
+    assert snap.lookup(lookup_identifier(str(first["bhxh_number"]))) is None  # superseded
     salt = bytes.fromhex(manifest.index_salt)
     keys = derive(READING, salt, "cccd:" + str(first["cccd_number"]))
     raw = (tmp_path / "cache" / "current" / RECORDS).read_bytes()
@@ -99,9 +102,17 @@ def test_an_identifier_listed_twice_leaves_one_wrapped_key_in_the_file(tmp_path:
         except InvalidTag:
             continue
     assert opened == 1
-    with sqlite3.connect(tmp_path / "cache" / "current" / RECORDS) as conn:
-        rows = conn.execute("SELECT COUNT(*) FROM idx WHERE h = ?", (keys.index,)).fetchone()
-    assert rows == (1,)
+    # The reviewer's case: the old card (BHXH A + CCCD X, valid to 2025) then the new card
+    # (BHXH A, no CCCD, valid to 2026): the CCCD no longer finds the old card.
+    old = {**first, "valid_to": "2025-12-31"}
+    new = {**first, "cccd_number": None, "valid_to": "2026-12-31"}
+    src = pub.build(tmp_path / "snap2", version=2, rows=[old, new])
+    install(src, tmp_path / "cache", pub.trusted)
+    snap = Snapshot.open(tmp_path / "cache", pub.trusted, READING)
+    assert snap is not None
+    by_bhxh = snap.lookup(lookup_identifier(str(first["bhxh_number"])))
+    assert by_bhxh is not None and by_bhxh.record["valid_to"] == "2026-12-31"
+    assert snap.lookup(lookup_identifier(str(first["cccd_number"]))) is None
 
 
 def test_key_rotation_accepts_either_key(tmp_path: Path) -> None:

@@ -85,17 +85,15 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=4096;"
                        "PRAGMA cache_size=-262144; PRAGMA temp_store=FILE;"
                        "PRAGMA secure_delete=ON;" + _SCHEMA)
-    count = 0
     rec_rows: list[tuple[int, bytes]] = []
     idx_rows: list[tuple[bytes, int, bytes]] = []
     conn.execute("BEGIN")
-    for record in records:
-        count += 1
+    for number, record in enumerate(records, start=1):
         record_key = secrets.token_bytes(16)
-        rec_rows.append((count, seal_record(record, record_key)))
+        rec_rows.append((number, seal_record(record, record_key)))
         for ident in identifiers(record):
             keys = derive(reading_key, salt, ident)
-            idx_rows.append((keys.index, count, wrap_key(keys, record_key)))
+            idx_rows.append((keys.index, number, wrap_key(keys, record_key)))
         if len(rec_rows) >= batch:
             conn.executemany("INSERT INTO rec VALUES (?, ?)", rec_rows)
             conn.executemany("INSERT INTO idx VALUES (?, ?, ?)", idx_rows)
@@ -103,7 +101,7 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     conn.executemany("INSERT INTO rec VALUES (?, ?)", rec_rows)
     conn.executemany("INSERT INTO idx VALUES (?, ?, ?)", idx_rows)
     conn.execute(_INDEX)
-    _keep_last_of_each_identifier(conn)
+    count = _keep_last_of_each_person(conn)
     conn.execute("COMMIT")
     conn.close()
     manifest = Manifest(FORMAT, version, created, expires, count,
@@ -113,14 +111,22 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: Path, *, signing_key: E
     return manifest
 
 
-def _keep_last_of_each_identifier(conn: sqlite3.Connection) -> None:
-    """The same identifier twice in an export (a person listed under two cards, a re-issued
-    card): the later row wins, as a lookup would take it, and the earlier ones are removed —
-    zeroed in the file by ``secure_delete``. Each was wrapped under the same identifier-derived
-    key and fixed nonce; two AES-GCM messages under one key/nonce pair would show they share an
-    identifier and let the wrap key's authenticator be solved for. One ciphertext per key."""
+def _keep_last_of_each_person(conn: sqlite3.Connection) -> int:
+    """The same identifier in two rows of an export (a re-issued card, a person listed
+    twice): the later row stands for the person, and every earlier row sharing an identifier
+    with it is removed whole — its record and all its index rows, zeroed in the file by
+    ``secure_delete``. Kept per identifier, a lookup by the BHXH number found the new card
+    and one by the CCCD number the superseded one; and each duplicate was wrapped under the
+    same identifier-derived key and fixed nonce (two AES-GCM messages under one key/nonce
+    pair show they share an identifier and let the authenticator be solved for). One
+    ciphertext per key. Returns how many records remain."""
     if conn.execute("SELECT 1 FROM idx GROUP BY h HAVING COUNT(*) > 1 LIMIT 1").fetchone():
-        conn.execute("DELETE FROM idx WHERE rowid NOT IN (SELECT MAX(rowid) FROM idx GROUP BY h)")
+        conn.execute("CREATE TEMP TABLE superseded AS SELECT DISTINCT a.rec AS rec FROM idx a "
+                     "JOIN idx b ON a.h = b.h AND b.rec > a.rec")
+        conn.execute("DELETE FROM idx WHERE rec IN (SELECT rec FROM superseded)")
+        conn.execute("DELETE FROM rec WHERE id IN (SELECT rec FROM superseded)")
+        conn.execute("DROP TABLE superseded")
+    return int(conn.execute("SELECT COUNT(*) FROM rec").fetchone()[0])
 
 
 def _regular(path: Path, what: str) -> int:
