@@ -100,6 +100,14 @@ class Eligibility:
     five_years_reached: bool | None = None
     new_card: NewCard | None = None
     person: Person | None = None
+    # A chip read still going on (Active Authentication, the photo): this answer is given
+    # early for the identity and is ``needs_review`` until the read ends; the status the
+    # registry's answer had before that, for :func:`chip_final` to start from. None: final.
+    awaiting_chip: Status | None = None
+
+    @property
+    def provisional(self) -> bool:
+        return self.awaiting_chip is not None
 
     def to_json(self) -> dict[str, Any]:
         def iso(d: date | None) -> str | None:
@@ -137,6 +145,7 @@ class Eligibility:
             "messages": [m.to_json() for m in self.messages],
             "checked_at": self.checked_at.isoformat(),
             "data_as_of": self.data_as_of.isoformat() if self.data_as_of else None,
+            **({"provisional": True} if self.provisional else {}),
         }
 
 
@@ -179,7 +188,7 @@ def _registry_message(code: str, tables: Tables, notes: _Notes) -> tuple[Status,
 
 CHIP_NOTICES = frozenset({"chip_authentic", "chip_unanchored", "chip_pa_failed",
                           "chip_copy_suspected", "chip_read_incomplete",
-                          "chip_check_not_done"})
+                          "chip_check_not_done", "chip_read_in_progress"})
 
 
 def _chip_notice(credential: Credential, notes: _Notes) -> bool:
@@ -206,6 +215,11 @@ def _chip_notice(credential: Credential, notes: _Notes) -> bool:
     if evidence.completeness is Completeness.INCOMPLETE:
         failed = True
         notes.add("chip_read_incomplete")
+    if evidence.completeness is Completeness.IDENTITY:
+        # Active Authentication and the rest of the read are still to come: nothing the chip
+        # has not yet proved is shown as proved (fail closed) — a provisional needs_review.
+        failed = True
+        notes.add("chip_read_in_progress")
     if not (failed and name != "chip_pa_failed"):
         notes.add(name, reason=evidence.passive_auth.reason or "")
     return failed
@@ -215,18 +229,20 @@ def chip_final(eligibility: Eligibility, credential: Credential,
                tables: Tables) -> Eligibility:
     """The decision made at identity time, revisited with the whole chip read (photo, AA, CA,
     the final passive authentication): the chip notices are replaced, and a failure turns an
-    ``eligible`` into ``needs_review``. Never turns a decision more favourable."""
+    ``eligible`` into ``needs_review``. Never more favourable than the registry's answer: a
+    provisional answer (:attr:`Eligibility.awaiting_chip`) starts again from that, so a
+    read that proves everything ends ``eligible``, one that does not stays under review."""
     notes = _Notes(tables)
     failed = _chip_notice(credential, notes)
     kept = [m for m in eligibility.messages if m.code not in CHIP_NOTICES]
-    status = eligibility.status
+    status = eligibility.awaiting_chip or eligibility.status
     if failed and status is Status.ELIGIBLE:
         status = Status.NEEDS_REVIEW
     # The registry's own answer stays first (as ``decide`` put it); the rest by severity.
     first = kept[0] if kept and kept[0].code.removeprefix("registry_").isdigit() else None
     rest = sorted([*notes.items, *(kept[1:] if first else kept)],
                   key=lambda m: _SEVERITY_RANK[m.severity])
-    return replace(eligibility, status=status,
+    return replace(eligibility, status=status, awaiting_chip=None,
                    messages=tuple([first, *rest] if first else rest))
 
 
@@ -344,6 +360,7 @@ def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext,
     if answer.note and answer.code != CODE_OK:
         notes.add("registry_note", note=answer.note)
     _cross_checks(credential, answer, ctx, notes)
+    registry_status = status
     if _chip_notice(credential, notes) and status is Status.ELIGIBLE:
         status = Status.NEEDS_REVIEW  # fail closed: an unverifiable chip is not an identity
 
@@ -358,8 +375,14 @@ def decide(answer: RegistryAnswer, credential: Credential, ctx: DecisionContext,
         days_left=days_left, registered_facility=facility, is_registered_here=here,
         area_code=answer.area_code, five_years_date=five,
         five_years_reached=None if five is None else five <= today,
-        new_card=new_card, person=person,
+        new_card=new_card, person=person, awaiting_chip=_awaiting(credential, registry_status),
     )
+
+
+def _awaiting(credential: Credential, status: Status) -> Status | None:
+    """The registry's status while a chip read is still going on (see ``awaiting_chip``)."""
+    chip = credential.chip
+    return status if chip is not None and chip.completeness is Completeness.IDENTITY else None
 
 
 def undecided(credential: Credential, ctx: DecisionContext, reason: str) -> Eligibility:
@@ -377,6 +400,7 @@ def undecided(credential: Credential, ctx: DecisionContext, reason: str) -> Elig
             ctx.facility_code)
     return Eligibility(
         status=Status.NEEDS_REVIEW, source=Source.NONE, checked_at=ctx.checked_at,
+        awaiting_chip=_awaiting(credential, Status.NEEDS_REVIEW),
         data_as_of=None, messages=notes.ordered(None), card_code=credential.card_code,
         valid_from=credential.valid_from, valid_to=credential.valid_to,
         registered_facility=credential.registered_facility, is_registered_here=here,
@@ -403,19 +427,30 @@ def offline_decide(answer: RegistryAnswer, credential: Credential, ctx: Decision
     notes.add(notice, **values)
     if slow:
         notes.add("registry_slow")
-    status = e.status
+    review_all = False  # every status becomes needs_review
+    review_eligible = False  # an eligible one does
     if expired_days is not None:
         notes.add("snapshot_expired", days=f"{expired_days:.0f}")
-        status = Status.NEEDS_REVIEW
+        review_all = True
     if journal_tampered:  # a newer, negative answer may have been deleted from the journal
         notes.add("offline_journal_tampered")
-        status = Status.NEEDS_REVIEW if status is Status.ELIGIBLE else status
+        review_eligible = True
     if {"name_mismatch", "dob_mismatch"} & {m.code for m in e.messages}:
         notes.add("offline_mismatch")
-        status = Status.NEEDS_REVIEW if status is Status.ELIGIBLE else status
+        review_eligible = True
+
+    def stricter(status: Status) -> Status:
+        if review_all or (review_eligible and status is Status.ELIGIBLE):
+            return Status.NEEDS_REVIEW
+        return status
+
     first = notes.ordered(None)
     messages = e.messages
     if from_snapshot:  # the "000" was ours, not the gateway's: say nothing in its name
         messages = tuple(m for m in messages if not m.code.startswith("registry_"))
         e = replace(e, registry_code=None)
-    return replace(e, status=status, messages=first + messages)
+    # the status a chip read settles from is held to the same rules (else it would settle
+    # back to the stored answer's "eligible")
+    awaiting = None if e.awaiting_chip is None else stricter(e.awaiting_chip)
+    return replace(e, status=stricter(e.status), awaiting_chip=awaiting,
+                   messages=first + messages)

@@ -120,6 +120,8 @@ class ChipEvidence:
             return Verdict.INCOMPLETE
         if Check.FAILED in (self.active_auth, self.chip_auth):
             return Verdict.COPY_SUSPECTED
+        if self.completeness is Completeness.IDENTITY:
+            return Verdict.NOT_VERIFIED  # Active Authentication is still to come
         if (self.passive_auth.status is PaStatus.AUTHENTIC
                 and Check.NOT_VERIFIED not in (self.active_auth, self.chip_auth)):
             return Verdict.VERIFIED

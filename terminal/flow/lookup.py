@@ -130,9 +130,16 @@ class Lookup:
         ctx = self.context()
         if self.offline is not None and answer.code in OFFLINE_KEEP_CODES:
             self.offline.remember(credential, answer, ctx.checked_at)
-        for item in [p for p in self.pending if p.credential is credential]:
+        for item in [p for p in self.pending if _same_read(p.credential, credential)]:
             self.pending.remove(item)
-            self._compare(item, decide(answer, credential, ctx))
+            self._compare(item, decide(answer, item.credential, ctx))
+
+    def settle(self, provisional: Credential, credential: Credential,
+               eligibility: Eligibility) -> None:
+        """A chip read that was answered offline at identity time has ended: its re-check
+        compares and decides with the whole read, not the provisional answer."""
+        self.pending = [replace(p, credential=credential, eligibility=eligibility)
+                        if p.credential is provisional else p for p in self.pending]
 
     async def recheck(self) -> int:
         """Ask the registry again about answers given offline; flag changed outcomes.
@@ -174,3 +181,10 @@ class Lookup:
         cutoff = time.monotonic() - self._keep_flagged
         self.rechecks = [(t, d) for t, d in self.rechecks if t >= cutoff]
         return [d for _, d in self.rechecks]
+
+
+def _same_read(pending: Credential, asked: Credential) -> bool:
+    """The pending answer is the one this registry request was for — the same credential,
+    or the settled form of the same chip read (same keyed fingerprint)."""
+    return pending is asked or (pending.raw_fingerprint is not None
+                                and pending.raw_fingerprint == asked.raw_fingerprint)

@@ -15,6 +15,7 @@ from typing import Any
 from terminal.audit import AuditLog
 from terminal.flow.results import Actor, Verification
 from terminal.metrics import Metrics
+from verify.eligibility import Eligibility
 from verify.model import VN_TZ
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,8 @@ class Recorder:
 
     def record(self, result: Verification, actor: Actor, total_ms: float) -> None:
         c, e = result.credential, result.eligibility
-        self.metrics.verifications[e.status.value, e.source.value,
-                                   e.registry_code or "none"] += 1
+        if not e.provisional:  # a chip read's decision is counted once, when it settles
+            self._count(e)
         log.info("verified kind=%s fp=%s status=%s code=%s source=%s ms=%.1f",
                  c.kind.value, c.raw_fingerprint, e.status.value, e.registry_code,
                  e.source.value, total_ms)
@@ -163,14 +164,22 @@ class Recorder:
         self.audit.record(result, actor)
         self._publish("eligibility", result.to_json())
 
+    def _count(self, e: Eligibility) -> None:
+        self.metrics.verifications[e.status.value, e.source.value, e.registry_code or "none"] += 1
+
     def amend(self, previous: Verification, result: Verification, actor: Actor) -> None:
-        """A decision revisited (the whole chip read failed a check the identity passed):
-        everything that showed the first answer shows the final one, and the audit gets a
-        record with the final status."""
+        """A decision settled (a provisional chip answer) or revisited (the whole read
+        failed a check the identity passed): everything that showed the first answer shows
+        the final one, and the audit gets a record with the final status."""
         e = result.eligibility
-        self.metrics.amended[previous.eligibility.status.value, e.status.value] += 1
-        log.warning("decision amended fp=%s %s -> %s", result.credential.raw_fingerprint,
-                    previous.eligibility.status.value, e.status.value)
+        if previous.eligibility.provisional:
+            self._count(e)
+            log.info("decision settled fp=%s status=%s", result.credential.raw_fingerprint,
+                     e.status.value)
+        else:
+            self.metrics.amended[previous.eligibility.status.value, e.status.value] += 1
+            log.warning("decision amended fp=%s %s -> %s", result.credential.raw_fingerprint,
+                        previous.eligibility.status.value, e.status.value)
         if self.last.get() is previous:
             self.last.set(result)
         self.shift.replace(previous, result)

@@ -161,12 +161,15 @@ class Verifier:
 
     def amend(self, previous: Verification, credential: Credential,
               actor: Actor = DESK) -> Verification:
-        """Revisit a chip decision with the whole read (photo, AA, CA, final PA); record and
-        publish it when it changed. Never makes a decision more favourable."""
+        """Settle a chip decision with the whole read (photo, AA, CA, final PA); record and
+        publish it when it changed — always after a provisional answer. Never more favourable
+        than the registry's answer with everything the chip proved."""
         final = chip_final(previous.eligibility, credential, self.tables)
         result = Verification(credential, final, previous.registry_ms)
-        if (final.status, final.messages) != (previous.eligibility.status,
-                                              previous.eligibility.messages):
+        if previous.eligibility.provisional:
+            self.lookup.settle(previous.credential, credential, final)
+        if previous.eligibility.provisional or (final.status, final.messages) != (
+                previous.eligibility.status, previous.eligibility.messages):
             self.recorder.amend(previous, result, actor)
         return result
 

@@ -37,8 +37,8 @@ def mask_name(name: str | None) -> str | None:
 def kiosk_view(event: dict[str, Any]) -> dict[str, Any] | None:
     """What the patient may see of an eligibility event; None for other events."""
     status = event.get("status")
-    if status not in KIOSK_TEXT or event.get("recheck"):
-        return None
+    if status not in KIOSK_TEXT or event.get("recheck") or event.get("provisional"):
+        return None  # a chip still being read: the kiosk keeps showing "reading"
     person = event.get("person") or {}
     vi, en = KIOSK_TEXT[status]
     return {"status": status, "name": mask_name(person.get("full_name")), "vi": vi, "en": en,

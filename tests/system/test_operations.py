@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import threading
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def test_ready_and_watchdog_notifications(sim: BackgroundServer, tmp_path: Path)
 
 def test_cache_fetch_downloads_and_installs(tmp_path: Path) -> None:
     pub = Publisher("pub-a")
-    src = pub.build(tmp_path / "www")
+    # made now: a snapshot older than cache.max_age_days is refused at fetch (the daemon
+    # would not use it)
+    src = pub.build(tmp_path / "www", created=datetime.now(UTC))
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(src))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -56,7 +56,8 @@ def test_demo_card_events_in_order(chip_daemon: BackgroundServer) -> None:
     credential = events[0][1]
     assert credential["kind"] == "chip" and credential["father_name"] == "Nguyễn Văn Hải"
     assert credential["passive_auth"] == {"status": "authentic", "reason": None}
-    assert events[1][1]["status"] == "eligible"
+    assert events[1][1]["status"] == "needs_review" and events[1][1]["provisional"] is True
+    assert r.json()["eligibility"]["status"] == "eligible"  # settled once the read ended
     photo = events[2][1]
     assert photo["format"] == "jpeg" and str(photo["url"]).startswith("/api/v1/photo")
     image = httpx.get(f"{chip_daemon.url}{photo['url']}")
@@ -215,10 +216,11 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
                                                   faults: Faults, aa: str, ca: str,
                                                   checks: str) -> None:
     """Genuine signed data groups, another chip's key: passive authentication passes, Active
-    or Chip Authentication fails. AA runs after the identity is shown, so identity time said
-    "eligible" and the final word corrects it on the event stream, the answer, /last, the HIS
-    check-in and the audit. CA runs before the identity is read: its failure is in the first
-    answer already — never an "eligible" copy, not even for the seconds the photo takes."""
+    or Chip Authentication fails. AA runs after the identity is shown: the identity-time
+    answer is provisional (needs_review, "reading the chip"), never "eligible" — it said
+    eligible on every channel until the read ended (found by a review) — and the final word
+    says why on the event stream, the answer, /last, the HIS check-in and the audit. CA runs
+    before the identity is read: its failure is in the first answer already."""
     after_identity = checks == "AA"
     server = serve(sim, tmp_path, faults)
     try:
@@ -238,13 +240,15 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         copy = next(m for m in e["messages"] if m["code"] == "chip_copy_suspected")
         assert f"({checks})" in copy["vi"]
         names = [n for n, _ in events]
-        if after_identity:
-            assert names == ["credential", "eligibility", "photo", "eligibility", "chip"]
-            assert events[1][1]["status"] == "eligible"          # identity time
-            assert events[3][1]["status"] == "needs_review"      # the final word
-        else:
-            assert names == ["credential", "eligibility", "photo", "chip"]
-            assert events[1][1]["status"] == "needs_review"      # identity time already
+        assert names == ["credential", "eligibility", "photo", "eligibility", "chip"]
+        first, settled = events[1][1], events[3][1]
+        assert first["status"] == "needs_review" and first["provisional"] is True
+        messages = first["messages"]
+        assert isinstance(messages, list)
+        first_codes = [m["code"] for m in messages]
+        assert "chip_read_in_progress" in first_codes and "chip_authentic" not in first_codes
+        assert ("chip_copy_suspected" in first_codes) is not after_identity  # CA: known already
+        assert settled["status"] == "needs_review" and "provisional" not in settled
         assert events[-1][1]["verdict"] == "copy_suspected"
         assert events[-1][1]["status"] == "needs_review"
         last = httpx.get(f"{server.url}/api/v1/last").json()
@@ -257,16 +261,51 @@ def test_a_cloned_chip_is_needs_review_everywhere(sim: BackgroundServer, tmp_pat
         exported = run("audit", "export", env={"TIEPDON_DATA_DIR": str(tmp_path / "data")})
         statuses = [json.loads(x)["TIEPDON_STATUS"] for x in exported.stdout.splitlines()]
         metrics = httpx.get(f"{server.url}/metrics").text
-        amended = 'tiepdon_decisions_amended_total{from="eligible",to="needs_review"} 1'
-        if after_identity:
-            assert statuses == ["eligible", "needs_review"]
-            assert amended in metrics
-        else:
-            assert statuses == ["needs_review"]
-            assert "tiepdon_decisions_amended_total{" not in metrics
-        first = "eligible" if after_identity else "needs_review"  # counted once, as first made
+        assert statuses == ["needs_review", "needs_review"]  # provisional, then settled
+        assert "tiepdon_decisions_amended_total{" not in metrics  # settled, not amended
+        assert metrics.count("tiepdon_verifications_total{status=") == 1  # once, settled
+        assert 'tiepdon_verifications_total{status="needs_review"' in metrics
+    finally:
+        server.stop()
+
+
+def test_a_genuine_card_is_provisional_until_its_read_ends(sim: BackgroundServer,
+                                                           tmp_path: Path) -> None:
+    """A genuine card with Active Authentication, read slowly: until AA and the photo are
+    done, no channel says "eligible" — the kiosk shows nothing but "reading" (it said "card
+    valid, please sit" before AA had run), the audit's first record is needs_review; the
+    settled answer is eligible, counted once as eligible, not as an amendment."""
+    server = serve(sim, tmp_path, Faults(aa="ec", slow_ms=20))
+    kiosk: list[str] = []
+    ready = threading.Event()
+
+    def watch_kiosk() -> None:
+        with httpx.stream("GET", f"{server.url}/api/v1/kiosk/events", timeout=30) as r:
+            for line in r.iter_lines():
+                if line.startswith(": connected"):
+                    ready.set()
+                if line.startswith("data: {") and "status" in line:
+                    kiosk.append(line)
+                    return
+
+    try:
+        watcher = threading.Thread(target=watch_kiosk)
+        watcher.start()
+        assert ready.wait(10)
+        body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=60).json()
+        watcher.join(10)
+        assert body["active_auth"] == "passed" and body["eligibility"]["status"] == "eligible"
+        assert "provisional" not in body["eligibility"]
+        assert len(kiosk) == 1 and json.loads(kiosk[0][6:])["status"] == "eligible"
+        app: Any = server.server.config.app
+        app.state.services.verifier.drain()
+        exported = run("audit", "export", env={"TIEPDON_DATA_DIR": str(tmp_path / "data")})
+        statuses = [json.loads(x)["TIEPDON_STATUS"] for x in exported.stdout.splitlines()]
+        assert statuses == ["needs_review", "eligible"]
+        metrics = httpx.get(f"{server.url}/metrics").text
         assert metrics.count("tiepdon_verifications_total{status=") == 1
-        assert f'tiepdon_verifications_total{{status="{first}"' in metrics
+        assert 'tiepdon_verifications_total{status="eligible"' in metrics
+        assert "tiepdon_decisions_amended_total{" not in metrics
     finally:
         server.stop()
 

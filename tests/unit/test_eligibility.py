@@ -198,3 +198,56 @@ def test_undecided_is_needs_review_with_no_source(ctx: DecisionContext) -> None:
     assert e.data_as_of is None and e.registry_code is None
     j = e.to_json()
     assert j["source"] == "none" and j["messages"][0]["code"] == "registry_unavailable"
+
+
+# -- a chip read answered at identity time: provisional until it ends ---------------------------
+def _chip(completeness: object, aa: object = None) -> Credential:
+    from readers.emrtd.pa import PassiveAuth, PaStatus
+    from verify.evidence import Check, ChipDetails, ChipEvidence, Completeness, MrzSummary
+
+    assert isinstance(completeness, Completeness)
+    evidence = ChipEvidence(ChipDetails(MrzSummary("088004321", "880329", "280329", "M", "VNM"),
+                                        "pace"), PassiveAuth(PaStatus.AUTHENTIC, None),
+                            active_auth=aa if isinstance(aa, Check) else Check.NOT_SUPPORTED,
+                            completeness=completeness)
+    return replace(CARD, kind=CredentialKind.CHIP, chip=evidence)
+
+
+def test_a_chip_answer_is_provisional_until_the_read_settles_it(ctx: DecisionContext,
+                                                               tables: Tables) -> None:
+    """At identity time Active Authentication is still to come: the answer is needs_review,
+    provisional, and says the chip is being read (it said eligible, chip_authentic). The
+    settled answer starts again from the registry's: eligible when the chip proved
+    everything, needs_review when AA failed."""
+    from verify.eligibility import chip_final
+    from verify.evidence import Check, Completeness
+
+    first = decide(GOOD, _chip(Completeness.IDENTITY), ctx)
+    assert first.status is Status.NEEDS_REVIEW and first.provisional
+    assert first.to_json()["provisional"] is True
+    assert "chip_read_in_progress" in codes(first) and "chip_authentic" not in codes(first)
+    good = chip_final(first, _chip(Completeness.COMPLETE, Check.PASSED), tables)
+    assert good.status is Status.ELIGIBLE and not good.provisional
+    assert "chip_authentic" in codes(good) and "chip_read_in_progress" not in codes(good)
+    assert "provisional" not in good.to_json()
+    copy = chip_final(first, _chip(Completeness.COMPLETE, Check.FAILED), tables)
+    assert copy.status is Status.NEEDS_REVIEW and "chip_copy_suspected" in codes(copy)
+    torn = chip_final(first, _chip(Completeness.INCOMPLETE), tables)
+    assert torn.status is Status.NEEDS_REVIEW and "chip_read_incomplete" in codes(torn)
+
+
+def test_a_provisional_offline_answer_settles_no_better_than_offline(
+        ctx: DecisionContext, tables: Tables) -> None:
+    """An expired snapshot's answer is needs_review whatever the chip proves: the settled
+    answer must not fall back to the stored "eligible"."""
+    from datetime import timedelta
+
+    from verify.eligibility import chip_final, offline_decide
+    from verify.evidence import Check, Completeness
+
+    first = offline_decide(GOOD, _chip(Completeness.IDENTITY), ctx, data_as_of=NOW - timedelta(
+        days=20), notice="offline_snapshot", expired_days=13.0, from_snapshot=True,
+        version="3", date="01/11/2026")
+    assert first.provisional and first.status is Status.NEEDS_REVIEW
+    settled = chip_final(first, _chip(Completeness.COMPLETE, Check.PASSED), tables)
+    assert settled.status is Status.NEEDS_REVIEW and "snapshot_expired" in codes(settled)

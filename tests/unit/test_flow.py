@@ -182,3 +182,48 @@ def test_privacy_windows_purge(tables: Tables) -> None:
     shift.add(result)
     assert last.get() is None
     assert shift.recent() == [] and shift.stats()["total"] == 0
+
+
+def test_a_chip_read_answered_offline_is_rechecked_as_it_settled(tables: Tables) -> None:
+    """Registry down while a chip is read: the identity-time answer comes from the journal,
+    provisional, and is kept for a re-check. The re-check compared against — and decided
+    with — that provisional answer ("needs_review", the chip "being read" hours later). Now
+    the settled read is what the re-check starts from."""
+    from dataclasses import replace
+
+    from readers.emrtd.pa import PassiveAuth, PaStatus
+    from terminal.offline import OfflineHit
+    from verify.eligibility import chip_final
+    from verify.evidence import Check, ChipDetails, ChipEvidence, Completeness, MrzSummary
+
+    class Stored:
+        def lookup(self, credential: Credential) -> OfflineHit:
+            return OfflineHit(valid_answer(), NOW, "offline_journal", {"time": "08:00"})
+
+        def remember(self, *args: object) -> None:
+            return None
+
+    def chip(completeness: Completeness) -> Credential:
+        evidence = ChipEvidence(ChipDetails(MrzSummary("088004321", "880329", "280329", "M",
+                                                       "VNM"), "pace"),
+                                PassiveAuth(PaStatus.AUTHENTIC, None),
+                                active_auth=Check.PASSED, completeness=completeness)
+        return replace(CRED, kind=CredentialKind.CHIP, chip=evidence)
+
+    revoked = replace(valid_answer(), valid_to=date(2026, 3, 1))
+    registry, events = ScriptedRegistry(RegistryUnavailable("down"), revoked), Events()
+    look = Lookup(registry=registry, offline=Stored(), budget_seconds=3, metrics=Metrics(),  # type: ignore[arg-type]
+                  context=lambda: DecisionContext(tables, "01050", NOW), publish=events,
+                  keep_flagged_seconds=900)
+    identity = chip(Completeness.IDENTITY)
+    first = asyncio.run(look.decide(identity, QUERY)).eligibility
+    assert first.provisional and first.source is Source.CACHE
+    whole = chip(Completeness.COMPLETE)
+    settled = chip_final(first, whole, tables)
+    assert settled.status is Status.ELIGIBLE
+    look.settle(identity, whole, settled)
+    assert asyncio.run(look.recheck()) == 1
+    (flagged,) = look.flagged()
+    assert flagged["recheck"]["previous_status"] == "eligible"
+    assert flagged["status"] == "not_eligible" and "provisional" not in flagged
+    assert "chip_read_in_progress" not in [m["code"] for m in flagged["messages"]]

@@ -68,7 +68,9 @@ def test_chip_read_gives_ids_1_2_4_5_in_order(feed: Feed, his: His) -> None:
                       data["residencePlace"], data["issueDate"]]
     assert all(fields[i] for i in (0, 2, 3, 4, 6))
     assert raw["message"] == "Read raw data successfully!"
-    assert data["eligibility"]["status"] == "eligible"
+    # id 2 comes before Active Authentication: provisional, never "eligible" yet; id 5 settles
+    assert data["eligibility"]["status"] == "needs_review"
+    assert data["eligibility"]["provisional"] is True
     files = {k: base64.b64decode(v) for k, v in raw["data"].items()}
     assert files["img_data"][:3] == b"\xff\xd8\xff"
     assert files["dg1"][:1] == b"\x61" and files["sod"][:1] == b"\x77"
@@ -106,7 +108,8 @@ def test_strict_clients_find_only_strings_inside_data(sim: BackgroundServer,
         httpx.post(f"{f.daemon.url}/api/v1/chip/demo", timeout=30).raise_for_status()
         _, text, _, auth = h.wait_for([1, 2, 4, 5])
         assert all(isinstance(v, str) for v in text["data"].values()), text["data"]
-        assert text["eligibility"]["status"] == "eligible"  # beside data, not inside
+        assert text["eligibility"]["status"] == "needs_review"  # beside data, not inside
+        assert text["eligibility"]["provisional"] is True  # AA still to come at id 2
         assert "eligibility" not in auth["data"]
         assert auth["eligibility"]["status"] == "eligible"
         assert auth["data"]["eligibilityStatus"] == "eligible"
