@@ -226,6 +226,14 @@ class LoginLimiter:
         for k in keys:
             self._seen.pop(k, None)
 
+    def forgive(self, stamp: float, *keys: str) -> None:
+        """The attempt reserved at ``stamp`` was never made (the server was busy): it does
+        not count toward a lockout."""
+        for k in keys:
+            seen = self._seen.get(k)
+            if seen is not None and stamp in seen:
+                seen.remove(stamp)
+
 
 def csrf_token(key: bytes, session: str) -> str:
     return hmac.new(key, b"csrf|" + session.encode(), hashlib.sha256).hexdigest()[:32]

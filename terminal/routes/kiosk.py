@@ -8,11 +8,15 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from terminal.events import Event
-from terminal.routes.deps import BusDep
+from terminal.routes.deps import BusDep, SettingsDep
 from terminal.routes.sse import event_stream
+
+NOT_A_KIOSK = {"code": "kiosk_not_here",
+               "vi": "Màn hình này không có trong danh sách màn hình kiosk (http.kiosk_clients).",
+               "en": "This screen is not one of the kiosk screens (http.kiosk_clients)."}
 
 router = APIRouter(tags=["kiosk"])
 
@@ -55,8 +59,10 @@ def _encode(event: Event) -> bytes | None:
 
 
 @router.get("/api/v1/kiosk/events", response_model=None)
-async def kiosk_events(bus: BusDep, request: Request) -> Response:
+async def kiosk_events(bus: BusDep, settings: SettingsDep, request: Request) -> Response:
     """The kiosk's own stream: status, a masked name and a sentence. It never carries ID
     numbers, card codes, full names or photos, so the patient-facing browser never has them.
     Public, so its streams come from the kiosk's own small pool, never the HIS's or staff's."""
+    if not settings.http.kiosk_allowed(request.client.host if request.client else "?"):
+        return JSONResponse({"error": NOT_A_KIOSK}, status_code=403)
     return event_stream(bus, request, _encode, kiosk=True)

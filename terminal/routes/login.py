@@ -49,6 +49,9 @@ async def do_login(request: Request, login: LoginDep) -> Response:
         return error_answer(429, "login_locked", "Sai mật khẩu nhiều lần. Thử lại sau 5 phút.",
                             "Too many wrong passwords. Try again in 5 minutes.")
     if login.waiting.locked():
+        # others' slow password checks fill the queue: this try was never judged, so it
+        # must not count toward the staff member's own lockout
+        login.limiter.forgive(stamp, *keys)
         return error_answer(503, "login_busy", "Hệ thống đang bận. Thử lại sau ít giây.",
                             "Busy. Try again in a few seconds.")
     user = await login.check(username, form.get("password", "")[:256])

@@ -3,6 +3,7 @@ validators refuse a bad value at load. :class:`terminal.settings.Settings` gathe
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -135,6 +136,31 @@ class HttpSettings(_Section):
     # The public kiosk's own pool (one screen, no login): never the HIS's or staff's places.
     max_kiosk_streams: int = Field(default=4, ge=1, le=256)
     max_kiosk_streams_per_client: int = Field(default=2, ge=1, le=256)
+    # The kiosk screens' addresses (or networks): when set, only they may open the kiosk's
+    # stream — two other hosts holding its small pool kept the real screen out (429). Empty:
+    # any address (fine on loopback; set it when the daemon listens on the network).
+    kiosk_clients: list[str] = Field(default_factory=list)
+
+    @field_validator("kiosk_clients")
+    @classmethod
+    def _kiosk_clients(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or network") from None
+        return v
+
+    def kiosk_allowed(self, client: str) -> bool:
+        """May ``client`` (an address) open the kiosk's stream?"""
+        if not self.kiosk_clients:
+            return True
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(entry, strict=False)
+                   for entry in self.kiosk_clients)
     header_timeout_seconds: float = Field(default=10, gt=0, le=120)
 
 

@@ -76,6 +76,29 @@ def test_repeated_wrong_passwords_lock_out(lan: BackgroundServer) -> None:
     assert right.status_code == 429  # even the right password waits out the lockout
 
 
+def test_a_busy_answer_is_no_failed_login(lan: BackgroundServer) -> None:
+    """While others' slow password checks fill the queue, a staff member's tries were
+    answered 503 "busy" and still counted as failures: a few clicks locked their own
+    address for 5 minutes without one wrong password."""
+    app: Any = lan.server.config.app
+    login_state = app.state.login
+    real = login_state.waiting
+
+    class Busy:
+        def locked(self) -> bool:
+            return True
+
+    login_state.waiting = Busy()
+    try:
+        codes = [httpx.post(f"{lan.url}/login", data={"username": "lan", "password": "x"}
+                            ).status_code for _ in range(8)]
+    finally:
+        login_state.waiting = real
+    assert codes == [503] * 8
+    right = httpx.post(f"{lan.url}/login", data={"username": "lan", "password": "mat-khau-lan"})
+    assert right.status_code == 303 and right.headers["location"] == "/"
+
+
 def test_logged_in_staff_need_the_csrf_token(lan: BackgroundServer) -> None:
     client, csrf = login(lan, "lan", "mat-khau-lan")
     assert client.post("/api/v1/verify", json={"qr": CCCD_EXAMPLE}).status_code == 403

@@ -141,6 +141,26 @@ def _status(s: socket.socket) -> int:
     return int(s.recv(12)[9:12])
 
 
+def test_with_kiosk_clients_set_other_hosts_cannot_hold_the_kiosks_pool(
+        sim: BackgroundServer, tmp_path: Path, users: Path) -> None:
+    """Two hosts holding the kiosk's small pool (2 streams each) kept the real kiosk screen
+    out with 429 until they let go. With ``http.kiosk_clients`` naming the screen, other
+    hosts are refused (403, said), and the screen gets its stream."""
+    server = lan_server(sim.url, tmp_path / "data", users,
+                        http__kiosk_clients=["127.0.0.7/32"])
+    socks: list[socket.socket] = []
+    try:
+        for source in ("127.0.0.3", "127.0.0.3", "127.0.0.4", "127.0.0.4"):
+            socks.append(_open_raw(server, "/api/v1/kiosk/events", source))
+            assert _status(socks[-1]) == 403
+        socks.append(_open_raw(server, "/api/v1/kiosk/events", "127.0.0.7"))
+        assert _status(socks[-1]) == 200
+    finally:
+        for s in socks:
+            s.close()
+        end_streams(server)
+
+
 def test_kiosk_streams_have_their_own_pool_and_never_starve_the_his(
         sim: BackgroundServer, tmp_path: Path, users: Path) -> None:
     """Four addresses each try four kiosk streams (the page is public): the kiosk's pool holds
