@@ -202,6 +202,58 @@ def check_scope(manifest: Manifest, facility: str) -> None:
             f"{facility or 'not set (facility.code)'}: refused")
 
 
+# The highest version each scope ("*", or a facility's code) ever installed on this desk, with
+# its content hash: kept beside the snapshots, so pointing ``current`` back at the previous
+# folder, or a manifest that no longer parses, does not let an older snapshot in.
+HighWater = dict[str, tuple[int, str]]
+MAX_HIGH_WATER_BYTES = 64 * 1024
+
+
+def scope_of(manifest: Manifest) -> str:
+    return manifest.facility or "*"
+
+
+def check_high_water(manifest: Manifest, marks: Mapping[str, tuple[int, str]]) -> None:
+    mark = marks.get(scope_of(manifest))
+    if mark is None:
+        return
+    version, digest = mark
+    if manifest.snapshot_version < version:
+        raise CacheIntegrityError(
+            f"snapshot version {manifest.snapshot_version} is older than version {version} "
+            "installed before (rollback refused)")
+    if manifest.snapshot_version == version and not hmac.compare_digest(
+            manifest.content_hash, digest):
+        raise CacheIntegrityError(
+            f"snapshot version {version} was installed before with other content "
+            "(a version is never reused: refused)")
+
+
+def raise_high_water(marks: Mapping[str, tuple[int, str]], manifest: Manifest) -> HighWater:
+    out = dict(marks)
+    mark = out.get(scope_of(manifest))
+    if mark is None or manifest.snapshot_version > mark[0]:
+        out[scope_of(manifest)] = (manifest.snapshot_version, manifest.content_hash)
+    return out
+
+
+def parse_high_water(data: bytes) -> HighWater:
+    """The marks as written; anything unreadable is no marks (the folder's owner could
+    remove the file as easily)."""
+    try:
+        doc = json.loads(data)
+        return {str(scope): (int(v["version"]), str(v["content_hash"]))
+                for scope, v in doc["scopes"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return {}
+
+
+def high_water_bytes(marks: Mapping[str, tuple[int, str]]) -> bytes:
+    return json.dumps({"scopes": {scope: {"version": v, "content_hash": h}
+                                  for scope, (v, h) in sorted(marks.items())}},
+                      indent=1).encode() + b"\n"
+
+
 @dataclass(frozen=True, slots=True)
 class DeskTerms:
     """What a desk takes, the same at verify, install and fetch: snapshots for every
@@ -223,9 +275,12 @@ class DeskTerms:
 
 def check_version(manifest: Manifest, installed: Manifest | None) -> None:
     """Never back, and never the same version with other content: a publisher does not
-    reuse a version number, so that is another snapshot passed off as this one (another
-    facility's subset signed with the same key, say)."""
-    if installed is None:
+    reuse a version number, so that is another snapshot passed off as this one. Versions
+    count within a scope (every facility's, or one facility's subset): a desk moving from
+    the province-wide file to its facility's subset starts that subset's count (the
+    high-water marks keep each scope from going back; too old a snapshot is refused by
+    age)."""
+    if installed is None or scope_of(installed) != scope_of(manifest):
         return
     if manifest.snapshot_version < installed.snapshot_version:
         raise CacheIntegrityError(

@@ -411,6 +411,40 @@ def test_a_records_file_changed_after_loading_is_down_not_an_error(tmp_path: Pat
     assert health["status"] == "down" and "damaged" in health["reason"]
 
 
+def test_pointing_current_back_or_breaking_the_manifest_lets_no_older_snapshot_in(
+        tmp_path: Path) -> None:
+    """The installed manifest was the only record of the version: `current` pointed back at
+    the kept previous folder rolled the daemon back, and a manifest that no longer parsed
+    let any older signed version install. The highest version each scope installed is kept
+    beside the snapshots now (and a facility's subset is a scope of its own)."""
+    pub = Publisher()
+    cache = tmp_path / "cache"
+    install(pub.build(tmp_path / "v4", version=4), cache, pub.trusted)
+    previous = (cache / "current").resolve()
+    install(pub.build(tmp_path / "v5", version=5), cache, pub.trusted)
+    (cache / "current").unlink()
+    (cache / "current").symlink_to(previous.name)  # by hand, or a restored backup
+    with pytest.raises(CacheIntegrityError, match="older than version 5 installed before"):
+        Snapshot.open(cache, pub.trusted, READING)
+    store = _store(cache, pub)
+    store.load()
+    assert store.status == "down" and "rollback refused" in store.reason
+    (cache / "current").unlink()
+    (cache / "current").symlink_to(sorted(p.name for p in cache.iterdir()
+                                          if p.name.startswith("v5-"))[0])
+    (cache / "current" / MANIFEST).write_text("not JSON")  # the manifest broken
+    for version in (3, 5):  # older, or the same number with other content
+        with pytest.raises(CacheIntegrityError, match="installed before"):
+            install(pub.build(tmp_path / f"again{version}", version=version,
+                              rows=records()[:2]), cache, pub.trusted)
+    install(pub.build(tmp_path / "v6", version=6), cache, pub.trusted)  # newer: fine
+    # another scope (a facility's subset) has marks of its own
+    install(pub.build(tmp_path / "ours1", version=1, facility="01C54"), cache, pub.trusted,
+            terms=DeskTerms("01C54"))
+    snap = Snapshot.open(cache, pub.trusted, READING, facility="01C54")
+    assert snap is not None and snap.manifest.snapshot_version == 1
+
+
 def test_two_installs_at_once_take_turns(tmp_path: Path) -> None:
     """The daily timer installing while IT installs by hand: the one that finished first
     deleted the other's staging folder (it crashed), or its folder after the other switched

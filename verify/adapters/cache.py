@@ -33,19 +33,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from verify.snapshot import (
     FORMAT,
+    MAX_HIGH_WATER_BYTES,
     MAX_MANIFEST_BYTES,
     CacheError,
     CacheIntegrityError,
     DeskTerms,
+    HighWater,
     Manifest,
     check_hash,
+    check_high_water,
     check_scope,
     check_size,
     check_version,
     derive,
+    high_water_bytes,
     identifiers,
     open_record,
+    parse_high_water,
     parse_manifest,
+    raise_high_water,
     seal_record,
     sign_manifest,
     wrap_key,
@@ -245,6 +251,27 @@ def _install_lock(cache_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
+HIGH_WATER = ".high-water.json"
+
+
+def read_high_water(cache_dir: Path) -> HighWater:
+    try:
+        with (cache_dir / HIGH_WATER).open("rb") as f:
+            return parse_high_water(f.read(MAX_HIGH_WATER_BYTES))
+    except OSError:
+        return {}
+
+
+def _write_high_water(cache_dir: Path, marks: HighWater) -> None:
+    tmp = cache_dir / f".high-water-{secrets.token_hex(3)}"
+    with os.fdopen(_private_file(tmp), "wb") as f:
+        f.write(high_water_bytes(marks))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(cache_dir / HIGH_WATER)
+    _fsync_dir(cache_dir)
+
+
 def make_private_dir(path: Path) -> None:
     """``path`` and any missing parent (the data folder) created 0700 — ``mkdir(parents=)``
     gives the parents the umask's mode."""
@@ -260,6 +287,8 @@ def _install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey]
     terms.check(manifest)
     # an unreadable, or another facility's, installed snapshot is replaced, not trusted
     check_version(manifest, installed_for(cache_dir, trusted, terms.facility))
+    marks = read_high_water(cache_dir)
+    check_high_water(manifest, marks)  # older than anything this desk had: even so refused
     name = f"v{manifest.snapshot_version}-{secrets.token_hex(3)}"
     link_path = cache_dir / CURRENT
     previous = link_path.readlink().name if link_path.is_symlink() else None
@@ -279,6 +308,10 @@ def _install(src: Path, cache_dir: Path, trusted: Mapping[str, Ed25519PublicKey]
         link.symlink_to(name)
         link.replace(link_path)                     # the atomic switch
         _fsync_dir(cache_dir)
+        try:
+            _write_high_water(cache_dir, raise_high_water(marks, manifest))
+        except OSError as e:  # installed all the same; the mark is raised at the next one
+            log.warning("snapshot high-water mark not written: %s", type(e).__name__)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -319,6 +352,7 @@ class Snapshot:
         folder = current.resolve()
         manifest = parse_manifest(read_manifest(folder / MANIFEST), trusted)
         check_scope(manifest, facility)  # before the hash: a refusal costs no full read
+        check_high_water(manifest, read_high_water(cache_dir))  # `current` pointed back
         if verify_hash:
             verify_records(folder, manifest)
         return cls(folder, manifest, reading_key)
