@@ -14,8 +14,10 @@ from readers.emrtd.chip import ChipIdentity, ChipRead
 from readers.emrtd.mrz import AccessKey, CanKey, access_key_from_line2, yymmdd_to_date
 from verify.errors import (
     DateFormatError,
+    FieldTooLongError,
     IdNumberError,
     MissingFieldError,
+    MissingNumberError,
     QrFormatError,
 )
 from verify.evidence import ChipDetails, MrzSummary, evidence_of
@@ -33,14 +35,26 @@ from verify.model import (
 )
 from verify.qr import parse_cccd_qr
 
+# The longest a typed field may be, for every path that takes one (the HTTP API's request
+# model, ``tiepdon check``, ``tiepdon audit find``): beyond it, refused before any lookup.
+MAX_CODE_CHARS = 64
+MAX_NAME_CHARS = 200
+MAX_DATE_CHARS = 32
+
 
 def manual_credential(*, card_code: str | None, id_number: str | None, full_name: str | None,
                       date_of_birth: str | None) -> Credential:
     """Numbers typed by staff (or sent by the HIS). Raises an InputFormatError subclass."""
+    for value, most, what in ((card_code, MAX_CODE_CHARS, "card code"),
+                              (id_number, MAX_CODE_CHARS, "ID number"),
+                              (full_name, MAX_NAME_CHARS, "full name"),
+                              (date_of_birth, MAX_DATE_CHARS, "date of birth")):
+        if value is not None and len(value) > most:
+            raise FieldTooLongError(f"{what} longer than {most} characters")
     code = (card_code or "").strip()
     ident = (id_number or "").strip()
     if not code and not ident:
-        raise MissingFieldError("card code or ID number required")
+        raise MissingNumberError("card code or ID number required")
     id12: str | None = None
     if ident:
         if not (len(ident) == 12 and is_digits(ident)):

@@ -66,6 +66,19 @@ class MissingFieldError(InputFormatError):
     en = "Name or date of birth missing: the registry needs both for a lookup."
 
 
+class MissingNumberError(MissingFieldError):
+    """Neither a card code nor an ID number was given (same code, its own sentence)."""
+
+    vi = "Thiếu mã thẻ BHYT hoặc số CCCD. Vui lòng nhập một trong hai."
+    en = "No BHYT card code or CCCD number given. Type one of them."
+
+
+class FieldTooLongError(InputFormatError):
+    code = "field_too_long"
+    vi = "Dữ liệu nhập quá dài. Vui lòng kiểm tra lại."
+    en = "A typed field is too long. Check it again."
+
+
 class HisRequestError(InputFormatError):
     """An HIS feed request (HN212 ``/input_data``, ``/get_aa``) that is not what the protocol
     says."""

@@ -171,7 +171,12 @@ class ChipEvidence:
             "active_auth": self.active_auth.value,
             "chip_auth": self.chip_auth.value,
             "apdus": self.apdus,
+            # one verdict for every path that prints a chip (card read, the chip routes, the
+            # events): it was only the CLI's
+            "verdict": self.verdict.value,
         })
+        if self.chip_auth_reason is not None:  # why CA failed or could not be run
+            out["chip_auth_reason"] = self.chip_auth_reason
         if self.completeness is Completeness.INCOMPLETE:
             out["incomplete"] = True
         return out

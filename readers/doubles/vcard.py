@@ -251,6 +251,9 @@ class Faults:
     drop_dg13: tuple[int, ...] = ()   # DG13 fields left out
     bad_mac_after: int | None = None  # corrupt the MAC of this protected answer (1-based)
     aa: str = "none"                  # none (no DG15) | ec (Active Authentication) | ec_wrong
+    # the hash the chip signs AA challenges with, named in DG14's ActiveAuthenticationInfo:
+    # sha1 | sha224 | sha256 | sha384 | sha512 | ripemd160 (a hash the terminal does not know)
+    aa_hash: str = "sha256"
     pace: bool = True                 # EF.CardAccess offers PACE (CAN = last 6 ID digits)
     com_hides: tuple[int, ...] = ()   # data groups left out of the (unsigned) EF.COM list
     # Chip Authentication (DG14): none | aes128 | aes256 | 3des | 3des_kat (Set AT refused) |
@@ -305,8 +308,13 @@ def _algorithm(oid: str, params: bytes = b"") -> bytes:
     return encode_tlv(0x30, _der(core.ObjectIdentifier(oid)) + params)
 
 
+AA_PLAIN_OIDS = {"sha1": 1, "sha224": 2, "sha256": 3, "sha384": 4, "sha512": 5,
+                 "ripemd160": 6}  # BSI TR-03111 ecdsa-plain-<hash>: 0.4.0.127.0.7.1.1.4.1.n
+
+
 def build_dg14(curve: Curve, public: tuple[int, int], protocol: str, *,
-               encoding: str = "named", key_id: int | None = None) -> bytes:
+               encoding: str = "named", key_id: int | None = None,
+               aa_hash: str | None = None) -> bytes:
     """SecurityInfos with a ChipAuthenticationPublicKeyInfo and a ChipAuthenticationInfo (and,
     for the ``domain_info`` encodings, a ChipAuthenticationDomainParameterInfo), the key
     encoded as ``encoding`` says (one of DG14_ENCODINGS)."""
@@ -336,6 +344,10 @@ def build_dg14(curve: Curve, public: tuple[int, int], protocol: str, *,
         domain = (_algorithm(OID_EC_PUBLIC_KEY, named) if encoding == "domain_info"
                   else _algorithm(OID_STANDARDIZED_DOMAIN_PARAMETERS, standard))
         infos += encode_tlv(0x30, _der(core.ObjectIdentifier(OID_CA_ECDH)) + domain + key_ref)
+    if aa_hash is not None:  # ActiveAuthenticationInfo: id-AA, version 1, the algorithm
+        signature = f"0.4.0.127.0.7.1.1.4.1.{AA_PLAIN_OIDS[aa_hash]}"
+        infos += encode_tlv(0x30, _der(core.ObjectIdentifier("2.23.136.1.1.5"))
+                            + _der(core.Integer(1)) + _der(core.ObjectIdentifier(signature)))
     return encode_tlv(DG_TAGS[14], encode_tlv(0x31, infos))
 
 
@@ -367,7 +379,8 @@ def build_files(person: CardPerson, pki: TestPki, *, faults: Faults = Faults(),
     groups: dict[int, bytes] = {1: dg1, 2: dg2, 13: dg13}
     if ca_public is not None and faults.ca != "none":
         groups[14] = build_dg14(BY_NAME[faults.ca_curve], ca_public, CA_PROTOCOLS[faults.ca],
-                                encoding=faults.ca_encoding)
+                                encoding=faults.ca_encoding,
+                                aa_hash=faults.aa_hash if aa_key is not None else None)
     if aa_key is not None:
         groups[15] = encode_tlv(DG_TAGS[15], aa_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
@@ -625,7 +638,10 @@ class VirtualCccd:
             key = self.aa_key
             if self.faults.aa == "ec_wrong":
                 key = ec.generate_private_key(ec.SECP256R1())
-            r, s_ = decode_dss_signature(key.sign(c.data, ec.ECDSA(hashes.SHA256())))
+            chosen = {"sha1": hashes.SHA1(), "sha224": hashes.SHA224(),  # noqa: S303 - AA
+                      "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}.get(
+                self.faults.aa_hash, hashes.SHA256())
+            r, s_ = decode_dss_signature(key.sign(c.data, ec.ECDSA(chosen)))
             return r.to_bytes(32, "big") + s_.to_bytes(32, "big"), SW.OK
         return b"", SW.INS_NOT_SUPPORTED
 

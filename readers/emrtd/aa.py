@@ -3,7 +3,8 @@ public half is in DG15 (itself covered by passive authentication), by signing a 
 
 ECDSA keys: the answer is a plain ``r || s`` signature (BSI TR-03111) over the challenge with
 SHA-256 unless DG14 names another hash. RSA keys: ISO/IEC 9796-2 digital signature scheme 1
-with message recovery. Pure: the challenge is passed in.
+with message recovery (the hash named in the signature's trailer). Pure: the challenge is
+passed in.
 """
 
 from __future__ import annotations
@@ -26,6 +27,23 @@ PASSED, FAILED, NOT_SUPPORTED = "passed", "failed", "not_supported"
 # curve, parameter id or encoding it does not know): our limit, never a copy, never a pass.
 NOT_VERIFIED = "not_verified"
 _TRAILER_HASH = {0x33: "sha1", 0x34: "sha256", 0x36: "sha512", 0x35: "sha384", 0x38: "sha224"}
+_PLAIN = "0.4.0.127.0.7.1.1.4.1"  # BSI TR-03111 ecdsa-plain-signatures
+_X962 = "1.2.840.10045.4"         # ANSI X9.62 ecdsa-with-SHA*
+AA_HASHES = {f"{_PLAIN}.1": "sha1", f"{_PLAIN}.2": "sha224", f"{_PLAIN}.3": "sha256",
+             f"{_PLAIN}.4": "sha384", f"{_PLAIN}.5": "sha512", f"{_X962}.1": "sha1",
+             f"{_X962}.3.1": "sha224", f"{_X962}.3.2": "sha256", f"{_X962}.3.3": "sha384",
+             f"{_X962}.3.4": "sha512"}
+_EC_HASHES = {"sha1": hashes.SHA1(), "sha224": hashes.SHA224(),  # noqa: S303 - ICAO AA
+              "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+
+
+def aa_hash(algorithm: str | None) -> str | None:
+    """The hash an ECDSA chip signs the challenge with, from DG14's ActiveAuthenticationInfo
+    (None there: SHA-256, what chips without one use); None for an algorithm this terminal
+    does not know — the check cannot be run (not_verified), which is not a failure."""
+    if algorithm is None:
+        return "sha256"
+    return AA_HASHES.get(algorithm)
 
 
 def public_key_from_dg15(dg15: bytes) -> Any:
@@ -61,19 +79,21 @@ def _verify_iso9796_2(key: rsa.RSAPublicKey, challenge: bytes, signature: bytes)
 
 
 def verify_answer(key: Any, challenge: bytes, answer: bytes, sw: int,
-                  hash_name: str = "sha256") -> str:
+                  hash_name: str | None = "sha256") -> str:
+    """``hash_name``: the ECDSA hash (:func:`aa_hash`); None, one this terminal does not
+    know — an ECDSA answer then cannot be checked: ``not_verified``, never a pass."""
     if sw != SW.OK or not answer:
         return FAILED
     if isinstance(key, ec.EllipticCurvePublicKey):
+        if hash_name is None:
+            return NOT_VERIFIED
         half = len(answer) // 2
         if len(answer) % 2:
             return FAILED
         der = encode_dss_signature(int.from_bytes(answer[:half], "big"),
                                    int.from_bytes(answer[half:], "big"))
-        algorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),  # noqa: S303 - ICAO AA
-                     "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[hash_name]
         try:
-            key.verify(der, challenge, ec.ECDSA(algorithm))
+            key.verify(der, challenge, ec.ECDSA(_EC_HASHES[hash_name]))
         except InvalidSignature:
             return FAILED
         return PASSED

@@ -32,6 +32,7 @@ OID_STANDARDIZED_DOMAIN_PARAMETERS = "0.4.0.127.0.7.1.2"  # BSI TR-03110-3 §A.2
 CA_ECDH = {f"{OID_CA}.2.1": (DES3, 16), f"{OID_CA}.2.2": (AES, 16),
            f"{OID_CA}.2.3": (AES, 24), f"{OID_CA}.2.4": (AES, 32)}
 OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+OID_AA = "2.23.136.1.1.5"  # ActiveAuthenticationInfo (ICAO 9303-11 §9.2.7): the AA signature
 OID_PRIME_FIELD = "1.2.840.10045.1.1"
 MAX_DG14_BYTES = 8192  # a few SecurityInfos; anything bigger is not a DG14 we trust to parse
 
@@ -74,6 +75,9 @@ class ChipAuthOffer:
 class Dg14:
     offers: tuple[ChipAuthOffer, ...]
     unsupported: tuple[str, ...]  # CA the chip offers that this terminal cannot run (why)
+    # ActiveAuthenticationInfo's signatureAlgorithm (dotted OID): how an ECDSA chip hashes
+    # the challenge it signs; None when DG14 names none
+    aa_algorithm: str | None = None
 
     @property
     def offers_ca(self) -> bool:
@@ -181,9 +185,13 @@ def parse_dg14(data: bytes) -> Dg14:
         keys: dict[int | None, KeyInfo] = {}
         domains: dict[int | None, Curve | str | None] = {}
         unsupported: list[str] = []
+        aa_algorithm: str | None = None
         for info in infos:
             oid = info["protocol"].dotted
             optional = info["optional_data"]
+            if oid == OID_AA:  # version, then the signature algorithm's OID
+                aa_algorithm = core.ObjectIdentifier.load(optional.dump(), strict=True).dotted
+                continue
             key_id = _integer(optional) if optional.native is not None else None
             if oid == OID_PK_ECDH:
                 keys[key_id] = _public_key(info["required_data"])
@@ -218,7 +226,7 @@ def parse_dg14(data: bytes) -> Dg14:
                 unsupported.append(key)
             else:
                 offers.append(ChipAuthOffer(oid, suite[0], suite[1], key[0], key[1], key_id))
-    return Dg14(tuple(offers), tuple(unsupported))
+    return Dg14(tuple(offers), tuple(unsupported), aa_algorithm)
 
 
 def _oid_bytes(dotted: str) -> bytes:

@@ -28,6 +28,7 @@ from readers.emrtd.aa import (
     NOT_SUPPORTED,
     NOT_VERIFIED,
     PASSED,
+    aa_hash,
     internal_authenticate,
     public_key_from_dg15,
     verify_answer,
@@ -141,6 +142,7 @@ class ReadProgress:
     chunk: int | None = None
     chip_auth: str = NOT_SUPPORTED
     chip_auth_reason: str | None = None
+    chip_auth_tries: int = 0  # Chip Authentications that broke the channel (CA_TRIES at most)
     identity_sent: bool = False
     reconnects: int = 0
     apdus: int = 0
@@ -155,11 +157,18 @@ class ReadProgress:
         self.files.clear()
         self.partial.clear()
         self.chip_auth, self.chip_auth_reason = NOT_SUPPORTED, None
+        self.chip_auth_tries = 0
+
+
+# A genuine chip whose answer was corrupted once (a bad MAC under the old keys, a lost
+# response) proves its key on a second try; a copy never does. One failure is not a verdict.
+CA_TRIES = 2
 
 
 class ChipAuthBroken(SecureMessagingError):
-    """Chip Authentication failed and took the secure channel with it: reconnect and read on
-    without it (the failure is recorded in :class:`ReadProgress`)."""
+    """Chip Authentication failed and took the secure channel with it: reconnect, and try
+    it again or, after CA_TRIES, read on without it (the failure recorded in
+    :class:`ReadProgress`)."""
 
 
 SM_ABORTED = (SW.SM_DATA_MISSING, SW.SM_DATA_INCORRECT)  # 6987, 6988: the chip dropped SM
@@ -364,7 +373,9 @@ def _chip_authentication(s: ChipSession, sod: Sod, present: set[int]) -> None:
         if passed_before:
             # It proved this key before the tear and cannot now: another chip was placed.
             raise CardSwapped("Chip Authentication failed after the card came back") from e
-        progress.chip_auth, progress.chip_auth_reason = FAILED, type(e).__name__
+        progress.chip_auth_tries += 1
+        if progress.chip_auth_tries >= CA_TRIES:
+            progress.chip_auth, progress.chip_auth_reason = FAILED, type(e).__name__
         raise ChipAuthBroken("Chip Authentication failed") from e
     progress.chip_auth, progress.chip_auth_reason = PASSED, None
 
@@ -418,10 +429,11 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
         answer, sw = s.transmit(internal_authenticate(challenge))
         aa_signature = answer if sw == SW.OK else None
         try:
-            active = verify_answer(public_key_from_dg15(groups[15]), challenge, answer, sw)
+            active = verify_answer(public_key_from_dg15(groups[15]), challenge, answer, sw,
+                                   hash_name=aa_hash(_aa_algorithm(groups.get(14))))
         except (TlvError, ValueError):
             active = FAILED
-        if active != PASSED:
+        if active not in (PASSED, NOT_VERIFIED):
             active = FAILED
     if set(groups) != identity_groups:
         pa = passive_authentication(sod, groups, trust, now=now)  # DG2 and DG15 included
@@ -430,6 +442,17 @@ def read_chip(port: CardPort, keys: Sequence[AccessKey | CanKey], *, rnd: Callab
     return ChipRead(identity, photo, pa, active, progress.apdus, progress.bytes_in,
                     progress.bytes_out, progress.chip_auth, progress.chip_auth_reason,
                     progress.reconnects, files, aa_signature)
+
+
+def _aa_algorithm(dg14: bytes | None) -> str | None:
+    """DG14's ActiveAuthenticationInfo signature algorithm; None without one (or when DG14
+    does not parse: Chip Authentication reports that on its own)."""
+    if dg14 is None:
+        return None
+    try:
+        return parse_dg14(dg14).aa_algorithm
+    except TlvError:
+        return None
 
 
 def sign_challenge(port: CardPort, keys: Sequence[AccessKey | CanKey], challenge: bytes, *,
@@ -489,7 +512,7 @@ def read_with_retries(connect: Callable[[], CardPort], keys: Sequence[AccessKey 
             return read_chip(port, keys, progress=progress, **kwargs)
         except ChipAuthBroken:
             progress.reconnects += 1
-            continue  # at most once: the failure is recorded and CA is not tried again
+            continue  # at most CA_TRIES times: then the failure is recorded, CA not tried
         except CardRemoved:
             if port.count == 0 and stale < STALE_RECONNECTS:
                 stale += 1

@@ -175,9 +175,14 @@ def _subject_fingerprints(args: argparse.Namespace, terminal_key: bytes | None) 
     """The person's fingerprint under every key that may have made it: the facility's
     subject key, and a terminal's own key (records made before the facility key)."""
     from terminal.keys import derive_key
+    from verify.credentials import manual_credential
     from verify.fingerprint import fingerprint
 
-    text = "subject:" + (args.id or args.card)
+    # Read as the desk read it (one rule: manual_credential): `gd401…`, spaces, dashes and a
+    # 20-character code name the same person; a malformed number is said, not searched.
+    person = manual_credential(card_code=args.card, id_number=args.id, full_name=None,
+                               date_of_birth=None)
+    text = "subject:" + str(person.id_number or person.card_code)
     subject = (_subject_key_file(args.subject_key) if args.subject_key
                else settings_of(args).subject_key())
     keys = [derive_key(subject, "subject")] if subject else []
@@ -204,4 +209,6 @@ def cmd_audit_find(args: argparse.Namespace) -> int:
         hits = [r for r in audit.export() if r.get("TIEPDON_SUBJECT") in targets]
     for record in hits:
         print_line(record)
+    if not hits:
+        print("tiepdon: no audit records of this person", file=sys.stderr)
     return EXIT_OK if hits else EXIT_NEGATIVE

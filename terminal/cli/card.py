@@ -81,7 +81,6 @@ def cmd_card_read(args: argparse.Namespace) -> int:
     if args.photo_out and result.photo is not None:
         Path(args.photo_out).write_bytes(result.photo.image)
     assert credential.chip is not None
-    out["verdict"] = credential.chip.verdict.value
     print_json(out)
     return card_read_exit(credential.chip)
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from terminal.flow.results import error_json
 from terminal.routes.deps import NO_RESULT, ActorDep, BusDep, SignedInDep, VerifierDep
 from terminal.routes.sse import event_stream
+from verify.credentials import MAX_CODE_CHARS, MAX_DATE_CHARS, MAX_NAME_CHARS
 from verify.errors import InputFormatError
 from verify.his import checkin_record, checkin_xml
 
@@ -25,10 +26,10 @@ class VerifyRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     qr: str | None = Field(default=None, max_length=65536)
-    card_code: str | None = Field(default=None, max_length=64)
-    id_number: str | None = Field(default=None, max_length=64)
-    full_name: str | None = Field(default=None, max_length=200)
-    date_of_birth: str | None = Field(default=None, max_length=32)
+    card_code: str | None = Field(default=None, max_length=MAX_CODE_CHARS)
+    id_number: str | None = Field(default=None, max_length=MAX_CODE_CHARS)
+    full_name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    date_of_birth: str | None = Field(default=None, max_length=MAX_DATE_CHARS)
     # Who typed it: the scan field, the manual form, the HIS, or staff confirming the form a
     # card image filled (the page sends "card_image" while any field is still as read).
     reader: Literal["keyboard", "manual", "his", "card_image"] | None = None

@@ -111,6 +111,14 @@ def test_daemon_audits_every_verification(daemon: BackgroundServer, tmp_path: Pa
     assert json.loads(p.stdout)["records"] == 3
     found = run("audit", "find", "--id", "001098012345", env=env)
     assert found.returncode == 0 and len(found.stdout.splitlines()) == 2
+    # typed as staff type it, the same person (the command searched the text as typed)
+    for typed in (("--id", " 001098012345 "), ("--card", "0010-9801-2345")):
+        again = run("audit", "find", *typed, env=env)
+        assert again.stdout == found.stdout, (typed, again.stderr)
+    short = run("audit", "find", "--id", "00109801234", env=env)  # 11 digits: said, exit 2
+    assert short.returncode == 2 and len(short.stderr.strip().splitlines()) == 1
+    nobody = run("audit", "find", "--id", "001099999999", env=env)
+    assert nobody.returncode == 1 and "no audit records" in nobody.stderr
     exported = run("audit", "export", env=env).stdout
     first = json.loads(exported.splitlines()[0])
     assert first["SYSLOG_IDENTIFIER"] == "tiepdon" and first["TIEPDON_STATUS"] == "eligible"

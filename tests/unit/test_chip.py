@@ -296,6 +296,40 @@ def test_bad_mac_at_every_answer_is_a_secure_messaging_error() -> None:
             read(card(Faults(bad_mac_after=k)))
 
 
+def test_one_corrupted_answer_during_chip_authentication_is_no_copy() -> None:
+    """A bad MAC on one answer while Chip Authentication runs (under the old keys, or the
+    first answer under the new ones) branded a genuine card a copy ("BẢN SAO"), with no
+    second try. A copy never proves its key; a genuine chip does on the next try — so CA is
+    tried twice before it is called failed."""
+    passed: list[int] = []
+    for k in range(1, 12):
+        c = card(Faults(bad_mac_after=k))
+
+        def connect(c: VirtualCccd = c) -> CardProcessPort:
+            c.reset()
+            return CardProcessPort(c)
+
+        try:
+            result = read_with_retries(connect, [DEMO_PERSON.access_key], retries=2,
+                                       rnd=os.urandom, extended=False, trust=trust(), now=NOW)
+        except SecureMessagingError:
+            continue  # outside CA: a read error, said as such (never a verdict)
+        assert result.chip_auth == "passed", (k, result.chip_auth, result.chip_auth_reason)
+        passed.append(k)
+    # the three answers CA itself exchanges under BAC here: MSE, General Authenticate, and the
+    # first answer under the new keys (the others are answers outside CA: read errors)
+    assert passed == [7, 8, 9], passed
+    clone = card(Faults(ca="clone"))
+
+    def reconnect() -> CardProcessPort:
+        clone.reset()
+        return CardProcessPort(clone)
+
+    copy = read_with_retries(reconnect, [DEMO_PERSON.access_key], retries=2, rnd=os.urandom,
+                             extended=False, trust=trust(), now=NOW)
+    assert copy.chip_auth == "failed" and copy.reconnects == 2  # tried twice, then said
+
+
 def test_retry_after_tag_lost_resumes_where_it_stopped() -> None:
     c = card(Faults(tear_at=(40,)))
     connections = 0
@@ -336,6 +370,19 @@ def test_active_authentication(mode: str, outcome: str) -> None:
     result = read(aa_card(mode))
     assert result.active_auth == outcome
     assert result.passive_auth.status is PaStatus.AUTHENTIC  # DG15 itself is signed
+
+
+@pytest.mark.parametrize(("aa_hash", "outcome"), [
+    ("sha1", "passed"), ("sha224", "passed"), ("sha384", "passed"), ("sha512", "passed"),
+    ("ripemd160", "not_verified")])
+def test_active_authentication_hashes_as_dg14_says(aa_hash: str, outcome: str) -> None:
+    """The challenge was always hashed with SHA-256: a genuine ECDSA chip whose DG14
+    ActiveAuthenticationInfo names SHA-1/224/384/512 failed AA — called a possible copy. A
+    hash this terminal does not know is "not verified" (our limit), never a pass."""
+    genuine = read(card(Faults(aa="ec", aa_hash=aa_hash)))  # with DG14 (CA), which names it
+    assert genuine.active_auth == outcome
+    if outcome == "passed":
+        assert read(card(Faults(aa="ec_wrong", aa_hash=aa_hash))).active_auth == "failed"
 
 
 def test_rsa_iso9796_2_answers() -> None:

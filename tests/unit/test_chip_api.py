@@ -317,6 +317,19 @@ def test_a_genuine_aa_chip_ends_verified(sim: BackgroundServer, tmp_path: Path) 
         assert body["active_auth"] == "passed"  # found through the SOD, not EF.COM
         assert body["chip_auth"] == "passed"
         assert body["eligibility"]["status"] == "eligible"
+        assert body["verdict"] == "verified"  # as `card read` prints it (it was CLI-only)
+    finally:
+        server.stop()
+
+
+def test_the_chip_json_says_why_ca_could_not_run(sim: BackgroundServer,
+                                                  tmp_path: Path) -> None:
+    """CONTRACT: not_verified "with a reason" — the chip JSON had no reason on any path."""
+    server = serve(sim, tmp_path, Faults(ca="unsupported"))
+    try:
+        body = httpx.post(f"{server.url}/api/v1/chip/demo", timeout=30).json()
+        assert body["chip_auth"] == "not_verified" and body["verdict"] == "not_verified"
+        assert "unsupported" in body["chip_auth_reason"]
     finally:
         server.stop()
 

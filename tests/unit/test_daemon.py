@@ -88,6 +88,31 @@ def test_a_qr_with_typed_fields_is_refused_as_the_cli_refuses_it(
     assert error["code"] == "mixed_input" and "không gửi cả hai" in error["vi"]
 
 
+def test_typed_fields_are_held_to_the_same_limits_on_both_paths(
+        daemon: BackgroundServer, tmp_path: Path) -> None:
+    """A 300-character name was 422 over HTTP but went to the registry from `tiepdon check`
+    (and came back needs_review, exit 1); an empty card code said "name or date of birth
+    missing" on both. One rule now (manual_credential): too long is refused on both paths,
+    and a missing number says so."""
+    from tests.helpers.cli import run
+
+    long_name = "A" * 300
+    cli_env = {"TIEPDON_DATA_DIR": str(tmp_path / "cli"), "TIEPDON_FACILITY_CODE": "01C54"}
+    assert verify(daemon, {"card_code": "GD4010111077012", "full_name": long_name,
+                           "date_of_birth": "29/03/1988"}).status_code == 422
+    p = run("check", "--card", "GD4010111077012", "--name", long_name, "--dob", "29/03/1988",
+            "--offline", env=cli_env)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "too long" in p.stderr
+    empty = verify(daemon, {"card_code": "", "full_name": "Nguyễn Tiến Đạt",
+                            "date_of_birth": "29/03/1988"})
+    assert empty.status_code == 422
+    assert "mã thẻ BHYT hoặc số CCCD" in empty.json()["error"]["vi"]
+    p = run("check", "--card", "", "--name", "Nguyễn Tiến Đạt", "--dob", "29/03/1988",
+            "--offline", env=cli_env)
+    assert p.returncode == 2 and ("card code" in p.stderr or "mã thẻ" in p.stderr), p.stderr
+
+
 def test_unknown_json_fields_are_refused(daemon: BackgroundServer) -> None:
     assert verify(daemon, {"qr": CCCD_EXAMPLE, "extra": "x"}).status_code == 422
 
