@@ -90,8 +90,11 @@ def test_an_his_web_page_receives_the_messages_unchanged(
         got = page.evaluate("window.got")
         assert [m["id"] for m in got] == [1, 2, 4, 5]
         assert got[1]["data"]["idCode"] == DEMO_PERSON.id_number
-        assert got[1]["data"]["eligibility"]["status"] == "eligible"
+        # id 2 comes before Active Authentication: provisional; id 5 carries the settled word
+        assert got[1]["data"]["eligibility"]["status"] == "needs_review"
+        assert got[1]["data"]["eligibility"]["provisional"] is True
         assert got[3]["data"]["CA"] == "1"
+        assert got[3]["data"]["eligibilityStatus"] == "eligible"
         other = context.new_page()  # a page of an origin the settings do not name
         other.goto(stranger.url + "/")
         other.wait_for_function("window.info !== null || window.errors.length > 0")
