@@ -194,19 +194,19 @@ def webhook_feed(settings: Settings, terminal_key: bytes) -> WebhookFeed:
                        keep_seconds=h.webhook_keep_hours * 3600, send_photo=h.send_photo)
 
 
-def offline_store(settings: Settings, terminal_key: bytes, *, now: Clock | None = None,
+def offline_store(settings: Settings, terminal_key: bytes | None, *, now: Clock | None = None,
                   journal: Literal["write", "read", "none"] = "write") -> OfflineStore:
     """Journal (``read``: a one-shot command reading the daemon's, never writing; ``none``:
-    not at all) and installed snapshot."""
+    not at all, and no terminal key needed) and installed snapshot."""
     c = settings.cache
     trusted = settings.snapshot_keys()
     j = None
-    if journal == "write" and c.journal_hours > 0:
-        j = Journal(settings.data.dir, derive_key(terminal_key, "journal"),
-                    retention=timedelta(hours=c.journal_hours), now=now() if now else None)
-    elif journal == "read" and c.journal_hours > 0:
-        j = Journal.reader(settings.data.dir, derive_key(terminal_key, "journal"),
-                           retention=timedelta(hours=c.journal_hours))
+    if journal != "none" and c.journal_hours > 0:
+        if terminal_key is None:
+            raise ValueError("the journal needs the terminal key")
+        key, keep = derive_key(terminal_key, "journal"), timedelta(hours=c.journal_hours)
+        j = (Journal(settings.data.dir, key, retention=keep, now=now() if now else None)
+             if journal == "write" else Journal.reader(settings.data.dir, key, retention=keep))
     return OfflineStore(journal=j, cache_dir=cache_dir(settings), trusted=trusted,
                         reading_key=read_reading_key(c.reading_key_file),
                         max_age_days=c.max_age_days, now=now, facility=settings.facility.code)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terminal.cli.common import (
     EXIT_NEGATIVE,
@@ -26,6 +26,9 @@ from terminal.cli.common import (
 )
 from terminal.settings import Settings, read_reading_key, refused
 from terminal.settings.sections import FacilitySettings
+
+if TYPE_CHECKING:
+    from verify.snapshot import DeskTerms
 
 
 def register(sub: Any) -> None:
@@ -97,7 +100,7 @@ def _trusted(settings: Settings) -> Any:
                                                "no publisher key configured"))
 
 
-def _terms(settings: Settings) -> Any:
+def _terms(settings: Settings) -> DeskTerms:
     """What this desk takes (verify, install and fetch alike): its facility's or every
     facility's snapshots, none the daemon would not use at this time."""
     from verify.snapshot import DeskTerms
@@ -272,7 +275,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
     if manifest is None:
         raise CliError("no snapshot installed")
     at = now()
-    store = offline_store(settings, b"", now=lambda: at, journal="none")
+    store = offline_store(settings, None, now=lambda: at, journal="none")
     store.load()
     health = store.health()
     out = manifest.to_json()
