@@ -254,6 +254,7 @@ class Faults:
     # the hash the chip signs AA challenges with, named in DG14's ActiveAuthenticationInfo:
     # sha1 | sha224 | sha256 | sha384 | sha512 | ripemd160 (a hash the terminal does not know)
     aa_hash: str = "sha256"
+    aa_der: bool = False  # the AA answer DER-encoded (as X9.62 ecdsa-with-SHA* chips send it)
     pace: bool = True                 # EF.CardAccess offers PACE (CAN = last 6 ID digits)
     com_hides: tuple[int, ...] = ()   # data groups left out of the (unsigned) EF.COM list
     # Chip Authentication (DG14): none | aes128 | aes256 | 3des | 3des_kat (Set AT refused) |
@@ -641,7 +642,10 @@ class VirtualCccd:
             chosen = {"sha1": hashes.SHA1(), "sha224": hashes.SHA224(),  # noqa: S303 - AA
                       "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}.get(
                 self.faults.aa_hash, hashes.SHA256())
-            r, s_ = decode_dss_signature(key.sign(c.data, ec.ECDSA(chosen)))
+            signature = key.sign(c.data, ec.ECDSA(chosen))
+            if self.faults.aa_der:
+                return signature, SW.OK
+            r, s_ = decode_dss_signature(signature)
             return r.to_bytes(32, "big") + s_.to_bytes(32, "big"), SW.OK
         return b"", SW.INS_NOT_SUPPORTED
 

@@ -16,7 +16,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from readers.emrtd.apdu import INS_INTERNAL_AUTHENTICATE, SW, Command, unwrap_tlv
 from readers.emrtd.lds import DG_TAGS
@@ -78,6 +81,25 @@ def _verify_iso9796_2(key: rsa.RSAPublicKey, challenge: bytes, signature: bytes)
     return hmac.compare_digest(hashlib.new(algorithm, m1 + challenge).digest(), digest)
 
 
+def _ecdsa_forms(answer: bytes) -> list[bytes]:
+    """The DER signatures an ECDSA answer may be: plain ``r || s`` (BSI TR-03111, what ICAO
+    9303-11 asks for), or already DER (chips whose DG14 names an X9.62 ecdsa-with-SHA*
+    algorithm answer so). Each is only a candidate: it still has to verify."""
+    forms = []
+    if answer and len(answer) % 2 == 0:
+        half = len(answer) // 2
+        forms.append(encode_dss_signature(int.from_bytes(answer[:half], "big"),
+                                          int.from_bytes(answer[half:], "big")))
+    if answer[:1] == b"\x30":
+        try:
+            r, s = decode_dss_signature(answer)
+        except ValueError:
+            return forms
+        if encode_dss_signature(r, s) == answer:  # exactly one DER SEQUENCE, nothing after
+            forms.append(answer)
+    return forms
+
+
 def verify_answer(key: Any, challenge: bytes, answer: bytes, sw: int,
                   hash_name: str | None = "sha256") -> str:
     """``hash_name``: the ECDSA hash (:func:`aa_hash`); None, one this terminal does not
@@ -87,16 +109,14 @@ def verify_answer(key: Any, challenge: bytes, answer: bytes, sw: int,
     if isinstance(key, ec.EllipticCurvePublicKey):
         if hash_name is None:
             return NOT_VERIFIED
-        half = len(answer) // 2
-        if len(answer) % 2:
-            return FAILED
-        der = encode_dss_signature(int.from_bytes(answer[:half], "big"),
-                                   int.from_bytes(answer[half:], "big"))
-        try:
-            key.verify(der, challenge, ec.ECDSA(_EC_HASHES[hash_name]))
-        except InvalidSignature:
-            return FAILED
-        return PASSED
+        algorithm = ec.ECDSA(_EC_HASHES[hash_name])
+        for der in _ecdsa_forms(answer):
+            try:
+                key.verify(der, challenge, algorithm)
+            except InvalidSignature:
+                continue
+            return PASSED
+        return FAILED
     if isinstance(key, rsa.RSAPublicKey):
         return PASSED if _verify_iso9796_2(key, challenge, answer) else FAILED
     return NOT_SUPPORTED

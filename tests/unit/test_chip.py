@@ -385,6 +385,14 @@ def test_active_authentication_hashes_as_dg14_says(aa_hash: str, outcome: str) -
         assert read(card(Faults(aa="ec_wrong", aa_hash=aa_hash))).active_auth == "failed"
 
 
+def test_an_ecdsa_answer_in_der_is_read_too() -> None:
+    """Chips whose DG14 names an X9.62 ecdsa-with-SHA* algorithm answer with a DER signature,
+    not plain r || s: it was read as a 64-byte plain one and failed (a copy). Both forms are
+    candidates now; each still has to verify."""
+    assert read(card(Faults(aa="ec", aa_der=True))).active_auth == "passed"
+    assert read(card(Faults(aa="ec_wrong", aa_der=True))).active_auth == "failed"
+
+
 def test_rsa_iso9796_2_answers() -> None:
     import hashlib
 
